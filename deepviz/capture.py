@@ -1,0 +1,159 @@
+"""Capture decides *what* a snapshot holds: layer outputs, probabilities, loss, weights.
+
+Forward hooks on the probe set, in eval mode under ``no_grad``, the model
+restored to its previous mode afterwards. No Lightning or storage imports here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigurationError
+
+
+def linear_layers(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and name]
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and name]
+
+
+def resolve_layers(model: nn.Module, layers: list[str] | None = None) -> list[str]:
+    """The module names to capture: ``layers`` checked against the model, or every ``Linear``."""
+    modules = dict(model.named_modules())
+    available = [n for n in modules if n]
+    if layers is None:
+        found = linear_layers(model)
+        if not found:
+            raise ConfigurationError(
+                f"{type(model).__name__} has no nn.Linear layer to capture by default. Name the layers to "
+                f"capture with StatsCallback(..., layers=[...]). Available: {', '.join(available) or '(none)'}."
+            )
+        return found
+    if isinstance(layers, str):
+        raise ConfigurationError(f"layers must be a list of module names, got the string {layers!r}; write layers=[{layers!r}].")
+    unknown = [n for n in layers if n not in modules or not n]
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown layer {unknown[0]!r}. Available: {', '.join(available)}. "
+            "Names are as model.named_modules() reports them."
+        )
+    return list(dict.fromkeys(layers))
+
+
+@dataclass
+class CaptureResult:
+    """Per-image outputs for a set of probe rows (numpy, on the CPU)."""
+
+    logits: np.ndarray
+    probs: np.ndarray
+    loss: np.ndarray
+    activations: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def nonfinite(self) -> list[str]:
+        bad = [name for name, a in self.activations.items() if not np.isfinite(a).all()]
+        if not np.isfinite(self.logits).all():
+            bad.append("logits")
+        return bad
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def capture(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    layers: list[str],
+    batch_size: int = 256,
+) -> CaptureResult:
+    """Run ``inputs`` through ``model`` and collect what a snapshot stores.
+
+    Batches run on the model's device; each batch's results move to the CPU
+    as they come, so device memory stays bounded by one batch.
+    """
+    modules = dict(model.named_modules())
+    device = model_device(model)
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+
+    def hook_for(name):
+        def hook(_module, _inputs, output):
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            outputs[name].append(output.detach().flatten(1).float().cpu().numpy())
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(hook_for(name)) for name in layers]
+    was_training = model.training
+    logits_parts, loss_parts = [], []
+    try:
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(inputs), batch_size):
+                x = inputs[start : start + batch_size].to(device, non_blocking=True)
+                y = labels[start : start + batch_size].to(device, non_blocking=True)
+                logits = model(x)
+                if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+                    raise ConfigurationError(
+                        f"{type(model).__name__}.forward must return logits of shape (batch, classes) for the "
+                        f"probe set; it returned {type(logits).__name__}"
+                        f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else ''}."
+                    )
+                logits = logits.float()
+                loss_parts.append(F.cross_entropy(logits, y, reduction="none").cpu().numpy())
+                logits_parts.append(logits.cpu().numpy())
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    logits = np.concatenate(logits_parts) if logits_parts else np.zeros((0, 0), np.float32)
+    return CaptureResult(
+        logits=logits,
+        probs=softmax(logits),
+        loss=np.concatenate(loss_parts) if loss_parts else np.zeros(0, np.float32),
+        activations={k: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for k, v in outputs.items()},
+    )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    if logits.size == 0:
+        return logits.astype(np.float32)
+    z = logits - np.nanmax(logits, axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def weights_of(model: nn.Module, layers: list[str]) -> dict[str, np.ndarray]:
+    modules = dict(model.named_modules())
+    return {name: modules[name].weight.detach().float().cpu().numpy() for name in layers}
+
+
+def merge(parts: list[tuple[np.ndarray, CaptureResult]], n: int) -> CaptureResult:
+    """Reassemble shards (row indices, result) from several processes into probe order."""
+    first = parts[0][1]
+    out = CaptureResult(
+        logits=np.empty((n, first.logits.shape[1]), np.float32),
+        probs=np.empty((n, first.probs.shape[1]), np.float32),
+        loss=np.empty(n, np.float32),
+        activations={k: np.empty((n, v.shape[1]), np.float32) for k, v in first.activations.items()},
+    )
+    for rows, part in parts:
+        out.logits[rows] = part.logits
+        out.probs[rows] = part.probs
+        out.loss[rows] = part.loss
+        for k, v in part.activations.items():
+            out.activations[k][rows] = v
+    return out

@@ -1,0 +1,152 @@
+"""The probe set: a fixed, class-stratified, seeded subset of images that every snapshot refers to."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ConfigurationError
+
+THUMBNAIL_MAX = 64
+
+
+@dataclass
+class ProbeSet:
+    ids: np.ndarray  # int64 indices into what the user gave; stable across snapshots
+    inputs: torch.Tensor  # (N, C, H, W) float32, as the model sees them
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _labels_of(probe) -> np.ndarray | None:
+    for attr in ("targets", "labels"):
+        values = getattr(probe, attr, None)
+        if values is not None:
+            try:
+                arr = np.asarray(values)
+            except Exception:  # noqa: BLE001 - any non-array attribute: fall back to iterating
+                return None
+            if arr.ndim == 1 and len(arr) == len(probe):
+                return arr.astype(np.int64)
+    return None
+
+
+def _item(dataset, i):
+    item = dataset[int(i)]
+    if not isinstance(item, (tuple, list)) or len(item) < 2 or item[1] is None:
+        raise ConfigurationError(
+            f"Probe item {int(i)} is a {type(item).__name__}, not an (image, label) pair. The probe must be a "
+            "Dataset of (image, label) pairs or a pair (images, labels) of arrays or tensors; labels are needed "
+            "for loss, correctness and the confusion matrix."
+        )
+    return item[0], item[1]
+
+
+def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """Indices of a class-stratified subset of ``size`` (all when None), sorted.
+
+    Each class gets its share of ``size`` in proportion to its frequency
+    (largest remainders first), drawn with a seeded generator.
+    """
+    n = len(labels)
+    if size is None or size >= n:
+        return np.arange(n, dtype=np.int64)
+    if size <= 0:
+        raise ConfigurationError(f"probe_size must be a positive number of images, got {size}.")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts / n * size
+    take = np.floor(exact).astype(int)
+    for c in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
+        take[c] += 1
+    chosen = [rng.permutation(np.flatnonzero(labels == cls))[:k] for cls, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def build_probe(probe, probe_size: int | None = None, seed: int = 0) -> ProbeSet:
+    """A ProbeSet from a torch Dataset of (image, label) or a pair (images, labels)."""
+    if isinstance(probe, (tuple, list)) and len(probe) == 2 and not isinstance(probe[0], (int, float)):
+        images, labels = probe
+        if labels is None:
+            raise ConfigurationError(
+                "The probe pair (images, labels) has labels=None. Pass the labels: probe=(images, labels)."
+            )
+        images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        labels_np = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+        if labels_np.ndim != 1 or len(labels_np) != len(images):
+            raise ConfigurationError(
+                f"Probe labels must be a 1-D array with one label per image: got shape {labels_np.shape} "
+                f"for {len(images)} images."
+            )
+        if not np.issubdtype(labels_np.dtype, np.integer):
+            raise ConfigurationError(f"Probe labels must be integers (class indices), got dtype {labels_np.dtype}.")
+        ids = stratified_subset(labels_np, probe_size, seed)
+        inputs = images[torch.as_tensor(ids)].float()
+        return ProbeSet(ids=ids, inputs=inputs, labels=torch.as_tensor(labels_np[ids], dtype=torch.long))
+
+    if not hasattr(probe, "__getitem__") or not hasattr(probe, "__len__"):
+        raise ConfigurationError(
+            f"probe must be a torch Dataset of (image, label) pairs or a pair (images, labels); got {type(probe).__name__}."
+        )
+    if len(probe) == 0:
+        raise ConfigurationError("The probe dataset is empty; give at least one (image, label) pair.")
+    labels_np = _labels_of(probe)
+    if labels_np is None:
+        labels_np = np.asarray([int(_item(probe, i)[1]) for i in range(len(probe))], dtype=np.int64)
+    ids = stratified_subset(labels_np, probe_size, seed)
+    xs, ys = [], []
+    for i in ids:
+        x, y = _item(probe, i)
+        xs.append(torch.as_tensor(x).float())
+        ys.append(int(y))
+    return ProbeSet(ids=ids, inputs=torch.stack(xs), labels=torch.as_tensor(ys, dtype=torch.long))
+
+
+def display_range(inputs: torch.Tensor) -> tuple[float, float]:
+    """The value range mapped to black..white in thumbnails.
+
+    Inputs already in [0, 1] are shown as they are; anything else (e.g.
+    normalised inputs) is stretched by the probe set's global range, so
+    relative brightness between images is kept.
+    """
+    lo, hi = float(inputs.min()), float(inputs.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    if lo >= 0.0 and hi <= 255.0 and hi > 1.0:
+        return 0.0, 255.0
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def to_uint8_images(inputs: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) model inputs -> (N, H, W, C) uint8 for display."""
+    lo, hi = display_range(inputs)
+    x = inputs.detach().float().cpu().numpy()
+    if x.ndim == 3:
+        x = x[:, None]
+    x = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return np.round(x * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def thumbnails(inputs: torch.Tensor, max_size: int = THUMBNAIL_MAX) -> list[bytes]:
+    """PNG bytes of each probe image, at most ``max_size`` pixels a side."""
+    from PIL import Image
+
+    out = []
+    for img in to_uint8_images(inputs):
+        if img.shape[2] == 1:
+            pil = Image.fromarray(img[:, :, 0])
+        elif img.shape[2] == 3:
+            pil = Image.fromarray(img)
+        else:  # show the first channel of inputs that are neither grey nor RGB
+            pil = Image.fromarray(img[:, :, 0])
+        if max(pil.size) > max_size:
+            pil.thumbnail((max_size, max_size))
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG", optimize=False)
+        out.append(buf.getvalue())
+    return out
