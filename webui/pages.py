@@ -1,0 +1,19 @@
+"""HTML pages: the runs list and a run's timeline. All data comes from the JSON API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from .params import run_id
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def runs_page():
+    return render_template("runs.html")
+
+
+@bp.get("/runs/<run>")
+def run_page(run: str):
+    return render_template("run.html", run_id=run_id(run))

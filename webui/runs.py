@@ -1,0 +1,60 @@
+"""Runs and their steps."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, jsonify
+
+from .params import db, run_id
+
+bp = Blueprint("runs", __name__, url_prefix="/api")
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return _clean(value.item())
+    return value
+
+
+@bp.get("/runs")
+def list_runs():
+    out = []
+    for row in db().runs().to_dict("records"):
+        rid = row["run_id"]
+        entry = {k: _clean(v) for k, v in row.items()}
+        entry["steps"] = db().steps(rid) if "error" not in row or not isinstance(row.get("error"), str) else []
+        entry["running"] = entry.get("ended_at") is None
+        out.append(entry)
+    return jsonify(out)
+
+
+@bp.get("/runs/<run>")
+def run_detail(run: str):
+    rid = run_id(run)
+    info = db().run_info(rid)
+    table = db().step_table(rid)
+    steps = [{k: _clean(v) for k, v in row.items() if k not in ("run_id", "layers", "nonfinite_layers")} | {"nonfinite_layers": list(row.get("nonfinite_layers") or [])} for row in table.to_dict("records")] if len(table) else []
+    return jsonify(
+        {
+            "run_id": rid,
+            "name": info["name"],
+            "model_class": info["model_class"],
+            "model_summary": info["model_summary"],
+            "n_params": info["n_params"],
+            "hparams": info["hparams"],
+            "dataset": info["dataset"],
+            "class_names": info["class_names"],
+            "input_shape": info["input_shape"],
+            "layers": info["layers"],
+            "conv_layers": info["conv_layers"],
+            "n_probe": info["n_probe"],
+            "started_at": _clean(info["started_at"]),
+            "ended_at": _clean(info["ended_at"]),
+            "steps": steps,
+        }
+    )

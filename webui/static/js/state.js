@@ -1,0 +1,59 @@
+// UI state, mirrored in the URL query string (?step=&layer=&view=&...), so
+// links and the back button work. Views subscribe and get the changed keys.
+
+const listeners = new Set();
+export const state = {};
+const URL_KEYS = ['step', 'layer', 'view', 'sel', 'color', 'method', 'metric', 'k'];
+const NUMERIC = new Set(['step', 'sel', 'k']);
+
+function readURL() {
+  const params = new URLSearchParams(location.search);
+  const out = {};
+  for (const key of URL_KEYS) {
+    const v = params.get(key);
+    if (v === null || v === '') continue;
+    out[key] = NUMERIC.has(key) ? Number(v) : v;
+  }
+  return out;
+}
+
+function writeURL(push) {
+  const params = new URLSearchParams(location.search);
+  for (const key of URL_KEYS) {
+    if (state[key] === undefined || state[key] === null || state[key] === '') params.delete(key);
+    else params.set(key, state[key]);
+  }
+  const next = `${location.pathname}?${params.toString()}`;
+  if (next === `${location.pathname}${location.search}`) return;
+  history[push ? 'pushState' : 'replaceState'](null, '', next);
+}
+
+export function init(defaults) {
+  Object.assign(state, defaults, readURL());
+  writeURL(false);
+  window.addEventListener('popstate', () => {
+    const fromURL = readURL();
+    const changed = new Set();
+    for (const key of URL_KEYS) {
+      const v = fromURL[key] ?? defaults[key];
+      if (state[key] !== v) { state[key] = v; changed.add(key); }
+    }
+    if (changed.size) notify(changed);
+  });
+}
+
+// set({step: 5}) updates the state and the URL. push=true adds a history
+// entry (a deliberate change); scrubbing replaces it so Back is not flooded.
+export function set(patch, {push = false} = {}) {
+  const changed = new Set();
+  for (const [k, v] of Object.entries(patch)) {
+    if (state[k] !== v) { state[k] = v; changed.add(k); }
+  }
+  if (!changed.size) return;
+  writeURL(push);
+  notify(changed);
+}
+
+export function subscribe(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+
+function notify(changed) { for (const fn of listeners) fn(changed); }

@@ -1,0 +1,9 @@
+// Placeholder: this view is being built.
+import {h, clear} from '../dom.js';
+
+export default {
+  id: 'sql',
+  title: 'SQL',
+  mount(el) { clear(el).append(h('p', {class: 'muted', text: 'This view is not built yet.'})); },
+  update() {},
+};
