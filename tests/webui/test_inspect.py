@@ -238,6 +238,12 @@ def test_inspect_view_shows_saliency_and_occlusion_maps(live_server, page, run_i
     page.wait_for_selector("[data-testid=unit-history] .insp-hist-row")
     assert page.locator("[data-testid=unit-history] .insp-hist-row").count() == 3
     screenshot(page, "inspect")
+    # The view follows the timeline: one step back re-computes the maps for that step.
+    steps = db.steps(run_id)
+    page.focus("[data-testid=timeline-slider]")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=inspect-image]').textContent.includes('at step {steps[-2]}')")
+    page.wait_for_function(loaded, arg="saliency", timeout=30_000)
     assert page.js_errors == []
 
 

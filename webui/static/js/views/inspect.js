@@ -29,6 +29,8 @@ const REGULARIZERS = [
   {id: 'jitter', label: 'Jitter', on: true, fields: [['jitter', 'pixels', 1, 1]]},
 ];
 
+// Three significant digits: attribution magnitudes range from 1e-4 (untrained nets) to 1e2.
+const sig = (x) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(Number(x).toPrecision(3)).toString());
 const num = (input) => (input.value === '' ? undefined : Number(input.value));
 const select = (attrs, options, value) => h('select', attrs, options.map(([v, text]) => h('option', {value: v, selected: String(v) === String(value)}, text)));
 const field = (label, control) => h('label', {class: 'inline'}, label, control);
@@ -208,7 +210,7 @@ function view() {
         clear(c.body).append(h('img', {class: 'base', src: thumbURL(ctx.run.run_id, pid), alt: ''}), heat);
         const what = res.params.layer !== undefined && res.target === null ? `${res.params.layer}${res.params.unit !== undefined && res.params.unit !== null ? ' #' + res.params.unit : ''}` : `class ${res.target}`;
         clear(c.caption).append(
-          h('div', {}, `${what} · ${res.signed ? '±' : 'max '}${fmt(Math.max(Math.abs(res.min), Math.abs(res.max)), 3)}`),
+          h('div', {}, `${what} · ${res.signed ? '±' : 'max '}${sig(Math.max(Math.abs(res.min), Math.abs(res.max)))}`),
           h('div', {}, res.cached ? 'cached' : `${fmt(res.seconds, 2)} s`));
         if (res.notes && res.notes.length) c.caption.append(h('div', {class: 'insp-warn'}, res.notes.join(' ')));
       } catch (err) {
@@ -244,9 +246,9 @@ function view() {
       if (model.conv_layers.includes(layer)) filt = await getJSON(`${stepBase()}/filters`, {layer});
       if (my !== gen.act) return;
       const [mh, mw] = res.map_shape;
-      const zoom = Math.max(1, Math.floor(420 / (res.ncols * (mw + 1))));
-      const grid = h('img', {class: 'insp-grid-img', src: res.png, alt: `${layer} activation maps`, 'data-testid': 'inspect-act-img', style: `width:${zoom * (res.ncols * (mw + 1) - 1)}px`});
-      const info = h('div', {class: 'small muted'}, `${res.n} channels of ${mh}×${mw} · ${res.signed ? '±' : ''}${fmt(Math.max(Math.abs(res.min), Math.abs(res.max)), 3)} · ${res.cached ? 'cached' : fmt(res.seconds, 2) + ' s'}`);
+      const natural = res.ncols * (mw + 1) - 1;
+      const grid = h('img', {class: 'insp-grid-img', src: res.png, alt: `${layer} activation maps`, 'data-testid': 'inspect-act-img', style: `width:${Math.max(420, natural)}px`});
+      const info = h('div', {class: 'small muted'}, `${res.n} channels of ${mh}×${mw} · ${res.signed ? '±' : ''}${sig(Math.max(Math.abs(res.min), Math.abs(res.max)))} · ${res.cached ? 'cached' : fmt(res.seconds, 2) + ' s'}`);
       const hover = h('div', {class: 'small'}, 'Hover a map for its channel.');
       grid.addEventListener('mousemove', (e) => {
         const px = (e.offsetX / grid.clientWidth) * grid.naturalWidth;
@@ -257,9 +259,9 @@ function view() {
       const parts = [h('figure', {class: 'insp-card'}, h('div', {class: 'insp-title'}, `${layer} for probe #${ctx.state.sel}`), grid, info, hover)];
       if (filt) {
         const [fh, fw] = filt.filter_shape;
-        const fz = Math.max(1, Math.floor(240 / (filt.ncols * (fw + 1))));
+        const fnatural = filt.ncols * (fw + 1) - 1;
         parts.push(h('figure', {class: 'insp-card'}, h('div', {class: 'insp-title'}, `${layer} filters`),
-          h('img', {class: 'insp-grid-img', src: filt.png, alt: `${layer} filters`, style: `width:${fz * (filt.ncols * (fw + 1) - 1)}px`}),
+          h('img', {class: 'insp-grid-img', src: filt.png, alt: `${layer} filters`, style: `width:${Math.max(240, fnatural)}px`}),
           h('div', {class: 'small muted'}, `${filt.n} filters of ${fh}×${fw}${filt.rgb ? ' (RGB)' : ' (mean over input channels)'} · grey = 0`)));
       }
       clear(ui.actOut).append(...parts);
@@ -341,6 +343,7 @@ function view() {
         h('div', {class: 'insp-maxinfo'},
           h('div', {}, h('b', {}, what), ` at step ${res.step}`),
           h('div', {'data-testid': 'maxact-score'}, `${res.target !== null ? 'class score' : 'mean activation'} ${fmt(res.score, 3)} (start ${fmt(res.start_score, 3)})`),
+          res.score <= res.start_score ? h('div', {class: 'insp-warn'}, 'The optimisation did not raise the score: try a smaller step size or weaker regularisers.') : null,
           res.probability !== null ? h('div', {}, `softmax probability ${pct(res.probability)}`) : null,
           h('div', {}, `the model sees: ${classLabel(res.top_class)} (${pct(res.top_probability)})`),
           sparkline(res.history),
@@ -423,7 +426,7 @@ function view() {
 
   // -- wiring
 
-  async function pickDefaultImage() {
+  function pickDefaultImage() {
     // No image selected: take the first misclassified one at this step (else the first) and say so.
     let j = Array.from(preds.correct).findIndex((c) => c !== 1);
     const wrong = j >= 0;
@@ -433,7 +436,12 @@ function view() {
     ctx.set({sel: autoPicked});
   }
 
+  // Keys changed since the panels were last brought up to date: an update that
+  // stops early (no image yet, predictions failed) leaves them for the next one.
+  const pending = new Set();
+
   async function refresh(changed) {
+    for (const key of changed) pending.add(key);
     try {
       await ensureProbes();
       await ensurePreds();
@@ -441,28 +449,23 @@ function view() {
       showError(ui.head, err);
       return;
     }
-    if (ctx.state.sel === undefined || ctx.state.sel === null) { await pickDefaultImage(); return; }
+    if (ctx.state.sel === undefined || ctx.state.sel === null) { pickDefaultImage(); return; }
+    const todo = new Set(pending);
+    pending.clear();
     if (ctx.state.sel !== autoPicked) ui.note.textContent = '';
+    const moved = todo.has('step') || todo.has('view');
+    if (moved || todo.has('layer')) renderTop();
+    if (todo.has('layer')) { ui.topUnit = undefined; renderHist(); } else if (moved) markHistStep();
     try {
       await ensureModel();
     } catch (err) {
       // No weights at this step (or the class cannot be imported): say so where the model is needed.
-      model = null;
       renderHead();
       for (const el of [ui.attrGrid, ui.actOut]) showError(el, err);
-      if (changed.has('step') || changed.has('layer') || changed.has('view')) renderTop();
       return;
     }
-    const stepOrSel = changed.has('step') || changed.has('sel') || changed.has('view');
-    if (stepOrSel) { renderAttr(); renderAct(); }
-    if (changed.has('step') || changed.has('view')) {
-      if (ui.maxShown) renderMax();
-      markHistStep();
-    } else if (changed.has('sel') && ui.maxShown && ui.maxStart.value === 'probe') {
-      renderMax();
-    }
-    if (changed.has('step') || changed.has('layer') || changed.has('view')) renderTop();
-    if (changed.has('layer')) { ui.topUnit = undefined; renderHist(); }
+    if (moved || todo.has('sel')) { renderAttr(); renderAct(); }
+    if (ui.maxShown && (moved || (todo.has('sel') && ui.maxStart.value === 'probe'))) renderMax();
   }
 
   return {
