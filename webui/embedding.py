@@ -396,8 +396,6 @@ def subclusters(run: str, step: str):
     k, seed = _k(default=3, hi=20), _seed()
     p = db().predictions(s, rid)
     index = np.flatnonzero(p["label"] == cls)
-    if len(index) < k:
-        raise ApiError(f"Class {cls} ({names[cls]!r}) has {len(index)} probe images, fewer than k={k}; choose a smaller k.", 400)
     X = db().activations(s, layer, rid)
     labels = np.asarray(C.subclusters(X, p["label"], cls, k, random_state=seed), dtype=np.int32)
     meta = {
