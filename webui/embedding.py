@@ -103,7 +103,7 @@ def _frame_xy(frame) -> np.ndarray:
     # Written in probe order; sort anyway if a file from elsewhere is not.
     if not frame["probe_id"].is_monotonic_increasing:
         frame = frame.sort_values("probe_id", kind="stable")
-    return np.ascontiguousarray(frame[["x", "y"]].to_numpy(np.float32))
+    return np.column_stack([frame["x"].to_numpy(np.float32), frame["y"].to_numpy(np.float32)])
 
 
 @dataclass
@@ -126,11 +126,18 @@ class Projections:
         self.db = stats
         self.jobs: dict[tuple, Job] = {}
         self.provisional = LRU(64)
+        # Stored layouts never change, so once read they are kept as arrays:
+        # a step switch then costs no file access and no pandas (the 50 ms budget).
+        self.layouts = LRU(512)
         self._lock = threading.Lock()
 
     def cached(self, run: str, layer: str, method: str, seed: int, step: int) -> np.ndarray | None:
-        frame = self.db.get_derived("projections", _derived_key(layer, method, seed, step), run)
-        return None if frame is None else _frame_xy(frame)
+        key = (run, layer, method, seed, step)
+        xy = self.layouts.get(key)
+        if xy is None:
+            frame = self.db.get_derived("projections", _derived_key(layer, method, seed, step), run)
+            xy = None if frame is None else self.layouts.put(key, _frame_xy(frame))
+        return xy
 
     def status(self, run: str, layer: str, method: str, seed: int) -> dict:
         steps = self.db.steps(run)
@@ -277,7 +284,9 @@ def projection_status(run: str):
 def projection_step(run: str, step: str):
     rid = run_id(run)
     s = step_of(rid, step)
-    layer = layer_of(rid, s)
+    # Checked against the run's layers, not the step's folder: a cached layout
+    # needs no activations, and a step missing the layer says so when computed.
+    layer = layer_of(rid)
     method, seed = _method(), _seed()
     xy, meta = _projections().layout(rid, layer, method, seed, s)
     if xy is None:
@@ -396,8 +405,12 @@ def subclusters(run: str, step: str):
     k, seed = _k(default=3, hi=20), _seed()
     p = db().predictions(s, rid)
     index = np.flatnonzero(p["label"] == cls)
-    X = db().activations(s, layer, rid)
-    labels = np.asarray(C.subclusters(X, p["label"], cls, k, random_state=seed), dtype=np.int32)
+    cache = current_app.extensions.setdefault("deepviz_clusters", LRU(256))
+    key = (str(db().root), rid, s, layer, "sub", cls, k, seed)
+    labels = cache.get(key)
+    if labels is None:
+        X = db().activations(s, layer, rid)
+        labels = cache.put(key, np.asarray(C.subclusters(X, p["label"], cls, k, random_state=seed), dtype=np.int32))
     meta = {
         "step": s, "layer": layer, "cls": cls, "class_name": names[cls], "k": k, "seed": seed,
         "clusters": _summary(labels, p["pred"][index], p["correct"][index], p["confidence"][index], len(names)),

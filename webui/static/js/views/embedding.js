@@ -354,6 +354,9 @@ function mountClusters(ctx) {
   subSel.addEventListener('change', () => { subCls = Number(subSel.value); drawSub(); });
   subKInput.addEventListener('change', () => { subK = Math.max(2, Math.min(20, Math.round(Number(subKInput.value)) || 3)); subKInput.value = subK; drawSub(); });
 
+  let timer = null;
+  function renderPurityMarker() { if (purity) renderPurity(chart, purity, ctx.state.step); }
+
   function refresh(all) {
     drawClusters(); drawPurity(); drawSub();
     if (all && (ctx.state.color === 'cluster')) showStep(ctx).catch(() => {});
@@ -364,7 +367,11 @@ function mountClusters(ctx) {
     labelsAt,
     update(changed) {
       if (changed.has('k')) kInput.value = ctx.state.k || 8;
-      if (['step', 'layer', 'k', 'view'].some((k) => changed.has(k))) refresh(false);
+      if (['layer', 'k', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); refresh(false); } else if (changed.has('step')) {
+        // While the timeline is scrubbed or played, cluster only where it rests.
+        renderPurityMarker();
+        clearTimeout(timer); timer = setTimeout(() => refresh(false), 250);
+      }
     },
   };
 }
