@@ -34,7 +34,7 @@ def hdbscan(X, min_cluster_size: int = 5, min_samples: int | None = None) -> np.
         )
     if min_samples is not None:
         min_samples = positive_int(min_samples, "min_samples")
-    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples).fit_predict(X).astype(np.int64)
+    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(X).astype(np.int64)
 
 
 def purity(cluster_labels, class_labels) -> float:

@@ -1,0 +1,211 @@
+"""Timeline benchmark: step switching in the web UI, and aligned t-SNE vs independent runs.
+
+Builds a run through the store (``StatsWriter``) with ``--n`` probe images and
+``--steps`` snapshots of synthetic activations that drift slowly, as a layer's
+do between snapshots (class centres random-walk, each image's offset is partly
+redrawn). Then:
+
+1. caches the projection sequence of the layer through the web app's own
+   background job, and times the step-switch API against it with Flask's test
+   client: one switch = the two requests the Embedding tab makes for a step
+   (``/steps/<s>/projection`` and ``/steps/<s>/predictions``), steps visited in
+   random order, ``--passes`` times, from a fresh process (the first pass reads
+   every file cold);
+2. times building aligned t-SNE layouts for all steps (``aligned_layouts``,
+   with the options the web UI uses) against scikit-learn's ``TSNE`` on each
+   step on its own, and measures the mean Procrustes disparity between
+   consecutive layouts for both (0 = the same picture up to rotation, shift
+   and scale). ``--tsne-n`` runs this part on the first images only, when the
+   whole probe set would take too long on a small machine, ``--tsne-steps`` on
+   the first steps only (fewer steps understate the speedup: the first step is
+   a full run for both).
+
+    python bench/timeline.py --n 10000 --steps 20 --tsne-n 2000
+
+The last line is machine-readable:
+    step_switch_p50_ms=<x> step_switch_p99_ms=<x> aligned_tsne_speedup=<sklearn/ours> disparity_ours=<x> disparity_sklearn=<x>
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+# Run from a checkout without installing: make `import deepviz` / `import webui` work.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+LAYER = "fc1"
+N_CLASSES = 10
+
+
+def drifting_activations(n: int, steps: int, dim: int, drift: float, seed: int):
+    """Labels and one (n, dim) float32 array per step; classes separate as steps go on."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, N_CLASSES, n)
+    centres = rng.normal(size=(N_CLASSES, dim)) * 3.0
+    offsets = rng.normal(size=(n, dim))
+    out = []
+    for _ in range(steps):
+        out.append((centres[labels] + offsets).astype(np.float32))
+        centres = centres + drift * 3.0 * rng.normal(size=centres.shape)
+        offsets = np.sqrt(1 - drift**2) * offsets + drift * rng.normal(size=offsets.shape)
+    return labels, out
+
+
+def build_run(root: Path, n: int, steps: int, dim: int, drift: float, seed: int) -> tuple[str, list[np.ndarray]]:
+    from PIL import Image
+
+    from deepviz.store import StatsWriter
+
+    labels, acts = drifting_activations(n, steps, dim, drift, seed)
+    rng = np.random.default_rng(seed + 1)
+    inputs = rng.random((n, 1, 8, 8), dtype=np.float32)
+    thumbs = []
+    for img in inputs:
+        buf = io.BytesIO()
+        Image.fromarray((img[0] * 255).astype(np.uint8), "L").save(buf, format="PNG")
+        thumbs.append(buf.getvalue())
+    writer = StatsWriter(root)
+    run_id = "bench-timeline"
+    class_names = [f"class{i}" for i in range(N_CLASSES)]
+    writer.write_run({
+        "run_id": run_id, "name": run_id, "started_at": datetime.now(timezone.utc), "ended_at": datetime.now(timezone.utc),
+        "deepviz_version": "bench", "model_class": "bench.timeline:Synthetic", "model_summary": "synthetic activations",
+        "n_params": 0, "hparams": "{}", "dataset": "synthetic", "class_names": class_names, "input_shape": [1, 8, 8],
+        "layers": [LAYER], "conv_layers": [], "n_probe": n, "probe_seed": seed, "world_size": 1, "activation_dtype": "float16",
+    })
+    ids = np.arange(n)
+    writer.write_probes(run_id, ids, labels, class_names, thumbs, inputs)
+    for i, X in enumerate(acts):
+        # Predictions from the distance to each class's mean activation: accuracy rises as classes separate.
+        means = np.stack([X[labels == c].mean(0) for c in range(N_CLASSES)])
+        logits = -((X[:, None, :] - means[None]) ** 2).sum(-1) / dim
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        loss = -np.log(probs[ids, labels] + 1e-12)
+        writer.write_snapshot(
+            run_id, i * 100, epoch=i, trigger="epoch", probe_ids=ids, labels=labels, probs=probs, loss=loss,
+            activations={LAYER: X}, weights={}, metrics={"val_acc": float((probs.argmax(1) == labels).mean())},
+        )
+    return run_id, acts
+
+
+def wait_for_projections(client, run_id: str, query: str) -> dict:
+    url = f"/api/runs/{run_id}/projection?{query}"
+    status = client.post(url).get_json()
+    while status["running"]:
+        time.sleep(0.05)
+        status = client.get(url).get_json()
+    if status["done"] != status["total"]:
+        raise SystemExit(f"projection failed: {status}")
+    return status
+
+
+def time_step_switches(db: Path, run_id: str, query: str, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from webui import create_app
+
+    client = create_app(db, test_config={"TESTING": True}).test_client()  # a fresh process cache
+    steps = [s["step"] for s in client.get(f"/api/runs/{run_id}").get_json()["steps"]]
+    rng = np.random.default_rng(seed)
+    times, proj_times = [], []
+    for _ in range(passes):
+        for step in rng.permutation(steps):
+            t0 = time.perf_counter()
+            a = client.get(f"/api/runs/{run_id}/steps/{step}/projection?{query}")
+            t1 = time.perf_counter()
+            b = client.get(f"/api/runs/{run_id}/steps/{step}/predictions")
+            t2 = time.perf_counter()
+            if a.status_code != 200 or b.status_code != 200:
+                raise SystemExit(f"step {step}: HTTP {a.status_code} / {b.status_code}")
+            times.append(t2 - t0)
+            proj_times.append(t1 - t0)
+    return np.array(times) * 1e3, np.array(proj_times) * 1e3
+
+
+def mean_consecutive_disparity(layouts) -> float:
+    from deepviz.analysis.projection import procrustes_disparity
+
+    return float(np.mean([procrustes_disparity(a, b) for a, b in zip(layouts, layouts[1:])]))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="probe images")
+    parser.add_argument("--steps", type=int, default=20, help="snapshots")
+    parser.add_argument("--tsne-n", type=int, default=None, help="images in the t-SNE comparison (default: --n)")
+    parser.add_argument("--tsne-steps", type=int, default=None, help="steps in the t-SNE comparison (default: --steps)")
+    parser.add_argument("--dim", type=int, default=64, help="width of the layer")
+    parser.add_argument("--drift", type=float, default=0.1, help="per-step change, 0..1")
+    parser.add_argument("--passes", type=int, default=5, help="passes over all steps when timing step switches")
+    parser.add_argument("--method", default="pca", choices=("pca", "tsne"), help="projection cached for the step-switch timing (the read path is the same)")
+    parser.add_argument("--threads", type=int, default=1, help="threads for each t-SNE (ours: openTSNE n_jobs; sklearn: its OpenMP pool)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--db", type=Path, default=None, help="where to build the db (default: a temporary folder, removed after)")
+    args = parser.parse_args(argv)
+    tsne_n = min(args.tsne_n or args.n, args.n)
+    tsne_steps = min(args.tsne_steps or args.steps, args.steps)
+
+    root = args.db or Path(tempfile.mkdtemp(prefix="deepviz-bench-"))
+    db = root / "stats_db"
+    try:
+        t0 = time.perf_counter()
+        run_id, acts = build_run(db, args.n, args.steps, args.dim, args.drift, args.seed)
+        print(f"built run: {args.n} probe images x {args.steps} steps in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        from webui import create_app
+
+        query = f"layer={LAYER}&method={args.method}&seed={args.seed}"
+        t0 = time.perf_counter()
+        wait_for_projections(create_app(db, test_config={"TESTING": True}).test_client(), run_id, query)
+        print(f"cached {args.method} projections of all steps through the web app in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        switch, proj = time_step_switches(db, run_id, query, args.passes, args.seed)
+        cold = switch[: args.steps]
+        p50, p99 = np.percentile(switch, 50), np.percentile(switch, 99)
+        print(f"step switch (projection + predictions), {len(switch)} switches: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
+              f"(first pass, files read cold: p50 {np.percentile(cold, 50):.1f} ms; projection alone p50 {np.percentile(proj, 50):.1f} ms)", flush=True)
+
+        from sklearn.manifold import TSNE
+        from threadpoolctl import threadpool_limits
+
+        from deepviz.analysis.projection import aligned_layouts
+        from webui.embedding import method_options
+
+        Xs = [X[:tsne_n] for X in acts[:tsne_steps]]
+        # Both get the same number of threads: on a loaded machine, threads that
+        # wait for each other at every iteration make either side look slow.
+        options = method_options("tsne", tsne_n) | {"n_jobs": args.threads}
+        t0, c0 = time.perf_counter(), time.process_time()
+        ours = aligned_layouts(Xs, "tsne", random_state=args.seed, **options)
+        t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
+        d_ours = mean_consecutive_disparity(ours)
+        print(f"aligned t-SNE (ours), {tsne_n} points x {tsne_steps} steps: {t_ours:.1f} s wall, {c_ours:.1f} s cpu  disparity {d_ours:.4f}", flush=True)
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        # Same seed every step (sklearn's default PCA init): the most favourable
+        # setting for independent runs to look alike.
+        with threadpool_limits(limits=args.threads):
+            theirs = [TSNE(n_components=2, random_state=args.seed, n_jobs=args.threads).fit_transform(X) for X in Xs]
+        t_sk, c_sk = time.perf_counter() - t0, time.process_time() - c0
+        d_sk = mean_consecutive_disparity(theirs)
+        print(f"sklearn TSNE per step, {tsne_n} points x {tsne_steps} steps: {t_sk:.1f} s wall, {c_sk:.1f} s cpu  disparity {d_sk:.4f}", flush=True)
+        print(f"speedup in cpu time: {c_sk / c_ours:.2f}", flush=True)
+    finally:
+        if args.db is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print(f"n={args.n} steps={args.steps} tsne_n={tsne_n} tsne_steps={tsne_steps} dim={args.dim} drift={args.drift} passes={args.passes}")
+    print(f"step_switch_p50_ms={p50:.2f} step_switch_p99_ms={p99:.2f} aligned_tsne_speedup={t_sk / t_ours:.2f} "
+          f"disparity_ours={d_ours:.4f} disparity_sklearn={d_sk:.4f}")
+
+
+if __name__ == "__main__":
+    main()
