@@ -1,0 +1,42 @@
+"""Pure analysis functions behind the web UI and the derived tables.
+
+Arrays in, arrays or small tables out; no I/O; randomness only through an
+explicit ``random_state``.  Bad arguments raise
+:class:`deepviz.errors.ConfigurationError` (a ``ValueError``).
+
+Modules: ``projection`` (PCA / t-SNE / UMAP layouts, aligned over steps),
+``clusters``, ``neighbours`` (similarity search), ``confusion``,
+``trajectory``, ``quality`` (per-layer representation quality), ``cka``,
+``datamap`` (dataset cartography, forgetting), ``colour`` (colour vs class).
+"""
+
+from .cka import cka_matrix, linear_cka
+from .clusters import hdbscan, kmeans, purity, subclusters
+from .colour import colour_features, neighbourhood_agreement
+from .confusion import confusion, confusion_delta, flows, per_class_accuracy
+from .datamap import datamap, datamap_region
+from .neighbours import METRICS, distances, nearest, similarity_percent
+from .projection import METHODS, align_to, aligned_layouts, procrustes_disparity, project
+from .quality import (
+    class_purity,
+    knn_accuracy,
+    layer_quality,
+    linear_probe_accuracy,
+    mean_image_accuracy,
+    silhouette,
+)
+from .trajectory import first_stable_correct, flip_steps, predictions, trajectory
+
+__all__ = [
+    "METHODS", "METRICS",
+    "project", "aligned_layouts", "align_to", "procrustes_disparity",
+    "kmeans", "hdbscan", "purity", "subclusters",
+    "distances", "nearest", "similarity_percent",
+    "confusion", "confusion_delta", "flows", "per_class_accuracy",
+    "predictions", "flip_steps", "first_stable_correct", "trajectory",
+    "knn_accuracy", "linear_probe_accuracy", "silhouette", "class_purity",
+    "mean_image_accuracy", "layer_quality",
+    "linear_cka", "cka_matrix",
+    "datamap", "datamap_region",
+    "colour_features", "neighbourhood_agreement",
+]
