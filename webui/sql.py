@@ -28,7 +28,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from deepviz.errors import QueryError
+from deepviz.errors import CorruptDataError, QueryError
 
 from .errors import ApiError
 from .params import db
@@ -108,7 +108,11 @@ def sandboxed_query(store, query: str, max_rows: int, timeout_s: float) -> dict:
         raise QueryError("The query is empty. Write one SELECT, e.g. SELECT * FROM steps.")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError(f"The query is {len(query)} characters long; at most {MAX_QUERY_CHARS} are allowed.")
-    con = store.connect()
+    try:
+        con = store.connect()
+    except duckdb.Error as exc:
+        # One unreadable Parquet file stops DuckDB from building the views.
+        raise CorruptDataError(f"The SQL views over the db cannot be built: {exc}") from exc
     try:
         root = str(store.root.resolve()).replace("'", "''")
         for statement in (

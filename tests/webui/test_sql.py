@@ -131,3 +131,14 @@ def test_malformed_request_bodies(client):
     assert_api_error(client.post("/api/sql", json={"query": 5}), 400, "Parameter 'query' must be a string")
     assert_api_error(client.post("/api/sql", json={}), 400, "Parameter 'query' must be a string")
     assert_api_error(client.get("/api/sql"), 405, "")
+
+
+def test_an_unreadable_file_is_reported_not_a_crash(tmp_path, webui_db):
+    from webui import create_app
+
+    db_copy = tmp_path / "db"
+    shutil.copytree(webui_db, db_copy)
+    victim = next(db_copy.glob("predictions/run_id=*/step=*/predictions.parquet"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    client = create_app(db_copy, test_config={"TESTING": True}).test_client()
+    assert_api_error(sql(client, "SELECT 1"), 500, "SQL views over the db cannot be built")

@@ -2,7 +2,7 @@
 // No library: a few dozen points and a class x class grid need none.
 // Also the thumbnail gallery the panels share.
 
-import {h} from './dom.js';
+import {h, clear, showError} from './dom.js';
 import {thumbURL} from './api.js';
 
 const NS = 'http://www.w3.org/2000/svg';
@@ -195,4 +195,19 @@ export function gallery(items, ctx, {testid, size} = {}) {
     it.caption ? h('figcaption', {}, it.caption) : null));
   }
   return el;
+}
+
+// An error in a panel, kept short: a long store message (a corrupt or missing
+// snapshot file, with its full path) becomes one line, the rest under "details".
+export function panelError(el, err, {step} = {}) {
+  const msg = err && err.message ? err.message : String(err);
+  showError(el, err);
+  if (msg.length <= 180) return;
+  const file = msg.match(/(?:Cannot read|Missing file) \S*?([^/\s]+\.parquet)/);
+  const inPath = msg.match(/step=(\d+)\//); // the step whose file failed, which may not be the current one
+  const which = inPath ? inPath[1] : step;
+  const where = which === undefined || which === null ? '' : `Step ${which}: `;
+  const summary = file ? `${where}${file[1]} cannot be read (truncated, corrupt or missing). The other steps still work.` : `${msg.slice(0, 160)}…`;
+  clear(el.querySelector('.error')).append(h('div', {}, summary),
+    h('details', {}, h('summary', {class: 'small'}, 'details'), h('div', {class: 'small'}, msg)));
 }

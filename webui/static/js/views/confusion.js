@@ -3,8 +3,8 @@
 // predictions between two chosen steps, and the misclassified images.
 
 import {getJSON} from '../api.js';
-import {h, clear, showError, spinner, pct} from '../dom.js';
-import {heatmap, sequential, diverging, inkOn, gallery} from '../charts.js';
+import {h, clear, spinner, pct} from '../dom.js';
+import {heatmap, sequential, diverging, inkOn, gallery, panelError} from '../charts.js';
 
 const MODES = [['counts', 'Counts'], ['rows', 'Row %'], ['delta', 'Change Δ']];
 
@@ -80,7 +80,7 @@ export default {
     } catch (err) {
       if (ctx.state.step !== step) return;
       this.data = {error: err};
-      showError(this.matrixEl, err);
+      panelError(this.matrixEl, err, {step: ctx.state.step});
       clear(this.cellEl);
     }
   },
@@ -144,7 +144,7 @@ export default {
       this.cellEl.append(h('p', {class: 'muted small', text: `${res.total} image${res.total === 1 ? '' : 's'}, most confident first${res.total > res.probe_id.length ? ` (first ${res.probe_id.length})` : ''}.`}),
         gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: res.label[k] === res.pred[k], caption: pct(res.confidence[k]),
           title: `#${id}: true ${names[res.label[k]]}, predicted ${names[res.pred[k]]} (${pct(res.confidence[k])})`})), ctx, {testid: 'cell-gallery'}));
-    } catch (err) { showError(this.cellEl, err); }
+    } catch (err) { panelError(this.cellEl, err, {step: ctx.state.step}); }
   },
 
   // ---- flows between two steps
@@ -192,7 +192,7 @@ export default {
           h('th', {class: 'num', title: 'wrong before, right after'}, 'fixed'), h('th', {class: 'num', title: 'right before, wrong after'}, 'broken'),
           h('th', {class: 'num', title: 'images that moved the opposite way'}, 'back'))), body));
       this.flowImages.append(h('p', {class: 'muted small', text: 'Click a row to see its images.'}));
-    } catch (err) { showError(this.flowTable, err); }
+    } catch (err) { panelError(this.flowTable, err, {step: ctx.state.step}); }
   },
 
   async showFlow(ctx, row, b) {
@@ -234,7 +234,7 @@ export default {
     } catch (err) {
       if (ctx.state.step !== step) return;
       this.wrongTitle.textContent = `Misclassified at step ${step}`;
-      showError(this.wrongEl, err);
+      panelError(this.wrongEl, err, {step: ctx.state.step});
     }
   },
 };

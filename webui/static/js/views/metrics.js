@@ -4,8 +4,8 @@
 // each one changed since the previous step.
 
 import {getJSON} from '../api.js';
-import {h, clear, showError, spinner, pct, fmt} from '../dom.js';
-import {lineChart, heatmap, sequential, inkOn} from '../charts.js';
+import {h, clear, spinner, pct, fmt} from '../dom.js';
+import {lineChart, heatmap, sequential, inkOn, panelError} from '../charts.js';
 
 function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)}/${path}`; }
 
@@ -63,7 +63,7 @@ export default {
     try {
       this.data = await getJSON(api(ctx, 'metrics'));
       this.drawMetrics(ctx);
-    } catch (err) { showError(this.charts, err); }
+    } catch (err) { panelError(this.charts, err, {step: ctx.state.step}); }
   },
 
   drawMetrics(ctx) {
@@ -152,7 +152,7 @@ export default {
       clear(this.filtersEl).append(grid, note, img);
     } catch (err) {
       if (this.filtersFor !== key) return;
-      showError(this.filtersEl, err);
+      panelError(this.filtersEl, err, {step: ctx.state.step});
     }
   },
 };

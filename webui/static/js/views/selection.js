@@ -5,8 +5,8 @@
 // neighbours in pixel space. Mounted once; update() runs on every state change.
 
 import {getJSON, thumbURL} from '../api.js';
-import {h, clear, classColor, showError, spinner, pct, fmt} from '../dom.js';
-import {lineChart, gallery} from '../charts.js';
+import {h, clear, classColor, spinner, pct, fmt} from '../dom.js';
+import {lineChart, gallery, panelError} from '../charts.js';
 
 const METRICS = [['cosine', 'cosine'], ['euclidean', 'euclidean'], ['sqeuclidean', 'squared euclidean'], ['minkowski', 'Minkowski']];
 
@@ -76,7 +76,7 @@ export default {
       this.drawTrajectory(ctx);
     } catch (err) {
       if (ctx.state.sel !== sel) return;
-      showError(this.trajEl, err);
+      panelError(this.trajEl, err, {step: ctx.state.step});
     }
   },
 
@@ -136,7 +136,9 @@ export default {
       this.trajEl.append(flips, stable);
     }
     if (t.errors.length) {
-      this.trajEl.append(h('div', {class: 'error small', role: 'alert'}, `Skipped unreadable step${t.errors.length > 1 ? 's' : ''} ${t.errors.map((e) => e.step).join(', ')}: ${t.errors[0].error}`));
+      // The full message (file path and cause) is in the tooltip; the panel stays short.
+      this.trajEl.append(h('div', {class: 'error small', role: 'alert', title: t.errors.map((e) => e.error).join('\n')},
+        `Step${t.errors.length > 1 ? 's' : ''} ${t.errors.map((e) => e.step).join(', ')} cannot be read and ${t.errors.length > 1 ? 'are' : 'is'} left out.`));
     }
   },
 
@@ -172,7 +174,7 @@ export default {
       clear(this.nbEl).append(...groups);
     } catch (err) {
       if (this.nbFor !== key) return;
-      showError(this.nbEl, err);
+      panelError(this.nbEl, err, {step: ctx.state.step});
     }
   },
 };
