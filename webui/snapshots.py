@@ -266,12 +266,15 @@ def neighbours(run: str, step: str):
     preds = db().predictions(s, rid)
     labels, pred = preds["label"], preds["pred"]
 
-    def search(X: np.ndarray, candidates: np.ndarray) -> list[dict]:
-        idx, dist = A.nearest(X[row], X, k=k, metric=metric, p=p_norm, candidates=candidates, exclude=[row])
+    def typical(X: np.ndarray) -> float | None:
         # Percentages relative to the median distance to all other images, so
         # they compare across the groups (cosine has its own absolute scale).
         pool = np.delete(A.distances(X[row], X, metric, p_norm)[0], row)
-        scale = float(np.median(pool)) if pool.size and np.median(pool) > 0 else None
+        median = float(np.median(pool)) if pool.size else 0.0
+        return median if median > 0 else None
+
+    def search(X: np.ndarray, candidates: np.ndarray, scale: float | None) -> list[dict]:
+        idx, dist = A.nearest(X[row], X, k=k, metric=metric, p=p_norm, candidates=candidates, exclude=[row])
         sim = A.similarity_percent(dist, metric, scale)
         return [
             {"probe_id": int(preds["probe_id"][i]), "label": int(labels[i]), "pred": int(pred[i]), "distance": float(d), "similarity": float(v)}
@@ -281,6 +284,7 @@ def neighbours(run: str, step: str):
     X = db().activations(s, layer, rid)
     pixels = db().probe_inputs(rid).reshape(len(labels), -1)
     everyone = np.arange(len(labels))
+    scale = typical(X)
     return jsonify(
         {
             "probe_id": pid,
@@ -292,10 +296,10 @@ def neighbours(run: str, step: str):
             "label": int(labels[row]),
             "pred": int(pred[row]),
             "confidence": float(preds["confidence"][row]),
-            "among_pred": search(X, np.flatnonzero(labels == pred[row])),
-            "among_true": search(X, np.flatnonzero(labels == labels[row])),
-            "among_other": search(X, np.flatnonzero(labels != labels[row])),
-            "pixel": search(pixels, everyone),
+            "among_pred": search(X, np.flatnonzero(labels == pred[row]), scale),
+            "among_true": search(X, np.flatnonzero(labels == labels[row]), scale),
+            "among_other": search(X, np.flatnonzero(labels != labels[row]), scale),
+            "pixel": search(pixels, everyone, typical(pixels)),
         }
     )
 

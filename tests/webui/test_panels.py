@@ -268,3 +268,89 @@ def test_a_corrupt_step_fails_alone(corrupt_db):
     assert all(row[steps.index(bad)] is None for row in metrics["per_class_acc"])
     # filters do not read predictions: still fine at the bad step
     assert client.get(api(run, f"steps/{bad}/filters")).status_code == 200
+
+
+def test_filter_images_rgb_and_channel_mean_each_scaled_to_its_range():
+    from webui.snapshots import _filter_images
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 3, 5, 5)) * np.array([1, 10, 100, 1000])[:, None, None, None]
+    w[3] = 7.0  # a constant filter shows as mid grey, not NaN
+    rgb = _filter_images(w, rgb=True)
+    assert rgb.shape == (4, 5, 5, 3)
+    for k in range(3):
+        assert rgb[k].min() == 0 and rgb[k].max() == 1
+        # the colour channels keep the input channels' order
+        assert np.allclose(rgb[k, ..., 1], (w[k, 1] - w[k].min()) / np.ptp(w[k]))
+    assert np.all(rgb[3] == 0.5)
+    grey = _filter_images(w, rgb=False)
+    assert grey.shape == (4, 5, 5, 3) and np.all(grey[..., 0] == grey[..., 2])
+    mean = w[0].mean(axis=0)
+    assert np.allclose(grey[0, ..., 0], (mean - mean.min()) / np.ptp(mean))
+
+
+# --------------------------------------------------------------------------- small synthetic runs
+
+
+def _write_run(writer, run_id, *, conv_layers, input_shape, n=12, n_classes=3, steps=(0, 10), ids_by_step=None):
+    from datetime import datetime, timezone
+
+    rng = np.random.default_rng(len(run_id))
+    ids = np.arange(n)
+    labels = ids % n_classes
+    writer.write_run(
+        {
+            "run_id": run_id, "name": run_id, "started_at": datetime.now(timezone.utc), "ended_at": datetime.now(timezone.utc),
+            "deepviz_version": "test", "model_class": "tests:Nothing", "model_summary": "", "n_params": 0, "hparams": "{}",
+            "dataset": "synthetic", "class_names": [f"c{i}" for i in range(n_classes)], "input_shape": list(input_shape),
+            "layers": ["fc"], "conv_layers": conv_layers, "n_probe": n, "probe_seed": 0, "world_size": 1, "activation_dtype": "float32",
+        }
+    )
+    writer.write_probes(run_id, ids, labels, [f"c{i}" for i in range(n_classes)], [b"png"] * n, rng.random((n, *input_shape), dtype=np.float32))
+    for step in steps:
+        step_ids = ids if ids_by_step is None else ids_by_step[step]
+        probs = rng.dirichlet(np.ones(n_classes), size=n).astype(np.float32)
+        writer.write_snapshot(
+            run_id, step, epoch=0, trigger="epoch", probe_ids=step_ids, labels=labels, probs=probs, loss=rng.random(n),
+            activations={"fc": rng.normal(size=(n, 5))}, weights={c: rng.normal(size=(4, input_shape[0], 3, 3)) for c in conv_layers},
+            metrics={}, activation_dtype="float32",
+        )
+
+
+@pytest.fixture(scope="module")
+def synthetic_client(tmp_path_factory):
+    from deepviz import StatsWriter
+    from webui import create_app
+
+    db = tmp_path_factory.mktemp("synthetic") / "stats_db"
+    writer = StatsWriter(db)
+    _write_run(writer, "rgb", conv_layers=["conv1"], input_shape=(3, 6, 6))
+    _write_run(writer, "noconv", conv_layers=[], input_shape=(1, 6, 6))
+    _write_run(writer, "nosteps", conv_layers=[], input_shape=(1, 6, 6), steps=())
+    _write_run(writer, "shuffled", conv_layers=[], input_shape=(1, 6, 6), ids_by_step={0: np.arange(12), 10: np.arange(100, 112)})
+    return create_app(db, test_config={"TESTING": True}).test_client()
+
+
+def test_rgb_filters_are_drawn_in_colour(synthetic_client):
+    from PIL import Image
+
+    body = synthetic_client.get("/api/runs/rgb/steps/10/filters").get_json()
+    assert body["rgb"] is True and body["shape"] == [4, 3, 3, 3] and len(body["change"]) == 4
+    img = np.asarray(Image.open(io.BytesIO(synthetic_client.get("/api/runs/rgb/steps/10/filters.png").data)).convert("RGB"))
+    gap = body["gap"]
+    cell = img[gap : gap + body["cell_h"], gap : gap + body["cell_w"]].astype(int)
+    assert np.abs(cell[..., 0] - cell[..., 1]).max() > 0  # not grey
+
+
+def test_runs_without_filters_steps_or_a_stable_probe_set_say_so(synthetic_client):
+    assert_api_error(synthetic_client.get("/api/runs/noconv/steps/0/filters"), 404, "stored no conv layer weights")
+    assert_api_error(synthetic_client.get("/api/runs/nosteps/flows"), 404, "has no steps yet")
+    assert_api_error(synthetic_client.get("/api/runs/shuffled/flows?a=0&b=10"), 500, "hold different probe images")
+
+
+def test_filter_weights_must_be_four_dimensional():
+    from deepviz.errors import CorruptDataError
+    from webui.snapshots import _filter_images
+
+    with pytest.raises(CorruptDataError, match=r"must be \(out, in, kh, kw\); got shape \(4, 9\)"):
+        _filter_images(np.zeros((4, 9)), rgb=False)

@@ -51,7 +51,9 @@ export default {
   },
 
   async update(ctx, changed) {
-    if (changed.has('step') || !this.data) {
+    // Showing the tab again at the same step keeps the clicked cell and the flows.
+    if (ctx.state.step !== this.loadedStep) {
+      this.loadedStep = ctx.state.step;
       this.cell = null;
       this.loadMatrix(ctx);
       this.loadWrong(ctx);
@@ -80,6 +82,7 @@ export default {
     } catch (err) {
       if (ctx.state.step !== step) return;
       this.data = {error: err};
+      this.loadedStep = undefined; // try again next time
       panelError(this.matrixEl, err, {step: ctx.state.step});
       clear(this.cellEl);
     }

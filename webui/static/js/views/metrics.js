@@ -51,7 +51,7 @@ export default {
   async update(ctx, changed) {
     if (!this.data || changed.has('view')) await this.loadMetrics(ctx);
     else if (changed.has('step')) this.drawMetrics(ctx);
-    if (changed.has('step') || changed.has('view')) this.loadFilters(ctx);
+    if (this.filtersFor !== `${this.convSel.value}|${ctx.state.step}`) this.loadFilters(ctx);
   },
 
   // ---- metrics
@@ -152,6 +152,7 @@ export default {
       clear(this.filtersEl).append(grid, note, img);
     } catch (err) {
       if (this.filtersFor !== key) return;
+      this.filtersFor = null; // try again next time
       panelError(this.filtersEl, err, {step: ctx.state.step});
     }
   },
