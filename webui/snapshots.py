@@ -250,6 +250,44 @@ def trajectory(run: str, probe: str):
     return jsonify(out)
 
 
+def _typical_distance(X: np.ndarray, row: int, metric: str, p_norm: float) -> float | None:
+    """Median distance from row ``row`` to every other row: the scale of the similarity
+    percentages, so they compare across groups (cosine has its own absolute scale)."""
+    pool = np.delete(A.distances(X[row], X, metric, p_norm)[0], row)
+    median = float(np.median(pool)) if pool.size else 0.0
+    return median if median > 0 else None
+
+
+def _nearest(X: np.ndarray, row: int, candidates, k: int, metric: str, p_norm: float, scale: float | None):
+    """(rows, distances, similarity %) of the k rows nearest to ``row``, never ``row`` itself."""
+    # One extra neighbour and drop the image itself, rather than ``exclude``:
+    # excluding a row makes ``nearest`` copy X without it (24 MB for 2,000
+    # CIFAR images) on every request.
+    idx, dist = A.nearest(X[row], X, k=k + 1, metric=metric, p=p_norm, candidates=candidates)
+    keep = idx != row
+    idx, dist = idx[keep][:k], dist[keep][:k]
+    return idx, dist, A.similarity_percent(dist, metric, scale)
+
+
+_PIXEL_CACHE: dict[tuple, tuple] = {}
+_PIXEL_CACHE_SIZE = 1024
+
+
+def _pixel_nearest(rid: str, row: int, k: int, metric: str, p_norm: float):
+    """Pixel-space neighbours never change (the probe images are fixed) and are the
+    costly search (3,072 values per CIFAR image), so they are kept per process."""
+    key = (str(db().root), rid, row, k, metric, p_norm)
+    found = _PIXEL_CACHE.get(key)
+    if found is None:
+        pixels = db().probe_inputs(rid)
+        pixels = pixels.reshape(len(pixels), -1)
+        found = _nearest(pixels, row, None, k, metric, p_norm, _typical_distance(pixels, row, metric, p_norm))
+        if len(_PIXEL_CACHE) >= _PIXEL_CACHE_SIZE:
+            _PIXEL_CACHE.pop(next(iter(_PIXEL_CACHE)))  # the oldest: dicts keep insertion order
+        _PIXEL_CACHE[key] = found
+    return found
+
+
 @bp.get("/steps/<step>/neighbours")
 def neighbours(run: str, step: str):
     """Nearest neighbours of one image in a layer, among its predicted class, its true class and the
@@ -266,25 +304,19 @@ def neighbours(run: str, step: str):
     preds = db().predictions(s, rid)
     labels, pred = preds["label"], preds["pred"]
 
-    def typical(X: np.ndarray) -> float | None:
-        # Percentages relative to the median distance to all other images, so
-        # they compare across the groups (cosine has its own absolute scale).
-        pool = np.delete(A.distances(X[row], X, metric, p_norm)[0], row)
-        median = float(np.median(pool)) if pool.size else 0.0
-        return median if median > 0 else None
-
-    def search(X: np.ndarray, candidates: np.ndarray, scale: float | None) -> list[dict]:
-        idx, dist = A.nearest(X[row], X, k=k, metric=metric, p=p_norm, candidates=candidates, exclude=[row])
-        sim = A.similarity_percent(dist, metric, scale)
+    def described(found) -> list[dict]:
+        idx, dist, sim = found
         return [
             {"probe_id": int(preds["probe_id"][i]), "label": int(labels[i]), "pred": int(pred[i]), "distance": float(d), "similarity": float(v)}
             for i, d, v in zip(idx, dist, sim)
         ]
 
     X = db().activations(s, layer, rid)
-    pixels = db().probe_inputs(rid).reshape(len(labels), -1)
-    everyone = np.arange(len(labels))
-    scale = typical(X)
+    scale = _typical_distance(X, row, metric, p_norm)
+
+    def among(candidates) -> list[dict]:
+        return described(_nearest(X, row, np.flatnonzero(candidates), k, metric, p_norm, scale))
+
     return jsonify(
         {
             "probe_id": pid,
@@ -296,10 +328,10 @@ def neighbours(run: str, step: str):
             "label": int(labels[row]),
             "pred": int(pred[row]),
             "confidence": float(preds["confidence"][row]),
-            "among_pred": search(X, np.flatnonzero(labels == pred[row]), scale),
-            "among_true": search(X, np.flatnonzero(labels == labels[row]), scale),
-            "among_other": search(X, np.flatnonzero(labels != labels[row]), scale),
-            "pixel": search(pixels, everyone, typical(pixels)),
+            "among_pred": among(labels == pred[row]),
+            "among_true": among(labels == labels[row]),
+            "among_other": among(labels != labels[row]),
+            "pixel": described(_pixel_nearest(rid, row, k, metric, p_norm)),
         }
     )
 

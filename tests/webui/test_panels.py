@@ -151,6 +151,12 @@ def test_neighbours_in_another_layer_and_in_pixel_space(client, store, run_id):
     d = np.linalg.norm(X - X[row], axis=1)
     d[row] = np.inf
     assert body["pixel"][0]["probe_id"] == int(ids[np.argmin(d)])
+    # the same images at another step, with that step's predictions
+    first = store.steps(run_id)[0]
+    earlier = client.get(api(run_id, f"steps/{first}/neighbours?probe={pid}&metric=euclidean&k=3")).get_json()
+    assert [n["probe_id"] for n in earlier["pixel"]] == [n["probe_id"] for n in body["pixel"]]
+    p0 = store.predictions(first, run_id)
+    assert [n["pred"] for n in earlier["pixel"]] == [int(p0["pred"][ids == n["probe_id"]][0]) for n in earlier["pixel"]]
 
 
 # --------------------------------------------------------------------------- metrics and filters
