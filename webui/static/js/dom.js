@@ -20,7 +20,7 @@ export function h(tag, attrs = {}, ...children) {
 export function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
 
 // Tableau-like categorical palette (20 colours), then golden-angle hues beyond.
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac',
+const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#17becf',
   '#1f77b4', '#aec7e8', '#ff7f0e', '#ffbb78', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd', '#c5b0d5'];
 export function classColor(i) {
   if (i < 0) return '#999999';
