@@ -50,7 +50,7 @@ def _now() -> datetime:
 def _vector_column(arr: np.ndarray, dtype) -> pa.Array:
     """(N, ...) numpy -> a list column of flattened rows, converted in numpy first (faster than in arrow)."""
     arr = np.asarray(arr)
-    arr = np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=dtype)
+    arr = np.ascontiguousarray(arr.reshape(len(arr), int(np.prod(arr.shape[1:], dtype=np.int64))), dtype=dtype)
     n, d = arr.shape
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * d)
     return pa.ListArray.from_arrays(offsets, pa.array(arr.reshape(-1)))
@@ -146,6 +146,24 @@ class StatsWriter:
         _write_parquet(table, tmp)
         os.replace(tmp, final)
 
+    def read_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's metadata row as written, or None when the run has none."""
+        path = self.root / "runs" / f"run_id={run_id}" / "run.parquet"
+        if not path.exists():
+            return None
+        return _read(path).to_pylist()[0]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Change some fields of a written run row (e.g. ``ended_at``), atomically."""
+        row = self.read_run(run_id)
+        if row is None:
+            raise NotFoundError(f"Run {run_id!r} has no metadata row in {str(self.root)!r} to update.")
+        unknown = set(fields) - set(S.RUNS.schema.names)
+        if unknown:
+            raise ConfigurationError(f"Unknown run fields {sorted(unknown)}. Allowed: {', '.join(S.RUNS.schema.names)}.")
+        row.update(fields)
+        self.write_run(row)
+
     def write_probes(self, run_id: str, probe_ids, labels, class_names, thumbnails, inputs: np.ndarray) -> None:
         labels = np.asarray(labels, dtype=np.int32)
         table = pa.table(
@@ -207,8 +225,9 @@ class StatsWriter:
     ) -> None:
         """Write one snapshot so that it becomes visible all at once or not at all.
 
-        ``_after_file`` is a test hook called after each staged file (used by
-        the fault-injection tests to slow the writer down).
+        ``_after_file`` is a test hook called with each staged file and, while
+        committing, with each folder moved into place (the fault-injection
+        tests use it to slow the writer down or to be killed at a known point).
         """
         step = int(step)
         if step in set(_committed_steps(self.root, run_id)):
@@ -312,6 +331,7 @@ class StatsWriter:
 
         # Commit: move each table's step folder into place, ``steps`` last.
         order = [t for t in S.CORE_TABLES if t.snapshot and t is not S.STEPS] + [S.STEPS]
+        committed = False
         try:
             for table in order:
                 src = stage / table.name / f"run_id={run_id}" / f"step={step}"
@@ -319,22 +339,30 @@ class StatsWriter:
                     continue
                 dst = self.root / table.name / f"run_id={run_id}" / f"step={step}"
                 dst.parent.mkdir(parents=True, exist_ok=True)
+                if table is S.STEPS:
+                    # The state dict goes in before the commit marker, so a
+                    # committed step with has_state=True always has its file.
+                    self._move_state(stage, run_id, step)
                 os.rename(src, dst)
-            src = stage / "states" / f"run_id={run_id}" / f"step={step}.pt"
-            if src.exists():
-                dst = self.root / "states" / f"run_id={run_id}" / src.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(src, dst)
-                # states are moved before steps would be better, but a state
-                # without a steps row is harmless: it is never looked up.
+                committed = table is S.STEPS
+                after(dst)
             _fsync_dir(self.root / "steps" / f"run_id={run_id}")
         except BaseException:
-            # Roll back the folders already moved, so no half snapshot stays.
-            for table in order:
-                shutil.rmtree(self.root / table.name / f"run_id={run_id}" / f"step={step}", ignore_errors=True)
+            if not committed:
+                # Roll back the folders already moved, so no half snapshot stays.
+                for table in reversed(order):
+                    shutil.rmtree(self.root / table.name / f"run_id={run_id}" / f"step={step}", ignore_errors=True)
+                (self.root / "states" / f"run_id={run_id}" / f"step={step}.pt").unlink(missing_ok=True)
             raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def _move_state(self, stage: Path, run_id: str, step: int) -> None:
+        src = stage / "states" / f"run_id={run_id}" / f"step={step}.pt"
+        if src.exists():
+            dst = self.root / "states" / f"run_id={run_id}" / src.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
 
     def _metrics_table(self, run_id: str, step: int, metrics: Mapping[str, float], path: Path) -> None:
         names = sorted(metrics)
@@ -843,17 +871,28 @@ class StatsDB:
             else:
                 cols = ", ".join(f"NULL::{_duck_type(t)} AS {n}" for n, t, _ in table.columns)
                 source = f"(SELECT {cols} WHERE false)"
-            if table.snapshot and table is not S.STEPS:
+            if table is S.STEPS:
+                # Read the commit markers once, now, into a table. A step's other
+                # folders were moved in before its marker, so every step listed
+                # here is complete in the views below, which list their files
+                # later, at query time: one query never sees a step half there.
+                statements.append(f"CREATE OR REPLACE TEMP TABLE steps AS SELECT * FROM {source}")
+                continue
+            if table.snapshot:
                 body = f"SELECT t.* FROM {source} t SEMI JOIN steps s ON t.run_id = s.run_id AND t.step = s.step"
             else:
                 body = f"SELECT * FROM {source}"
             statements.append(f"CREATE OR REPLACE VIEW {table.name} AS {body}")
         # steps must exist before the views that join it
-        statements.sort(key=lambda s: not s.startswith("CREATE OR REPLACE VIEW steps "))
+        statements.sort(key=lambda s: not s.startswith("CREATE OR REPLACE TEMP TABLE steps "))
         return statements
 
     def connect(self):
-        """A DuckDB connection with a view per table (re-created so new files show)."""
+        """A DuckDB connection with a view per table.
+
+        ``steps`` is read when the connection is made (so that every query on it
+        sees only complete snapshots); connect again to see newer steps.
+        """
         import duckdb
 
         con = duckdb.connect()
