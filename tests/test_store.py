@@ -378,7 +378,8 @@ TRAIN_SCRIPT = textwrap.dedent(
         target, n = (int(v) for v in arg.split(":"))
         seen = []
         def hook(path):
-            if f"step={target}" in str(path):
+            # staged files live in _staging/<run>--<step>--<id>/, committed ones in step=<step>/
+            if f"--{target}--" in str(path) or f"step={target}" in str(path):
                 seen.append(path)
                 if len(seen) == n:
                     Path(db, "ARMED").write_text(str(path))
