@@ -501,3 +501,13 @@ def test_concurrent_reader_sees_only_complete_steps(tmp_path):
     assert proc.returncode == 0, err
     assert queries >= 3 and len(seen) >= 2, (queries, seen)
     assert check_complete(db_path) == [0, 2, 4, 5, 6, 8, 10]
+
+
+def test_reading_needs_neither_flask_nor_lightning():
+    script = (
+        "import sys, deepviz\n"
+        "from deepviz import StatsDB\n"
+        "heavy = [m for m in ('flask', 'lightning', 'pytorch_lightning') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, capture_output=True)
