@@ -146,7 +146,8 @@ def main():
     warnings.filterwarnings("ignore")
     import logging
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for name in ("lightning.pytorch", "pytorch_lightning"):  # the callback imports both packages
+        logging.getLogger(name).setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
     train = load_dataset("cifar10", args.data, split="train", progress=False)
