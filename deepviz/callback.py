@@ -175,23 +175,28 @@ class StatsCallback(*_bases):
             self.writer = StatsWriter(self.db)
         self.probe = build_probe(self.probe_source, self.probe_size, self.probe_seed)
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        # After setup and after a checkpoint restored our state: continue that run, or start one.
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Here rather than in on_fit_start: some strategies restore callback
+        # state from a checkpoint only after on_fit_start, and the run id
+        # must come from that state when resuming.
+        self._begin_run(trainer, pl_module)
+        if trainer.global_step == 0:
+            self._snapshot(trainer, pl_module, "start")
+
+    def _begin_run(self, trainer, pl_module) -> None:
+        """Continue the run restored from a checkpoint, or start a new one."""
         resumed = self.run_id is not None
         if not resumed:
             self.run_id = self._broadcast(new_run_id() if trainer.is_global_zero else None)
         if trainer.is_global_zero:
-            if resumed:
-                committed = self.writer.open_run(self.run_id)
-                self.written |= set(committed)
+            if resumed and self.writer.read_run(self.run_id) is not None:
+                # Clear what a crash left, and never write a committed step again.
+                self.written |= set(self.writer.open_run(self.run_id))
+                self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=None))
             else:
                 self._write_run(trainer, pl_module)
         self.written = set(self._broadcast(sorted(self.written)))
         self._wrap_checkpoint_io(trainer)
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        if trainer.global_step == 0:
-            self._snapshot(trainer, pl_module, "start")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._validated_this_epoch = False
@@ -226,7 +231,7 @@ class StatsCallback(*_bases):
     def on_fit_end(self, trainer, pl_module) -> None:
         self._flush_metrics(trainer)
         if trainer.is_global_zero and self.writer is not None and self.run_id is not None:
-            self._write_run(trainer, pl_module, ended=True)
+            self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=datetime.now(timezone.utc)))
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         if self._wrapped_io is not None:
@@ -263,10 +268,10 @@ class StatsCallback(*_bases):
         io_obj.save_checkpoint = save_checkpoint
         self._wrapped_io = (io_obj, inner if had_own else None)
 
-    def _write_run(self, trainer, pl_module, ended: bool = False) -> None:
+    def _write_run(self, trainer, pl_module) -> None:
         n_params = sum(p.numel() for p in pl_module.parameters())
         cls = type(pl_module)
-        if not ended and cls.__module__ == "__main__":
+        if cls.__module__ == "__main__":
             warnings.warn(
                 f"{cls.__name__} is defined in __main__: StatsDB.load_model can rebuild it only where "
                 "that script's class is importable. Define the model in a module to load it later.",
@@ -283,8 +288,8 @@ class StatsCallback(*_bases):
         run = {
             "run_id": self.run_id,
             "name": self.run_name or self.run_id,
-            "started_at": self._started_at if ended else datetime.now(timezone.utc),
-            "ended_at": datetime.now(timezone.utc) if ended else None,
+            "started_at": datetime.now(timezone.utc),
+            "ended_at": None,
             "deepviz_version": __version__,
             "model_class": f"{cls.__module__}:{cls.__qualname__}",
             "model_summary": repr(pl_module),
@@ -300,13 +305,10 @@ class StatsCallback(*_bases):
             "world_size": trainer.world_size,
             "activation_dtype": self.activation_dtype,
         }
-        if not ended:
-            self._started_at = run["started_at"]
-            self.writer.write_probes(
-                self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs), self.probe.inputs.numpy()
-            )
-        elif not hasattr(self, "_started_at"):
-            self._started_at = run["started_at"] = datetime.now(timezone.utc)
+        # Probes first: a run row is listed by readers, so what it refers to must exist.
+        self.writer.write_probes(
+            self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs), self.probe.inputs.numpy()
+        )
         self.writer.write_run(run)
 
     def _class_count(self, pl_module) -> int:

@@ -92,7 +92,9 @@ def capture(
         def hook(_module, _inputs, output):
             if isinstance(output, (tuple, list)):
                 output = output[0]
-            outputs[name].append(output.detach().flatten(1).float().cpu().numpy())
+            # Copy now: on the CPU ``.cpu()`` is a view, and a later in-place op
+            # (``ReLU(inplace=True)``) would rewrite what we stored.
+            outputs[name].append(output.detach().flatten(1).to("cpu", torch.float32, copy=True).numpy())
 
         return hook
 
@@ -131,14 +133,17 @@ def capture(
 def softmax(logits: np.ndarray) -> np.ndarray:
     if logits.size == 0:
         return logits.astype(np.float32)
-    z = logits - np.nanmax(logits, axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    # NaN or Inf logits give NaN rows: stored as they are and flagged, not warned about here.
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = logits - np.max(logits, axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def weights_of(model: nn.Module, layers: list[str]) -> dict[str, np.ndarray]:
     modules = dict(model.named_modules())
-    return {name: modules[name].weight.detach().float().cpu().numpy() for name in layers}
+    # A copy, not a view of the live parameter: the optimizer keeps changing it.
+    return {name: modules[name].weight.detach().to("cpu", torch.float32, copy=True).numpy() for name in layers}
 
 
 def merge(parts: list[tuple[np.ndarray, CaptureResult]], n: int) -> CaptureResult:

@@ -50,7 +50,7 @@ def _now() -> datetime:
 def _vector_column(arr: np.ndarray, dtype) -> pa.Array:
     """(N, ...) numpy -> a list column of flattened rows, converted in numpy first (faster than in arrow)."""
     arr = np.asarray(arr)
-    arr = np.ascontiguousarray(arr.reshape(len(arr), -1), dtype=dtype)
+    arr = np.ascontiguousarray(arr.reshape(len(arr), int(np.prod(arr.shape[1:], dtype=np.int64))), dtype=dtype)
     n, d = arr.shape
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * d)
     return pa.ListArray.from_arrays(offsets, pa.array(arr.reshape(-1)))
@@ -86,19 +86,6 @@ def _write_parquet(table: pa.Table, path: Path, vector_columns: Iterable[str] = 
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def check_layer_name(name: str) -> str:
     if not _SAFE_NAME.match(name):
         raise ConfigurationError(
@@ -119,6 +106,7 @@ class StatsWriter:
 
     def __init__(self, path: str | os.PathLike = DEFAULT_DB):
         self.root = Path(path)
+        self._dirs: set[Path] = set()  # folders known to exist
         self._check_writable()
         _check_version(self.root, create=True)
 
@@ -145,6 +133,24 @@ class StatsWriter:
         tmp = final.with_name(f".run-{uuid.uuid4().hex}.tmp")
         _write_parquet(table, tmp)
         os.replace(tmp, final)
+
+    def read_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run's metadata row as written, or None when the run has none."""
+        path = self.root / "runs" / f"run_id={run_id}" / "run.parquet"
+        if not path.exists():
+            return None
+        return _read(path).to_pylist()[0]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Change some fields of a written run row (e.g. ``ended_at``), atomically."""
+        row = self.read_run(run_id)
+        if row is None:
+            raise NotFoundError(f"Run {run_id!r} has no metadata row in {str(self.root)!r} to update.")
+        unknown = set(fields) - set(S.RUNS.schema.names)
+        if unknown:
+            raise ConfigurationError(f"Unknown run fields {sorted(unknown)}. Allowed: {', '.join(S.RUNS.schema.names)}.")
+        row.update(fields)
+        self.write_run(row)
 
     def write_probes(self, run_id: str, probe_ids, labels, class_names, thumbnails, inputs: np.ndarray) -> None:
         labels = np.asarray(labels, dtype=np.int32)
@@ -207,22 +213,31 @@ class StatsWriter:
     ) -> None:
         """Write one snapshot so that it becomes visible all at once or not at all.
 
-        ``_after_file`` is a test hook called after each staged file (used by
-        the fault-injection tests to slow the writer down).
+        ``_after_file`` is a test hook called with each staged file and, while
+        committing, with each folder moved into place (the fault-injection
+        tests use it to slow the writer down or to be killed at a known point).
         """
         step = int(step)
-        if step in set(_committed_steps(self.root, run_id)):
+        if (self.root / "steps" / f"run_id={run_id}" / f"step={step}" / "step.parquet").exists():
             raise ConfigurationError(f"Step {step} of run {run_id!r} is already written; a step is never written twice.")
         dtype = {"float16": np.float16, "float32": np.float32}[activation_dtype]
         stage = self.root / STAGING / f"{run_id}--{step}--{uuid.uuid4().hex[:8]}"
+        made: set[Path] = set()
         after = _after_file or (lambda path: None)
         n = len(probe_ids)
         ids = pa.array(np.asarray(probe_ids, dtype=np.int64))
         run_col = pa.array([run_id] * n, pa.string())
         step_col = pa.array(np.full(n, step, dtype=np.int64))
 
+        # Staged flat, one folder per table, each moved in whole by the commit:
+        # few folders to create and remove (folder operations dominate the
+        # cost of writing a small snapshot).
         def staged(table: S.Table, name: str) -> Path:
-            return stage / table.name / f"run_id={run_id}" / f"step={step}" / name
+            folder = stage / table.name
+            if folder not in made:
+                folder.mkdir(parents=True)
+                made.add(folder)
+            return folder / name
 
         try:
             probs = np.asarray(probs, dtype=np.float32)
@@ -285,8 +300,7 @@ class StatsWriter:
                 self._metrics_table(run_id, step, metrics, staged(S.METRICS, "0.parquet"))
 
             if state is not None:
-                path = stage / "states" / f"run_id={run_id}" / f"step={step}.pt"
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path = stage / "state.pt"
                 path.write_bytes(state)
                 after(path)
 
@@ -312,29 +326,45 @@ class StatsWriter:
 
         # Commit: move each table's step folder into place, ``steps`` last.
         order = [t for t in S.CORE_TABLES if t.snapshot and t is not S.STEPS] + [S.STEPS]
+        committed = False
         try:
             for table in order:
-                src = stage / table.name / f"run_id={run_id}" / f"step={step}"
-                if not src.exists():
+                src = stage / table.name
+                if src not in made:
                     continue
                 dst = self.root / table.name / f"run_id={run_id}" / f"step={step}"
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                self._ensure_dir(dst.parent)
+                if table is S.STEPS:
+                    # The state dict goes in before the commit marker, so a
+                    # committed step with has_state=True always has its file.
+                    self._move_state(stage, run_id, step)
                 os.rename(src, dst)
-            src = stage / "states" / f"run_id={run_id}" / f"step={step}.pt"
-            if src.exists():
-                dst = self.root / "states" / f"run_id={run_id}" / src.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(src, dst)
-                # states are moved before steps would be better, but a state
-                # without a steps row is harmless: it is never looked up.
-            _fsync_dir(self.root / "steps" / f"run_id={run_id}")
+                committed = table is S.STEPS
+                after(dst)
+            # No fsync: renames make a snapshot atomic against a killed process;
+            # an fsync per snapshot (~10 ms here) would guard only against
+            # power loss, which a monitoring database can afford to lose.
         except BaseException:
-            # Roll back the folders already moved, so no half snapshot stays.
-            for table in order:
-                shutil.rmtree(self.root / table.name / f"run_id={run_id}" / f"step={step}", ignore_errors=True)
+            if not committed:
+                # Roll back the folders already moved, so no half snapshot stays.
+                for table in reversed(order):
+                    shutil.rmtree(self.root / table.name / f"run_id={run_id}" / f"step={step}", ignore_errors=True)
+                (self.root / "states" / f"run_id={run_id}" / f"step={step}.pt").unlink(missing_ok=True)
             raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def _move_state(self, stage: Path, run_id: str, step: int) -> None:
+        src = stage / "state.pt"
+        if src.exists():
+            dst = self.root / "states" / f"run_id={run_id}" / f"step={step}.pt"
+            self._ensure_dir(dst.parent)
+            os.replace(src, dst)
+
+    def _ensure_dir(self, path: Path) -> None:
+        if path not in self._dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path)
 
     def _metrics_table(self, run_id: str, step: int, metrics: Mapping[str, float], path: Path) -> None:
         names = sorted(metrics)
@@ -843,17 +873,28 @@ class StatsDB:
             else:
                 cols = ", ".join(f"NULL::{_duck_type(t)} AS {n}" for n, t, _ in table.columns)
                 source = f"(SELECT {cols} WHERE false)"
-            if table.snapshot and table is not S.STEPS:
+            if table is S.STEPS:
+                # Read the commit markers once, now, into a table. A step's other
+                # folders were moved in before its marker, so every step listed
+                # here is complete in the views below, which list their files
+                # later, at query time: one query never sees a step half there.
+                statements.append(f"CREATE OR REPLACE TEMP TABLE steps AS SELECT * FROM {source}")
+                continue
+            if table.snapshot:
                 body = f"SELECT t.* FROM {source} t SEMI JOIN steps s ON t.run_id = s.run_id AND t.step = s.step"
             else:
                 body = f"SELECT * FROM {source}"
             statements.append(f"CREATE OR REPLACE VIEW {table.name} AS {body}")
         # steps must exist before the views that join it
-        statements.sort(key=lambda s: not s.startswith("CREATE OR REPLACE VIEW steps "))
+        statements.sort(key=lambda s: not s.startswith("CREATE OR REPLACE TEMP TABLE steps "))
         return statements
 
     def connect(self):
-        """A DuckDB connection with a view per table (re-created so new files show)."""
+        """A DuckDB connection with a view per table.
+
+        ``steps`` is read when the connection is made (so that every query on it
+        sees only complete snapshots); connect again to see newer steps.
+        """
         import duckdb
 
         con = duckdb.connect()

@@ -1,0 +1,120 @@
+"""DDP: each rank captures its shard of the probe set, rank zero gathers in probe order and writes alone.
+
+A 2-process CPU (gloo) run is compared with a single-process run of the same
+model, seed and initial weights. Lightning launches the second process by
+re-running the script, so the DDP run lives in a script run with
+``sys.executable``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import digits_loaders, quiet_trainer
+from deepviz import StatsCallback, StatsDB
+from trainers.models import SmallNet
+
+REPO = Path(__file__).resolve().parents[1]
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, warnings
+    import torch
+    torch.set_num_threads(1)
+    import lightning.pytorch as pl
+    from sklearn.datasets import load_digits
+    from torch.utils.data import DataLoader, TensorDataset
+    from deepviz import StatsCallback
+    from trainers.models import SmallNet
+
+    db, weights = sys.argv[1:3]
+    warnings.simplefilter("ignore")
+    digits = load_digits()
+    x = torch.from_numpy((digits.images / 16.0).astype("float32")).unsqueeze(1)
+    y = torch.from_numpy(digits.target.astype("int64"))
+    pl.seed_everything(0, verbose=False)
+    model = SmallNet()
+    model.load_state_dict(torch.load(weights))
+    train = DataLoader(TensorDataset(x[:320], y[:320]), batch_size=64)
+    val = DataLoader(TensorDataset(x[320:480], y[320:480]), batch_size=80)
+    # batch_size=32: each rank runs its 60 probe rows in two batches
+    cb = StatsCallback(db, probe=(x[480:780], y[480:780]), probe_size=121, batch_size=32)
+    trainer = pl.Trainer(
+        strategy="ddp", devices=2, accelerator="cpu", max_epochs=2, callbacks=[cb], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+    )
+    trainer.fit(model, train, val)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def ddp_and_single(tmp_path_factory, digits_tensors):
+    root = tmp_path_factory.mktemp("ddp")
+    torch.manual_seed(0)
+    init = SmallNet()
+    torch.save(init.state_dict(), root / "init.pt")
+    script = root / "train_ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(root / "ddp_db"), str(root / "init.pt")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    x, y = digits_tensors
+    model = SmallNet()
+    model.load_state_dict(torch.load(root / "init.pt"))
+    cb = StatsCallback(root / "single_db", probe=(x[480:780], y[480:780]), probe_size=121)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_trainer(max_epochs=1, callbacks=[cb]).fit(model, *digits_loaders(digits_tensors))
+    return StatsDB(root / "ddp_db"), StatsDB(root / "single_db")
+
+
+def test_only_rank_zero_writes_one_run(ddp_and_single):
+    ddp, _ = ddp_and_single
+    assert len(ddp.run_ids()) == 1
+    info = ddp.run_info()
+    assert info["world_size"] == 2 and info["n_probe"] == 121
+    # 320 images, 2 ranks, batches of 64: 3 steps per epoch
+    assert ddp.steps() == [0, 3, 6]
+    counts = ddp.sql("SELECT step, count(*) AS n, count(DISTINCT probe_id) AS d FROM predictions GROUP BY step")
+    assert (counts.n == 121).all() and (counts.d == 121).all()
+
+
+def test_step_zero_is_identical_to_a_single_process_run(ddp_and_single):
+    ddp, single = ddp_and_single
+    a, b = ddp.get_stats(0), single.get_stats(0)
+    np.testing.assert_array_equal(a.probe_ids, b.probe_ids)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    # Shards run in other batch sizes than the single process: equal to float rounding.
+    np.testing.assert_allclose(a.probs_by_image, b.probs_by_image, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-6, atol=1e-7)
+    for layer in ("fc1", "fc2"):
+        np.testing.assert_allclose(a.embeddings[layer], b.embeddings[layer], rtol=1e-3, atol=1e-4)
+    for layer in ("conv1", "conv2"):
+        np.testing.assert_array_equal(a.weights[layer], b.weights[layer])
+
+
+def test_every_step_is_what_its_weights_give_in_probe_order(ddp_and_single):
+    ddp, _ = ddp_and_single
+    inputs = torch.from_numpy(ddp.probe_inputs())
+    for step in ddp.steps():
+        model = ddp.load_model(step)  # from the state dict stored with the step
+        with torch.no_grad():
+            logits = model(inputs)
+        s = ddp.get_stats(step)
+        np.testing.assert_allclose(s.probs_by_image, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(s.embeddings["fc2"], logits.numpy(), rtol=2e-3, atol=2e-3)

@@ -1,0 +1,136 @@
+"""The probe set: stratified, seeded, stable ids into what the user gave."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, TensorDataset
+
+from deepviz.errors import ConfigurationError
+from deepviz.probe import build_probe, display_range, stratified_subset, thumbnails, to_uint8_images
+
+
+class ImagesOnly(Dataset):
+    """A dataset that yields images without labels (the error case)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+class WithTargets(TensorDataset):
+    """Like torchvision datasets: labels also available as ``.targets``."""
+
+    def __init__(self, x, y):
+        super().__init__(x, y)
+        self.targets = y.tolist()
+
+
+def test_stratified_subset_keeps_class_shares(digits_tensors):
+    _, y = digits_tensors
+    labels = y.numpy()
+    ids = stratified_subset(labels, 300, seed=0)
+    assert len(ids) == 300 and len(set(ids)) == 300
+    assert np.all(np.diff(ids) > 0), "ids are sorted, so probe order is index order"
+    expected = np.bincount(labels) / len(labels) * 300
+    assert np.all(np.abs(np.bincount(labels[ids], minlength=10) - expected) <= 1)
+
+
+def test_stratified_subset_is_seeded(digits_tensors):
+    labels = digits_tensors[1].numpy()
+    a, b, c = (stratified_subset(labels, 100, seed=s) for s in (3, 3, 4))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_stratified_subset_all_when_size_is_none_or_large():
+    labels = np.array([0, 1, 1, 2])
+    assert np.array_equal(stratified_subset(labels, None, 0), np.arange(4))
+    assert np.array_equal(stratified_subset(labels, 10, 0), np.arange(4))
+
+
+def test_stratified_subset_refuses_zero():
+    with pytest.raises(ConfigurationError, match="probe_size must be a positive number of images, got 0"):
+        stratified_subset(np.array([0, 1]), 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["tensor_pair", "numpy_pair", "dataset", "dataset_with_targets"])
+def test_build_probe_ids_index_what_the_user_gave(digits_tensors, kind):
+    x, y = digits_tensors
+    x, y = x[:200], y[:200]
+    probe = {
+        "tensor_pair": (x, y),
+        "numpy_pair": (x.numpy(), y.numpy()),
+        "dataset": TensorDataset(x, y),
+        "dataset_with_targets": WithTargets(x, y),
+    }[kind]
+    p = build_probe(probe, 50, seed=1)
+    assert len(p) == 50 and p.inputs.shape == (50, 1, 8, 8) and p.inputs.dtype == torch.float32
+    assert torch.equal(p.inputs, x[torch.as_tensor(p.ids)])
+    assert torch.equal(p.labels, y[torch.as_tensor(p.ids)])
+    # The same seed picks the same images whatever form the probe takes.
+    assert np.array_equal(p.ids, build_probe((x, y), 50, seed=1).ids)
+
+
+def test_probe_pair_without_labels():
+    with pytest.raises(ConfigurationError, match=r"labels=None.*probe=\(images, labels\)"):
+        build_probe((torch.zeros(4, 1, 8, 8), None))
+
+
+def test_probe_dataset_without_labels(digits_tensors):
+    with pytest.raises(ConfigurationError, match=r"Probe item 0 is a Tensor, not an \(image, label\) pair"):
+        build_probe(ImagesOnly(digits_tensors[0][:10]))
+
+
+def test_probe_labels_of_wrong_shape():
+    with pytest.raises(ConfigurationError, match=r"one label per image: got shape \(3,\) for 4 images"):
+        build_probe((torch.zeros(4, 1, 8, 8), np.array([0, 1, 2])))
+
+
+def test_probe_labels_not_integers():
+    with pytest.raises(ConfigurationError, match="must be integers.*got dtype float"):
+        build_probe((torch.zeros(2, 1, 8, 8), np.array([0.0, 1.0])))
+
+
+def test_probe_empty_dataset():
+    with pytest.raises(ConfigurationError, match="probe dataset is empty"):
+        build_probe(TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long)))
+
+
+def test_probe_of_wrong_type():
+    with pytest.raises(ConfigurationError, match="probe must be a torch Dataset.*got int"):
+        build_probe(42)
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [(0.0, 1.0, (0.0, 1.0)), (0.0, 200.0, (0.0, 255.0)), (-2.0, 3.0, (-2.0, 3.0)), (0.5, 0.5, (0.0, 1.0))],
+)
+def test_display_range(lo, hi, expected):
+    x = torch.tensor([lo, hi]).reshape(1, 1, 1, 2)
+    assert display_range(x) == expected
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_thumbnails_are_small_pngs(channels):
+    x = torch.rand(3, channels, 96, 80)
+    thumbs = thumbnails(x, max_size=64)
+    assert len(thumbs) == 3
+    for png in thumbs:
+        img = Image.open(io.BytesIO(png))
+        assert img.format == "PNG" and max(img.size) == 64
+        assert img.mode == ("L" if channels == 1 else "RGB")
+
+
+def test_uint8_images_keep_values():
+    x = torch.tensor([0.0, 0.5, 1.0]).reshape(1, 1, 1, 3)
+    assert to_uint8_images(x).reshape(-1).tolist() == [0, 128, 255]
