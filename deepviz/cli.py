@@ -420,7 +420,9 @@ def _print_frame(frame, fmt: str, out=None) -> None:
         json.dump(records, out, indent=None, allow_nan=False)
         out.write("\n")
         return
-    frame = frame.map(_for_text) if len(frame.columns) else frame
+    if len(frame.columns):
+        # DataFrame.map is pandas >= 2.1; applymap is its older name
+        frame = (frame.map if hasattr(frame, "map") else frame.applymap)(_for_text)
     if fmt == "csv":
         frame.to_csv(out, index=False)
         return
