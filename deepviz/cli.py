@@ -1,0 +1,432 @@
+"""The ``deepviz`` command: train, demo, serve, runs, sql, analyze.
+
+Every subcommand imports what it needs when it runs, so ``deepviz --help``,
+``deepviz runs`` and ``deepviz sql`` start without importing torch, Lightning
+or Flask. (The CLI is the one place in ``deepviz`` that reaches into
+``trainers`` and ``webui``; it does so lazily, inside the commands.)
+
+Exit status: 0 on success, 1 for a deepviz error (printed as
+``deepviz: error: <message>``, with no traceback), 2 for bad arguments
+(argparse), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ipaddress
+import json
+import math
+import os
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigurationError, DeepvizError, NotFoundError
+from .store import DEFAULT_DB
+
+PROG = "deepviz"
+
+# Listed here rather than imported, so that building the parser does not
+# import torch (deepviz.datasets) or Lightning (trainers.models);
+# tests/test_cli.py checks that they match DATASETS and MODELS.
+DATASET_NAMES = ("digits", "cifar10", "mnist", "fashion-mnist", "stl10", "folder")
+MODEL_NAMES = ("small", "fc64", "alexnet-small", "mnist-cnn", "resnet18")
+
+FORMATS = ("table", "csv", "json")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+DEFAULT_MAX_ROWS = 1000
+DEMO_EPOCHS = 4
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535 (0 picks a free one), got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Training-time monitoring for image classifiers: snapshots of a probe set in a "
+        "Parquet stats db, replayed in a web UI and queryable in SQL.",
+        epilog="Run `deepviz COMMAND --help` for the options of a command. Start with `deepviz demo`.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "train",
+        help="train a reference model with the StatsCallback",
+        description="Train a reference model on a dataset, snapshotting a probe set of test images into the "
+        "stats db after every epoch. Checkpoints (best by val_acc, and last) go to "
+        "<db>/../checkpoints/<run_id>/ unless --ckpt-dir is given.",
+    )
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits", help="dataset (default: digits, no download needed)")
+    p.add_argument("--data-dir", metavar="D", help="folder holding the dataset files (default: ./data); for 'folder', "
+                   "a folder of class sub-folders of images")
+    p.add_argument("--download", action="store_true", help="download the dataset into --data-dir if missing")
+    p.add_argument("--model", choices=MODEL_NAMES, help="reference model (default: small for digits, alexnet-small for "
+                   "cifar10/stl10, mnist-cnn for mnist/fashion-mnist, fc64 for folder)")
+    p.add_argument("--epochs", type=_positive_int, default=5, metavar="N", help="training epochs (default: 5)")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "demo",
+        help="train the default model on digits, then serve the web UI",
+        description=f"Train the default model on scikit-learn's digits (no download) into the stats db, "
+        f"then serve the web UI at http://{DEFAULT_HOST}:{DEFAULT_PORT}/.",
+    )
+    p.add_argument("--epochs", type=_positive_int, default=DEMO_EPOCHS, metavar="N", help=f"training epochs (default: {DEMO_EPOCHS})")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port of the web UI (default: {DEFAULT_PORT})")
+    p.add_argument("--no-serve", action="store_true", help="train only; do not start the web UI")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the web UI over a stats db",
+        description="Serve the web UI with waitress. It binds to loopback unless --host says otherwise; on any "
+        "other address a token is required, and one is generated (and printed in the URL) if not given.",
+    )
+    _add_db_argument(p)
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--token", metavar="T", help="access token the UI asks for (generated when binding beyond loopback)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("runs", help="list the runs in a stats db", description="List the runs in a stats db with "
+                       "their number of steps and the probe accuracy at the last step.")
+    _add_db_argument(p)
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser(
+        "sql",
+        help="run a SQL query over a stats db",
+        description="Run a DuckDB SQL query over the stats db. Each table (runs, steps, probes, predictions, "
+        "activations, weights, metrics, ...) is a view of the same name.",
+        epilog='Example: deepviz sql "SELECT step, avg(correct::INT) AS acc FROM predictions GROUP BY step ORDER BY step"',
+    )
+    _add_db_argument(p)
+    p.add_argument("query", metavar="QUERY", help="the SQL query (quote it)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument("--max-rows", type=_positive_int, default=DEFAULT_MAX_ROWS, metavar="N",
+                   help=f"print at most N rows (default: {DEFAULT_MAX_ROWS})")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser(
+        "analyze",
+        help="compute the derived tables (layer quality, data map, ...) of a run",
+        description="Compute the derived analysis tables of a run and store them in the stats db.",
+    )
+    _add_db_argument(p)
+    p.add_argument("--run", metavar="R", help="run id or name (default: the newest run)")
+    p.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def _add_db_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("db", nargs="?", default=DEFAULT_DB, metavar="DB", help=f"stats db folder (default: ./{DEFAULT_DB})")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=DEFAULT_DB, help=f"stats db folder (default: ./{DEFAULT_DB})")
+    p.add_argument("--run-name", metavar="R", help="a readable name for the run (default: its run id)")
+    p.add_argument("--probe-size", type=_positive_int, default=1000, metavar="K",
+                   help="probe images, class-stratified from the test split (default: 1000)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="B", help="training batch size (default: per dataset)")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: the model's own)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and the probe (default: 0)")
+    p.add_argument("--image-size", type=_positive_int, metavar="S", help="resize images to S x S (default: native size; 32 for folder)")
+    p.add_argument("--max-train", type=_positive_int, metavar="N", help="train on a class-stratified subset of N images")
+    p.add_argument("--ckpt-dir", metavar="D", help="folder for checkpoints (default: <db>/../checkpoints)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar and model summary")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``deepviz`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits with status 2 and a usage message on bad arguments
+    try:
+        return int(args.func(args) or 0)
+    except DeepvizError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `deepviz sql ... | head`: the reader left; exit quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _train_kwargs(args) -> dict:
+    return {
+        "db": args.db,
+        "run_name": args.run_name,
+        "probe_size": args.probe_size,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "image_size": args.image_size,
+        "max_train": args.max_train,
+        "ckpt_dir": args.ckpt_dir,
+        "progress": not args.no_progress,
+    }
+
+
+def _run_training(**kwargs) -> str:
+    from trainers.train import checkpoint_root, final_metrics, train
+
+    start = time.perf_counter()
+    run_id = train(**kwargs)
+    seconds = time.perf_counter() - start
+    metrics = final_metrics(kwargs["db"], run_id)
+    val = metrics.get("val_acc")
+    summary = f"val_acc={val:.4f}" if val is not None else "val_acc=n/a"
+    if "val_loss" in metrics:
+        summary += f" val_loss={metrics['val_loss']:.4f}"
+    print(f"run_id={run_id} {summary} epochs={kwargs['epochs']} wall_s={seconds:.1f}")
+    print(f"stats db: {kwargs['db']}   checkpoints: {checkpoint_root(kwargs['db'], kwargs.get('ckpt_dir')) / run_id}")
+    return run_id
+
+
+def cmd_train(args) -> int:
+    _run_training(dataset=args.dataset, data_dir=args.data_dir, download=args.download, model=args.model,
+                  epochs=args.epochs, **_train_kwargs(args))
+    print(f"Browse it: deepviz serve {args.db}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    create_app = None if args.no_serve else _import_webui()  # fail before training, not after
+    kwargs = _train_kwargs(args)
+    kwargs["run_name"] = kwargs["run_name"] or "demo"
+    _run_training(dataset="digits", epochs=args.epochs, **kwargs)
+    if args.no_serve:
+        print(f"Browse it: deepviz serve {args.db}")
+        return 0
+    return _serve(create_app, args.db, DEFAULT_HOST, args.port, token=None)
+
+
+def cmd_serve(args) -> int:
+    _open_db(args.db)
+    return _serve(_import_webui(), args.db, args.host, args.port, args.token)
+
+
+def cmd_runs(args) -> int:
+    db = _open_db(args.db)
+    frame = db.runs()
+    if frame.empty:
+        print(f"No runs in {args.db} yet. Train one: deepviz train --db {args.db}", file=sys.stderr)
+        return 0
+    cols = ["run_id", "name", "model", "dataset", "n_probe", "n_steps", "last_step", "final_acc", "started_at"]
+    if "error" in frame:
+        cols.append("error")
+    _print_frame(frame[cols], args.format)
+    return 0
+
+
+def cmd_sql(args) -> int:
+    db = _open_db(args.db)
+    frame = db.sql(args.query)
+    if len(frame) > args.max_rows:
+        print(f"({len(frame)} rows; showing the first {args.max_rows}: raise --max-rows to see more)", file=sys.stderr)
+        frame = frame.head(args.max_rows)
+    _print_frame(frame, args.format)
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    db = _open_db(args.db)
+    run_id = db.resolve_run(args.run)
+    try:
+        from deepviz.analysis.derive import compute_all
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("deepviz.analysis"):
+            raise
+        print(
+            f"{PROG}: error: `deepviz analyze` needs the analysis package (deepviz.analysis.derive), which this "
+            f"installation does not have ({exc}). Update deepviz to a version that includes it.",
+            file=sys.stderr,
+        )
+        return 1
+    start = time.perf_counter()
+    result = compute_all(db, run_id)
+    seconds = time.perf_counter() - start
+    if isinstance(result, dict) and result:
+        for table, rows in result.items():
+            print(f"{table}: {rows}")
+    print(f"analyzed run {run_id} in {seconds:.1f} s; derived tables are in {args.db}")
+    return 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _open_db(path: str):
+    """Open a stats db for reading, refusing a folder that is not one."""
+    from . import schema
+    from .store import StatsDB
+
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise NotFoundError(f"{path!r} is a file, not a stats db folder. Pass the folder, e.g. {DEFAULT_DB}.")
+    db = StatsDB(root)  # a missing folder raises NotFoundError with a hint
+    if not (root / schema.VERSION_FILE).exists() and not (root / "runs").is_dir():
+        raise NotFoundError(
+            f"{path!r} is a folder but not a stats db (it has no {schema.VERSION_FILE} and no runs/). "
+            f"Pass the folder given to StatsCallback or --db, or create one with `deepviz train --db {path}`."
+        )
+    return db
+
+
+def _import_webui():
+    try:
+        from webui import create_app
+    except ImportError as exc:
+        raise NotFoundError(
+            f"The web UI package 'webui' is not installed or cannot be imported ({exc}). Install deepviz from a "
+            "checkout that has webui/ (pip install -e .), or use --no-serve and query the db with `deepviz sql`."
+        ) from exc
+    return create_app
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(create_app, db: str, host: str, port: int, token: str | None) -> int:
+    from waitress import create_server
+
+    if token is None and not _is_loopback(host):
+        # Anyone who can reach the address could read the db: require a secret.
+        token = secrets.token_urlsafe(16)
+    app = create_app(db, token=token) if token else create_app(db)
+    try:
+        server = create_server(app, host=host, port=port, threads=8)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Pick another port with --port, "
+            "or stop what is using it."
+        ) from exc
+    shown = host
+    if host in ("0.0.0.0", "::"):
+        shown = socket.gethostname()
+    elif ":" in host:
+        shown = f"[{host}]"
+    url = f"http://{shown}:{server.effective_port}/" + (f"?token={token}" if token else "")
+    print(f"deepviz UI for {db} at {url}  (Ctrl-C to stop)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        print("deepviz: server stopped", file=sys.stderr)
+    finally:
+        server.close()
+    return 0
+
+
+def _jsonable(value):
+    """A cell of a query result as JSON: arrays as lists, bytes as base64, NaN and NaT as null."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _for_text(value):
+    """A cell for table and CSV output: bytes shown by size rather than dumped."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(bytes(value))} bytes>"
+    return value
+
+
+def _print_frame(frame, fmt: str, out=None) -> None:
+    out = out or sys.stdout
+    if fmt == "json":
+        records = [{str(k): _jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+        json.dump(records, out, indent=None, allow_nan=False)
+        out.write("\n")
+        return
+    if len(frame.columns):
+        # DataFrame.map is pandas >= 2.1; applymap is its older name
+        frame = (frame.map if hasattr(frame, "map") else frame.applymap)(_for_text)
+    if fmt == "csv":
+        frame.to_csv(out, index=False)
+        return
+    if frame.empty:
+        out.write(f"(0 rows; columns: {', '.join(map(str, frame.columns)) or 'none'})\n")
+        return
+    out.write(frame.to_string(index=False, max_colwidth=60) + "\n")

@@ -1,0 +1,392 @@
+"""The ``deepviz`` command, run in-process through ``main(argv)`` and once as ``python -m deepviz``.
+
+One short digits run, trained once per module, serves the read-only
+commands (runs, sql, analyze); the error paths need no training at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deepviz import StatsDB, cli
+from deepviz.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR_SUBSET = ROOT.parent / "shared/data/cifar-10-batches-py"
+
+
+def _importable(name: str, attr: str) -> bool:
+    try:
+        return hasattr(importlib.import_module(name), attr)
+    except ImportError:
+        return False
+
+
+HAS_WEBUI = _importable("webui", "create_app")
+HAS_DERIVE = _importable("deepviz.analysis.derive", "compute_all")
+COMMANDS = ["train", "demo", "serve", "runs", "sql", "analyze"]
+
+
+def run_main(capsys, *argv):
+    """main(argv) -> (exit status, stdout, stderr), whether it returns or argparse exits."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def env_with_repo() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A db holding one 1-epoch digits run, trained through ``deepviz train`` in-process."""
+    base = tmp_path_factory.mktemp("cli")
+    db = base / "stats_db"
+    argv = ["train", "--dataset", "digits", "--epochs", "1", "--probe-size", "50", "--db", str(db),
+            "--run-name", "first", "--no-progress"]
+    out = io.StringIO()
+    old = sys.stdout
+    sys.stdout = out
+    try:
+        code = main(argv)
+    finally:
+        sys.stdout = old
+    return {"db": db, "code": code, "out": out.getvalue()}
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def test_listed_names_match_the_registries():
+    from deepviz.datasets import DATASETS
+    from trainers.models import MODELS
+
+    assert cli.DATASET_NAMES == tuple(DATASETS)
+    assert cli.MODEL_NAMES == tuple(MODELS)
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS])
+def test_help_everywhere(capsys, argv):
+    code, out, _ = run_main(capsys, *argv)
+    assert code == 0
+    assert out.startswith(f"usage: deepviz {argv[0] if len(argv) > 1 else ''}".rstrip())
+
+
+def test_version(capsys):
+    code, out, _ = run_main(capsys, "--version")
+    assert code == 0 and re.match(r"deepviz \d+\.\d+", out)
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, _, err = run_main(capsys)
+    assert code == 2
+    assert "required: COMMAND" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--dataset", "imagenet"], r"argument --dataset: invalid choice: 'imagenet'"),
+        (["train", "--model", "vgg16"], r"argument --model: invalid choice: 'vgg16'"),
+        (["train", "--epochs", "0"], r"argument --epochs: expected a positive integer, got '0'"),
+        (["train", "--probe-size", "many"], r"argument --probe-size: expected a positive integer, got 'many'"),
+        (["train", "--lr", "-1"], r"argument --lr: expected a positive number, got '-1'"),
+        (["train", "--lr", "nan"], r"argument --lr: expected a positive number, got 'nan'"),
+        (["demo", "--port", "70000"], r"argument --port: expected a port number 0..65535"),
+        (["serve", "--port", "http"], r"argument --port: expected a port number 0..65535"),
+        (["sql", "SELECT 1", "--format", "xml"], r"argument --format: invalid choice: 'xml'"),
+        (["runs", "--format", "yaml"], r"argument --format: invalid choice: 'yaml'"),
+        (["sql", "SELECT 1", "--max-rows", "0"], r"argument --max-rows: expected a positive integer"),
+        (["sql"], r"the following arguments are required: QUERY"),
+        (["train", "--no-such-option"], r"unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(capsys, argv, message):
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2
+    assert re.search(message, err), err
+
+
+# --------------------------------------------------------------------------- deepviz errors: exit 1, no traceback
+
+
+def assert_error(code, err, message):
+    assert code == 1
+    assert err.startswith("deepviz: error: ")
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "dataset, message",
+    [
+        ("cifar10", r"CIFAR-10 files missing in .*batches\.meta.*--download"),
+        ("mnist", r"MNIST files missing in .*train-images-idx3-ubyte.*--download"),
+        ("fashion-mnist", r"Fashion-MNIST files missing in .*--download"),
+        ("stl10", r"STL-10 files missing in .*train_X\.bin.*--download"),
+    ],
+)
+def test_missing_data_without_download(capsys, tmp_path, dataset, message):
+    code, _, err = run_main(capsys, "train", "--dataset", dataset, "--data-dir", tmp_path / "empty",
+                            "--db", tmp_path / "db", "--no-progress")
+    assert_error(code, err, message)
+    assert not (tmp_path / "db").exists()  # nothing is created before the data is found
+
+
+def test_folder_dataset_needs_a_data_dir(capsys, tmp_path):
+    code, _, err = run_main(capsys, "train", "--dataset", "folder", "--db", tmp_path / "db", "--no-progress")
+    assert_error(code, err, r"The 'folder' dataset needs data_dir")
+
+
+@pytest.mark.parametrize("command", [["runs"], ["sql", "SELECT 1"], ["analyze"], ["serve"]])
+def test_missing_db(capsys, tmp_path, command):
+    missing = tmp_path / "nowhere"
+    argv = [command[0], missing, *command[1:]]
+    code, _, err = run_main(capsys, *argv)
+    assert_error(code, err, rf"No stats db at '{re.escape(str(missing))}'")
+
+
+@pytest.mark.parametrize("command", [["runs"], ["sql", "SELECT 1"], ["analyze"], ["serve"]])
+def test_folder_that_is_not_a_db(capsys, tmp_path, command):
+    (tmp_path / "notes.txt").write_text("not a db")
+    code, _, err = run_main(capsys, command[0], tmp_path, *command[1:])
+    assert_error(code, err, r"is a folder but not a stats db \(it has no deepviz\.json")
+
+
+def test_file_instead_of_db(capsys, tmp_path):
+    path = tmp_path / "stats.parquet"
+    path.write_bytes(b"PAR1")
+    code, _, err = run_main(capsys, "runs", path)
+    assert_error(code, err, r"is a file, not a stats db folder")
+
+
+def test_bad_sql(capsys, trained):
+    code, _, err = run_main(capsys, "sql", trained["db"], "SELEC step FROM steps")
+    assert_error(code, err, r"Parser Error: syntax error at or near \"SELEC\"")
+    code, _, err = run_main(capsys, "sql", trained["db"], "SELECT * FROM no_such_table")
+    assert_error(code, err, r"Table with name no_such_table does not exist")
+
+
+def test_unknown_run(capsys, trained):
+    code, _, err = run_main(capsys, "analyze", trained["db"], "--run", "no-such-run")
+    assert_error(code, err, r"Unknown run 'no-such-run'\. Available: \d{8}-\d{6}-")
+
+
+@pytest.mark.skipif(HAS_DERIVE, reason="the analysis package is here")
+def test_analyze_without_the_analysis_package(capsys, trained):
+    code, _, err = run_main(capsys, "analyze", trained["db"])
+    assert_error(code, err, r"`deepviz analyze` needs the analysis package \(deepviz\.analysis\.derive\)")
+
+
+@pytest.mark.skipif(not HAS_DERIVE, reason="the analysis package is not here yet")
+def test_analyze(capsys, trained):
+    code, out, err = run_main(capsys, "analyze", trained["db"], "--run", "first")
+    assert code == 0, err
+    assert re.search(r"analyzed run \S+ in [0-9.]+ s", out)
+
+
+@pytest.mark.skipif(HAS_WEBUI, reason="the web UI is installed")
+def test_serve_without_the_web_ui(capsys, trained):
+    code, _, err = run_main(capsys, "serve", trained["db"])
+    assert_error(code, err, r"The web UI package 'webui' is not installed")
+
+
+def test_empty_db_lists_no_runs(capsys, tmp_path):
+    from deepviz.store import StatsWriter
+
+    StatsWriter(tmp_path / "db")  # creates the folder and its version file
+    code, out, err = run_main(capsys, "runs", tmp_path / "db")
+    assert code == 0 and out == ""
+    assert "No runs in" in err and "deepviz train --db" in err
+
+
+# --------------------------------------------------------------------------- train, runs, sql
+
+
+def test_train_in_process(trained):
+    assert trained["code"] == 0
+    m = re.search(r"run_id=(\S+) val_acc=([0-9.]+) val_loss=([0-9.]+) epochs=1 wall_s=", trained["out"])
+    assert m, trained["out"]
+    run_id, val_acc = m.group(1), float(m.group(2))
+    assert 0.0 < val_acc <= 1.0
+    db = StatsDB(trained["db"])
+    assert db.run_ids() == [run_id]
+    info = db.run_info(run_id)
+    assert info["name"] == "first" and info["dataset"] == "digits" and info["n_probe"] == 50
+    steps = db.steps(run_id)
+    assert steps[0] == 0 and len(steps) == 2  # the random init, then the end of the epoch
+    # checkpoints sit beside the db, not in its table folders, and the db records their paths
+    ckpt_dir = trained["db"].parent / "checkpoints" / run_id
+    assert (ckpt_dir / "last.ckpt").is_file()
+    assert not list(trained["db"].rglob("*.ckpt"))
+    assert all(Path(p).parent == ckpt_dir.resolve() for p in db.checkpoints(run_id).values())
+
+
+def test_runs_formats_agree(capsys, trained):
+    code, table, _ = run_main(capsys, "runs", trained["db"])
+    assert code == 0
+    code, csv_text, _ = run_main(capsys, "runs", trained["db"], "--format", "csv")
+    assert code == 0
+    code, json_text, _ = run_main(capsys, "runs", trained["db"], "--format", "json")
+    assert code == 0
+    rows = json.loads(json_text)
+    frame = pd.read_csv(io.StringIO(csv_text))
+    assert len(rows) == len(frame) == 1
+    row = rows[0]
+    assert row["run_id"] in table and row["n_steps"] == 2 and 0 <= row["final_acc"] <= 1
+    assert frame.loc[0, "run_id"] == row["run_id"] and frame.loc[0, "n_steps"] == 2
+    assert table.splitlines()[0].split()[:3] == ["run_id", "name", "model"]
+
+
+def test_sql_formats_agree(capsys, trained):
+    query = "SELECT step, avg(correct::INT) AS acc, count(*) AS n FROM predictions GROUP BY step ORDER BY step"
+    code, table, _ = run_main(capsys, "sql", trained["db"], query)
+    assert code == 0
+    code, csv_text, _ = run_main(capsys, "sql", trained["db"], query, "--format", "csv")
+    code2, json_text, _ = run_main(capsys, "sql", trained["db"], query, "--format", "json")
+    assert code == code2 == 0
+    rows = json.loads(json_text)
+    frame = pd.read_csv(io.StringIO(csv_text))
+    assert [r["step"] for r in rows] == frame["step"].tolist() == StatsDB(trained["db"]).steps()
+    assert all(r["n"] == 50 for r in rows)
+    assert frame["acc"].tolist() == pytest.approx([r["acc"] for r in rows])
+    assert len(table.strip().splitlines()) == 1 + len(rows)
+
+
+def test_sql_json_cells(capsys, trained):
+    query = "SELECT 'nan'::DOUBLE AS x, NULL AS y, [1, 2] AS l, 'ab'::BLOB AS b, thumbnail FROM probes LIMIT 1"
+    code, out, _ = run_main(capsys, "sql", trained["db"], query, "--format", "json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["x"] is None and row["y"] is None and row["l"] == [1, 2] and row["b"] == "YWI="
+    import base64
+
+    assert base64.b64decode(row["thumbnail"]).startswith(b"\x89PNG")
+    code, out, _ = run_main(capsys, "sql", trained["db"], query)
+    assert code == 0 and "bytes>" in out  # blobs are summarised, not dumped, in a table
+
+
+def test_sql_max_rows(capsys, trained):
+    code, out, err = run_main(capsys, "sql", trained["db"], "SELECT probe_id FROM probes", "--max-rows", "7",
+                              "--format", "csv")
+    assert code == 0
+    assert len(out.strip().splitlines()) == 1 + 7
+    assert "(50 rows; showing the first 7" in err
+
+
+def test_sql_empty_result(capsys, trained):
+    code, out, _ = run_main(capsys, "sql", trained["db"], "SELECT step FROM steps WHERE step < 0")
+    assert code == 0 and out.startswith("(0 rows; columns: step)")
+
+
+def test_demo_without_serving(capsys, tmp_path):
+    db = tmp_path / "demo_db"
+    code, out, _ = run_main(capsys, "demo", "--no-serve", "--epochs", "1", "--max-train", "100",
+                            "--probe-size", "20", "--db", db, "--no-progress")
+    assert code == 0
+    assert f"Browse it: deepviz serve {db}" in out
+    assert StatsDB(db).run_info()["name"] == "demo"
+
+
+def test_train_as_a_module(tmp_path):
+    """``python -m deepviz train`` in a fresh process, with a relative db path and Lightning's progress bar."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepviz", "train", "--dataset", "digits", "--epochs", "1", "--probe-size", "50",
+         "--max-train", "300", "--db", "rel_db"],
+        cwd=tmp_path, env=env_with_repo(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"run_id=\S+ val_acc=[0-9.]+", proc.stdout)
+    assert "Epoch 0" in proc.stdout  # Lightning's progress bar writes to stdout
+    assert "Tip:" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert StatsDB(tmp_path / "rel_db").steps() == [0, 10]  # ceil(300 / 32) optimizer steps
+    assert (tmp_path / "checkpoints").is_dir()
+
+
+@pytest.mark.skipif(not CIFAR_SUBSET.is_dir(), reason="the CIFAR-10 subset in ../shared is absent")
+def test_train_on_the_cifar_subset(capsys, tmp_path):
+    code, out, err = run_main(capsys, "train", "--dataset", "cifar10", "--data-dir", CIFAR_SUBSET, "--epochs", "1",
+                              "--max-train", "128", "--probe-size", "40", "--db", tmp_path / "db", "--no-progress")
+    assert code == 0, err
+    db = StatsDB(tmp_path / "db")
+    info = db.run_info()
+    assert info["dataset"] == "cifar10" and info["model_class"].endswith(":AlexNetSmall")
+    assert info["class_names"][0] == "airplane" and list(info["input_shape"]) == [3, 32, 32]
+    assert db.steps() == [0, 2]  # 128 images in batches of 64
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def test_loopback_detection():
+    assert cli._is_loopback("127.0.0.1") and cli._is_loopback("localhost") and cli._is_loopback("::1")
+    assert not cli._is_loopback("0.0.0.0") and not cli._is_loopback("192.168.1.7")
+    assert not cli._is_loopback("example.org")
+
+
+def start_server(db, *extra):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepviz", "serve", str(db), "--port", "0", *extra],
+        env=env_with_repo(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    line = proc.stdout.readline()
+    m = re.search(r"at (http://\S+)", line)
+    if not m:
+        proc.kill()
+        raise AssertionError(f"no URL in {line!r}: {proc.stderr.read()[-2000:]}")
+    return proc, m.group(1)
+
+
+@pytest.mark.skipif(not HAS_WEBUI, reason="the webui package is not here yet")
+def test_serve_lists_runs(trained):
+    proc, url = start_server(trained["db"])
+    try:
+        assert url.startswith("http://127.0.0.1:") and "token" not in url
+        base = url.rstrip("/")
+        with urllib.request.urlopen(f"{base}/api/runs", timeout=30) as response:
+            payload = json.loads(response.read())
+        runs = payload if isinstance(payload, list) else payload.get("runs", payload.get("data"))
+        assert [r["run_id"] for r in runs] == StatsDB(trained["db"]).run_ids()
+        assert runs[0]["steps"] in (2, [0, StatsDB(trained["db"]).steps()[-1]])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(not HAS_WEBUI, reason="the webui package is not here yet")
+def test_serve_beyond_loopback_requires_a_token(trained):
+    proc, url = start_server(trained["db"], "--host", "0.0.0.0")
+    try:
+        assert re.search(r"\?token=[A-Za-z0-9_\-]{16,}$", url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(not HAS_WEBUI, reason="the webui package is not here yet")
+def test_serve_on_a_busy_port(capsys, trained):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run_main(capsys, "serve", trained["db"], "--port", port)
+    assert_error(code, err, rf"Cannot listen on 127\.0\.0\.1:{port} .*--port")
