@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from conftest import digits_loaders, quiet_trainer
+from .conftest import digits_loaders, quiet_trainer
 from deepviz import StatsCallback, StatsDB
 from deepviz import schema as S
 from deepviz.errors import ConfigurationError, SchemaVersionError

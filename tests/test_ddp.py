@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import digits_loaders, quiet_trainer
+from .conftest import digits_loaders, quiet_trainer
 from deepviz import StatsCallback, StatsDB
 from trainers.models import SmallNet
 
