@@ -1,9 +1,240 @@
-// Placeholder: this view is being built.
-import {h, clear} from '../dom.js';
+// Confusion tab: the confusion matrix at the current step (counts, row % or the
+// change since the previous step), the images of a clicked cell, flows of
+// predictions between two chosen steps, and the misclassified images.
+
+import {getJSON} from '../api.js';
+import {h, clear, showError, spinner, pct} from '../dom.js';
+import {heatmap, sequential, diverging, inkOn, gallery} from '../charts.js';
+
+const MODES = [['counts', 'Counts'], ['rows', 'Row %'], ['delta', 'Change Δ']];
+
+function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)}/${path}`; }
 
 export default {
   id: 'confusion',
   title: 'Confusion',
-  mount(el) { clear(el).append(h('p', {class: 'muted', text: 'This view is not built yet.'})); },
-  update() {},
+
+  mount(el, ctx) {
+    this.mode = 'counts';
+    this.cell = null; // [true, pred] of the clicked cell
+    this.flowSteps = null; // [a, b] once the user picks them; null follows the timeline
+    this.flowRow = null;
+    this.data = null;
+
+    this.modeButtons = MODES.map(([id, label]) => h('button', {type: 'button', class: 'seg', 'data-mode': id, 'data-testid': `confusion-mode-${id}`,
+      onclick: () => { this.mode = id; this.drawMatrix(ctx); }}, label));
+    this.title = h('h2', {});
+    this.note = h('span', {class: 'muted small'});
+    this.matrixEl = h('div', {class: 'matrix-box', 'data-testid': 'confusion-matrix'});
+    this.cellTitle = h('h3', {}, 'Images of a cell');
+    this.cellEl = h('div', {class: 'cell-images', 'data-testid': 'cell-images'},
+      h('p', {class: 'muted small', text: 'Click a cell of the matrix to list its images.'}));
+    const main = h('section', {class: 'panel', 'data-testid': 'confusion'},
+      h('div', {class: 'panel-head'}, this.title, h('div', {class: 'segmented', role: 'group', 'aria-label': 'values'}, this.modeButtons)),
+      h('div', {class: 'confusion-layout'}, h('div', {}, this.matrixEl, this.note), h('div', {class: 'cell-side'}, this.cellTitle, this.cellEl)));
+
+    this.fromSel = h('select', {'aria-label': 'from step', 'data-testid': 'flow-from', onchange: () => this.pickFlows(ctx)});
+    this.toSel = h('select', {'aria-label': 'to step', 'data-testid': 'flow-to', onchange: () => this.pickFlows(ctx)});
+    this.flowSummary = h('span', {class: 'muted small'});
+    this.flowTable = h('div', {class: 'flow-table', 'data-testid': 'flows-table'});
+    this.flowImages = h('div', {class: 'flow-images', 'data-testid': 'flow-images'});
+    const flows = h('section', {class: 'panel', 'data-testid': 'flows'},
+      h('h2', {}, 'Flows between two steps'),
+      h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'from', this.fromSel), h('label', {class: 'inline'}, 'to', this.toSel), this.flowSummary),
+      h('div', {class: 'flows-layout'}, this.flowTable, this.flowImages));
+
+    this.wrongTitle = h('h2', {}, 'Misclassified');
+    this.wrongEl = h('div', {'data-testid': 'misclassified'});
+    const wrong = h('section', {class: 'panel'}, this.wrongTitle,
+      h('p', {class: 'muted small', text: 'Most confident mistakes first. Click one to see its trajectory and neighbours.'}), this.wrongEl);
+    clear(el).append(main, flows, wrong);
+  },
+
+  async update(ctx, changed) {
+    if (changed.has('step') || !this.data) {
+      this.cell = null;
+      this.loadMatrix(ctx);
+      this.loadWrong(ctx);
+      this.fillStepSelects(ctx);
+      this.loadFlows(ctx);
+    } else if (changed.has('sel')) {
+      // the selected thumbnail is outlined in every gallery
+      for (const f of this.cellEl.querySelectorAll('figure, .gallery figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
+      for (const f of this.wrongEl.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
+      for (const f of this.flowImages.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
+    }
+  },
+
+  // ---- the matrix
+
+  async loadMatrix(ctx) {
+    const step = ctx.state.step;
+    this.title.textContent = `Confusion at step ${step}`;
+    spinner(this.matrixEl, 'Loading…');
+    clear(this.note);
+    try {
+      const data = await getJSON(api(ctx, `steps/${step}/confusion`));
+      if (ctx.state.step !== step) return;
+      this.data = data;
+      this.drawMatrix(ctx);
+    } catch (err) {
+      if (ctx.state.step !== step) return;
+      this.data = {error: err};
+      showError(this.matrixEl, err);
+      clear(this.cellEl);
+    }
+  },
+
+  drawMatrix(ctx) {
+    for (const b of this.modeButtons) b.setAttribute('aria-pressed', String(b.dataset.mode === this.mode));
+    const d = this.data;
+    if (!d || d.error) return;
+    const names = ctx.run.class_names;
+    const C = names.length;
+    const cell = Math.max(8, Math.min(40, Math.floor(440 / Math.max(1, C))));
+    const showText = cell >= 22;
+    const rowSum = d.matrix.map((r) => r.reduce((a, b) => a + b, 0));
+    let values = d.matrix, color, text, ink, title;
+    if (this.mode === 'delta' && d.delta) {
+      // Green is better: more images on the diagonal, fewer off it.
+      const good = (v, i, j) => (i === j ? v : -v);
+      const maxAbs = Math.max(1, ...d.delta.flat().map(Math.abs));
+      values = d.delta;
+      color = (v, i, j) => diverging(good(v, i, j) / maxAbs);
+      ink = (v, i, j) => inkOn(good(v, i, j) / maxAbs);
+      text = (v) => (showText && v ? (v > 0 ? `+${v}` : `−${-v}`) : '');
+      title = (v, i, j) => `true ${names[i]} → predicted ${names[j]}: ${d.matrix[i][j]} (${v >= 0 ? '+' : '−'}${Math.abs(v)} since step ${d.prev_step})`;
+    } else {
+      const frac = (v, i) => (rowSum[i] ? v / rowSum[i] : 0);
+      color = (v, i) => sequential(frac(v, i));
+      ink = (v, i) => inkOn(frac(v, i));
+      text = this.mode === 'rows'
+        ? (v, i) => (showText && v ? `${Math.round(100 * frac(v, i))}` : '')
+        : (v) => (showText && v ? String(v) : '');
+      title = (v, i, j) => `true ${names[i]} → predicted ${names[j]}: ${v} of ${rowSum[i]} (${pct(frac(v, i))})`;
+    }
+    const svgEl = heatmap(values, {
+      rowLabels: names, colLabels: names, cell, color, text, ink, title,
+      rowTitle: 'true class', colTitle: 'predicted class', testid: 'confusion-heatmap',
+      selected: this.cell, cellClass: (v, i, j) => (i === j ? 'diag' : null),
+      onClick: (i, j) => { this.cell = [i, j]; this.drawMatrix(ctx); this.loadCell(ctx); },
+    });
+    clear(this.matrixEl).append(svgEl);
+    const acc = d.n ? d.correct / d.n : 0;
+    const parts = [`${d.correct} of ${d.n} right (${pct(acc)}).`];
+    if (this.mode === 'delta') {
+      if (d.prev_error) parts.push(`Step ${d.prev_step} cannot be read: ${d.prev_error}`);
+      else if (!d.delta) parts.push('This is the first step: nothing to compare with.');
+      else parts.push(`Change since step ${d.prev_step}; green = better, red = worse.`);
+    } else if (this.mode === 'rows') parts.push('Each row in % of its true class.');
+    this.note.textContent = parts.join(' ');
+  },
+
+  async loadCell(ctx) {
+    const [i, j] = this.cell;
+    const names = ctx.run.class_names;
+    const step = ctx.state.step;
+    this.cellTitle.textContent = `True ${names[i]} → predicted ${names[j]}`;
+    spinner(this.cellEl, 'Loading images…');
+    try {
+      const res = await getJSON(api(ctx, `steps/${step}/images`), {true: i, pred: j, sort: 'confidence', limit: 300});
+      if (ctx.state.step !== step || !this.cell || this.cell[0] !== i || this.cell[1] !== j) return;
+      clear(this.cellEl);
+      if (!res.total) { this.cellEl.append(h('p', {class: 'muted small', text: 'No images in this cell.'})); return; }
+      this.cellEl.append(h('p', {class: 'muted small', text: `${res.total} image${res.total === 1 ? '' : 's'}, most confident first${res.total > res.probe_id.length ? ` (first ${res.probe_id.length})` : ''}.`}),
+        gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: res.label[k] === res.pred[k], caption: pct(res.confidence[k]),
+          title: `#${id}: true ${names[res.label[k]]}, predicted ${names[res.pred[k]]} (${pct(res.confidence[k])})`})), ctx, {testid: 'cell-gallery'}));
+    } catch (err) { showError(this.cellEl, err); }
+  },
+
+  // ---- flows between two steps
+
+  fillStepSelects(ctx) {
+    const steps = ctx.timeline.steps().map((s) => s.step);
+    const i = Math.max(0, steps.indexOf(ctx.state.step));
+    const [a, b] = this.flowSteps || [steps[Math.max(0, i - 1)], steps[i]];
+    for (const [sel, value] of [[this.fromSel, a], [this.toSel, b]]) {
+      clear(sel).append(...steps.map((s) => h('option', {value: s, selected: s === value}, `step ${s}`)));
+    }
+  },
+
+  pickFlows(ctx) {
+    this.flowSteps = [Number(this.fromSel.value), Number(this.toSel.value)];
+    this.loadFlows(ctx);
+  },
+
+  async loadFlows(ctx) {
+    const a = Number(this.fromSel.value), b = Number(this.toSel.value);
+    const names = ctx.run.class_names;
+    spinner(this.flowTable, 'Loading…');
+    clear(this.flowImages);
+    clear(this.flowSummary);
+    try {
+      const res = await getJSON(api(ctx, 'flows'), {a, b});
+      if (Number(this.fromSel.value) !== a || Number(this.toSel.value) !== b) return;
+      this.flowSummary.textContent = a === b ? 'Pick two different steps.'
+        : `${res.changed} of ${res.n} images changed prediction: ${res.fixed} became right, ${res.broken} became wrong.`;
+      if (!res.rows.length) { clear(this.flowTable).append(h('p', {class: 'muted small', text: 'No image changed its prediction.'})); return; }
+      const body = h('tbody', {});
+      res.rows.forEach((r, k) => {
+        const tr = h('tr', {class: 'clickable', 'data-testid': 'flow-row', tabindex: 0,
+          onclick: () => { for (const x of body.children) x.classList.remove('active'); tr.classList.add('active'); this.showFlow(ctx, r, b); }},
+        h('td', {}, h('span', {class: 'swatch'}, names[r.from_pred]), ' → ', h('span', {class: 'swatch'}, names[r.to_pred])),
+        h('td', {class: 'num'}, r.count),
+        h('td', {class: 'num good'}, r.fixed || ''),
+        h('td', {class: 'num bad'}, r.broken || ''),
+        h('td', {class: 'num muted', title: `${r.back} moved back from ${names[r.to_pred]} to ${names[r.from_pred]}`}, r.back || ''));
+        body.append(tr);
+        if (k === 0) tr.classList.add('first');
+      });
+      clear(this.flowTable).append(h('table', {class: 'table compact'},
+        h('thead', {}, h('tr', {}, h('th', {}, `prediction at ${a} → at ${b}`), h('th', {class: 'num'}, 'images'),
+          h('th', {class: 'num', title: 'wrong before, right after'}, 'fixed'), h('th', {class: 'num', title: 'right before, wrong after'}, 'broken'),
+          h('th', {class: 'num', title: 'images that moved the opposite way'}, 'back'))), body));
+      this.flowImages.append(h('p', {class: 'muted small', text: 'Click a row to see its images.'}));
+    } catch (err) { showError(this.flowTable, err); }
+  },
+
+  async showFlow(ctx, row, b) {
+    const names = ctx.run.class_names;
+    let labels = new Map();
+    try { labels = await this.labels(ctx); } catch (_) { /* captions without true classes */ }
+    clear(this.flowImages).append(h('h3', {}, `${names[row.from_pred]} → ${names[row.to_pred]} · ${row.count}`),
+      gallery(row.probe_ids.map((id) => {
+        const label = labels.get(id);
+        return {probe_id: id, correct: label === undefined ? undefined : label === row.to_pred, caption: label === undefined ? '' : names[label],
+          title: `#${id}: true ${label === undefined ? '?' : names[label]}; predicted ${names[row.from_pred]}, then ${names[row.to_pred]} at step ${b}`};
+      }), ctx, {testid: 'flow-gallery'}));
+  },
+
+  // True class of each probe id, fetched once.
+  labels(ctx) {
+    if (!this.labelsP) {
+      this.labelsP = getJSON(api(ctx, 'probes')).then((p) => new Map(p.probe_id.map((id, k) => [id, p.label[k]])));
+      this.labelsP.catch(() => { this.labelsP = null; });
+    }
+    return this.labelsP;
+  },
+
+  // ---- misclassified at this step
+
+  async loadWrong(ctx) {
+    const step = ctx.state.step;
+    const names = ctx.run.class_names;
+    spinner(this.wrongEl, 'Loading…');
+    try {
+      const res = await getJSON(api(ctx, `steps/${step}/images`), {correct: 0, sort: 'confidence', order: 'desc', limit: 200});
+      if (ctx.state.step !== step) return;
+      this.wrongTitle.textContent = `Misclassified at step ${step} · ${res.total}`;
+      clear(this.wrongEl);
+      if (!res.total) { this.wrongEl.append(h('p', {class: 'muted', text: 'No mistakes on the probe set at this step.'})); return; }
+      this.wrongEl.append(gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: false,
+        caption: `${names[res.label[k]]}→${names[res.pred[k]]}`,
+        title: `#${id}: true ${names[res.label[k]]}, predicted ${names[res.pred[k]]} (${pct(res.confidence[k])})`})), ctx, {testid: 'misclassified-gallery'}));
+    } catch (err) {
+      if (ctx.state.step !== step) return;
+      this.wrongTitle.textContent = `Misclassified at step ${step}`;
+      showError(this.wrongEl, err);
+    }
+  },
 };
