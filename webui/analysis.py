@@ -7,8 +7,9 @@ fills the ``layer_quality`` table, and shapes the answers.
 
 Routes, under ``/api/runs/<run>/analysis``:
 
-- ``GET search?probe=&step=&layer=&metric=&p=&k=``: the probe images nearest
-  to a probe image, in the layer and in pixel space (for contrast).
+- ``GET search?probe=&step=&layer=&metric=&p=&k=&space=``: the probe images
+  nearest to a probe image, in the layer (``results``) and in pixel space
+  (``pixel``, for contrast); ``space=layer`` or ``pixels`` answers one of them.
 - ``POST search`` (multipart, field ``image``): the same for an uploaded
   image, run through the model as it was at ``step``.
 - ``GET quality``: every cached ``layer_quality`` value, per metric and layer,
@@ -32,6 +33,7 @@ from flask import Blueprint, jsonify, request
 from deepviz import analysis as A
 from deepviz.analysis import derive
 from deepviz.analysis.datamap import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, datamap_region
+from deepviz.analysis.search import SearchIndex
 
 from .errors import ApiError
 from .params import binary, db, get_choice, get_float, get_int, layer_of, run_id, step_of
@@ -42,27 +44,43 @@ bp = Blueprint("analysis", __name__, url_prefix="/api/runs/<run>/analysis")
 MAX_UPLOAD = 8 * 1024 * 1024
 #: Largest decoded image accepted (pixels); keeps a small file that decodes huge out.
 MAX_PIXELS = 40_000_000
-#: Rows the percentage scale of non-cosine metrics is estimated on.
-SCALE_ROWS = 1000
 
 # --------------------------------------------------------------------------- search
 
 
-def _search(X: np.ndarray, q: np.ndarray, k: int, metric: str, p: float, self_row: int | None, preds: dict) -> list[dict]:
-    """Top-k rows of X nearest to q, the query's own row left out, with similarity percentages."""
-    # One more than asked and the query's row dropped afterwards: cheaper than
-    # `exclude=`, which copies X without that row on every query.
-    extra = 1 if self_row is not None else 0
-    idx, dist = A.nearest(q, X, k=k + extra, metric=metric, p=p)
-    keep = idx != self_row if self_row is not None else np.ones(idx.shape, bool)
-    idx, dist = idx[keep][:k], dist[keep][:k]
-    scale = None
-    if metric != "cosine":
-        # Relative to the query's median distance to (a fixed sample of) the pool,
-        # so 0 % means "as far as a typical image" and percentages compare between queries.
-        rows = derive._rows(X.shape[0], SCALE_ROWS, 0)
-        typical = float(np.median(A.distances(q, X[rows], metric, p)[0]))
-        scale = typical if typical > 0 else None
+_indexes: OrderedDict[tuple, SearchIndex] = OrderedDict()
+_indexes_lock = threading.Lock()
+_INDEX_CACHE = 16
+
+
+def _index(rid: str, step: int | None, layer: str | None) -> SearchIndex:
+    """The search index of a layer at a step (or of the probe pixels when layer is None), built once per process."""
+    key = (str(db().root), rid, step, layer)
+    with _indexes_lock:
+        if key in _indexes:
+            _indexes.move_to_end(key)
+            return _indexes[key]
+    if layer is None:
+        pixels = db().probe_inputs(rid)
+        index = SearchIndex(pixels.reshape(len(pixels), -1))
+    else:
+        index = SearchIndex(db().activations(step, layer, rid))
+    with _indexes_lock:
+        _indexes[key] = index
+        while len(_indexes) > _INDEX_CACHE:
+            _indexes.popitem(last=False)
+    return index
+
+
+def _search(index: SearchIndex, q: np.ndarray, k: int, metric: str, p: float, self_row: int | None, preds: dict) -> list[dict]:
+    """Top-k rows nearest to q, the query's own row left out, with similarity percentages."""
+    if q.shape[-1] != index.X.shape[1]:
+        raise ApiError(f"The query has {q.shape[-1]} features but the stored rows have {index.X.shape[1]}; "
+                       "the model does not match the run.", 500)
+    idx, dist, median = index.query(q, k=k, metric=metric, p=p, exclude=self_row)
+    # Cosine has its own scale; the others are shown relative to the query's median
+    # distance to the probe images, so 0 % is "as far as a typical image".
+    scale = None if metric == "cosine" or not median > 0 else median
     sim = A.similarity_percent(dist, metric, scale)
     return [
         {
@@ -78,6 +96,9 @@ def _search(X: np.ndarray, q: np.ndarray, k: int, metric: str, p: float, self_ro
     ]
 
 
+SPACES = ("both", "layer", "pixels")
+
+
 def _search_params(rid: str):
     s = get_int("step", None)
     if s is None:
@@ -90,30 +111,19 @@ def _search_params(rid: str):
     metric = get_choice("metric", A.METRICS, "cosine")
     p = get_float("p", 3.0, lo=1.0, hi=100.0)
     k = get_int("k", 12, lo=1, hi=100)
-    return s, layer, metric, p, k
+    space = get_choice("space", SPACES, "both")
+    return s, layer, metric, p, k, space
 
 
-def _answer(rid, s, layer, metric, p, k, query: dict, q_layer, q_pixels, self_row, t0) -> dict:
+def _answer(rid, s, layer, metric, p, k, space, query: dict, q_layer, q_pixels, self_row, t0) -> dict:
     preds = db().predictions(s, rid)
-    X = db().activations(s, layer, rid)
-    if q_layer.shape[-1] != X.shape[1]:
-        raise ApiError(
-            f"The query's {layer} output has {q_layer.shape[-1]} features but the stored activations have "
-            f"{X.shape[1]}; the model at step {s} does not match the run.", 500)
-    pixels = db().probe_inputs(rid)
-    pixels = pixels.reshape(len(pixels), -1)
-    return {
-        "step": s,
-        "layer": layer,
-        "metric": metric,
-        "p": p,
-        "k": k,
-        "n": int(X.shape[0]),
-        "query": query,
-        "results": _search(X, q_layer, k, metric, p, self_row, preds),
-        "pixel": _search(pixels, q_pixels, k, metric, p, self_row, preds),
-        "ms": round((time.perf_counter() - t0) * 1000, 2),
-    }
+    out = {"step": s, "layer": layer, "metric": metric, "p": p, "k": k, "space": space, "n": int(len(preds["probe_id"])), "query": query}
+    if space in ("both", "layer"):
+        out["results"] = _search(_index(rid, s, layer), q_layer, k, metric, p, self_row, preds)
+    if space in ("both", "pixels"):
+        out["pixel"] = _search(_index(rid, None, None), q_pixels, k, metric, p, self_row, preds)
+    out["ms"] = round((time.perf_counter() - t0) * 1000, 2)
+    return out
 
 
 @bp.get("/search")
@@ -121,7 +131,7 @@ def search(run: str):
     """Nearest probe images to a probe image, in a layer and in pixel space."""
     t0 = time.perf_counter()
     rid = run_id(run)
-    s, layer, metric, p, k = _search_params(rid)
+    s, layer, metric, p, k, space = _search_params(rid)
     probe = get_int("probe", None, required=True)
     preds = db().predictions(s, rid)
     rows = np.flatnonzero(preds["probe_id"] == probe)
@@ -129,8 +139,6 @@ def search(run: str):
         raise ApiError(f"Unknown probe image {probe}; the run has {len(preds['probe_id'])} probe images "
                        f"(ids {int(preds['probe_id'].min())}..{int(preds['probe_id'].max())}).", 404)
     row = int(rows[0])
-    X = db().activations(s, layer, rid)
-    pixels = db().probe_inputs(rid)
     query = {
         "kind": "probe",
         "probe_id": probe,
@@ -138,7 +146,9 @@ def search(run: str):
         "pred": int(preds["pred"][row]),
         "confidence": float(preds["confidence"][row]),
     }
-    return jsonify(_answer(rid, s, layer, metric, p, k, query, X[row], pixels[row].ravel(), row, t0))
+    q_layer = _index(rid, s, layer).X[row] if space != "pixels" else None
+    q_pixels = _index(rid, None, None).X[row] if space != "layer" else None
+    return jsonify(_answer(rid, s, layer, metric, p, k, space, query, q_layer, q_pixels, row, t0))
 
 
 # ---- uploaded images
@@ -207,7 +217,7 @@ def search_upload(run: str):
 
     t0 = time.perf_counter()
     rid = run_id(run)
-    s, layer, metric, p, k = _search_params(rid)
+    s, layer, metric, p, k, space = _search_params(rid)
     file = request.files.get("image")
     if file is None:
         raise ApiError("Missing file field 'image': POST the image as multipart/form-data.", 400)
@@ -220,7 +230,7 @@ def search_upload(run: str):
     probs = out.probs[0]
     pred = int(probs.argmax())
     query = {"kind": "upload", "filename": file.filename or "", "pred": pred, "confidence": float(probs[pred])}
-    return jsonify(_answer(rid, s, layer, metric, p, k, query, out.activations[layer][0], x.ravel(), None, t0))
+    return jsonify(_answer(rid, s, layer, metric, p, k, space, query, out.activations[layer][0], x.ravel(), None, t0))
 
 
 # --------------------------------------------------------------------------- background job

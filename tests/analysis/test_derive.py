@@ -177,3 +177,41 @@ def test_compute_all_keeps_its_signature_and_imports_no_flask():
     assert {"progress", "random_state"} <= {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
     code = "import sys, deepviz.analysis.derive; sys.exit('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=os.getcwd()).returncode == 0
+
+
+# --------------------------------------------------------------------------- SearchIndex
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "sqeuclidean", "minkowski"])
+def test_search_index_agrees_with_nearest(metric):
+    from deepviz.analysis import distances, nearest
+    from deepviz.analysis.search import SearchIndex
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 24)).astype(np.float32)
+    index = SearchIndex(X)
+    for row in (0, 17, 299):
+        idx, dist, median = index.query(X[row], k=7, metric=metric, p=2.5, exclude=row)
+        want_idx, want_dist = nearest(X[row], X, k=7, metric=metric, p=2.5, exclude=[row])
+        assert idx.tolist() == want_idx.tolist()
+        assert np.allclose(dist, want_dist, atol=1e-5)
+        assert median == pytest.approx(np.median(np.delete(distances(X[row], X, metric, 2.5)[0], row)), abs=1e-5)
+        # the self-match ranks first when it is not left out
+        assert index.query(X[row], k=1, metric=metric, p=2.5)[0][0] == row
+
+
+def test_search_index_errors():
+    from deepviz.analysis.search import SearchIndex
+
+    index = SearchIndex(np.eye(4))
+    with pytest.raises(ValueError, match=r"query has 3 features but X has 4"):
+        index.query(np.ones(3))
+    with pytest.raises(ValueError, match=r"exclude holds index 9, outside 0\.\.3"):
+        index.query(np.ones(4), exclude=9)
+    with pytest.raises(ValueError, match=r"query contains NaN"):
+        index.query(np.array([np.nan, 0, 0, 0]))
+    with pytest.raises(ValueError, match=r"Unknown metric 'l1'"):
+        index.query(np.ones(4), metric="l1")
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1; got 0"):
+        index.query(np.ones(4), k=0)
+    assert index.query(np.ones(4), k=10, exclude=0)[0].tolist() == [1, 2, 3]

@@ -120,7 +120,11 @@ export default {
         form.append('image', this.upload.file);
         res = await postForm(api(ctx, 'search'), form, params);
       } else {
-        res = await getJSON(api(ctx, 'search'), {...params, probe: sel});
+        // Layer and pixels as two requests in parallel: the layer search stays
+        // fast however large the images are.
+        const [layer, pixels] = await Promise.all([getJSON(api(ctx, 'search'), {...params, probe: sel, space: 'layer'}),
+          getJSON(api(ctx, 'search'), {...params, probe: sel, space: 'pixels'})]);
+        res = {...layer, pixel: pixels.pixel};
       }
       if (token !== this.searchToken) return; // a newer search has started
       this.drawSearch(ctx, res);
@@ -151,7 +155,7 @@ export default {
     clear(this.resultsEl).append(
       column(`Layer ${res.layer} (step ${res.step})${tag(res.results)}`, res.results, 'search-results'),
       column(`Pixels${tag(res.pixel)}`, res.pixel, 'search-pixel'));
-    this.searchInfo.textContent = `${res.n} probe images · ${res.ms} ms on the server`;
+    this.searchInfo.textContent = `${res.n} probe images · ${res.ms} ms on the server${res.query.kind === 'upload' ? ' (model included)' : ''}`;
   },
 
   // ------------------------------------------------------------------ quality (and its background job)
