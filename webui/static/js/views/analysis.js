@@ -215,7 +215,7 @@ export default {
     const acc = m === 'knn_acc' || m === 'linear_acc' || m === 'purity';
     const width = Math.max(360, Math.min(980, (this.qualityChart.clientWidth || 760) - 8));
     this.qualityChart.append(lineChart(series, {xs: q.steps, width, height: 240, marker: ctx.state.step, testid: 'quality-chart',
-      yDomain: acc ? [0, 1] : undefined, yLabel: QUALITY.find(([v]) => v === m)[1], onClick: (x) => ctx.set({step: x}, {push: true}),
+      yLabel: QUALITY.find(([v]) => v === m)[1], onClick: (x) => ctx.set({step: x}, {push: true}),
       yFormat: acc ? (v) => `${Math.round(v * 100)}%` : undefined}));
     // The best layer at the current step, in words.
     const i = q.steps.indexOf(ctx.state.step);
@@ -312,10 +312,12 @@ export default {
     // Region boundaries and names (datamap_region's thresholds).
     const av = meta.ambiguous_variability, ec = meta.easy_confidence;
     root.append(svg('line', {class: 'region-line', x1: X(av), x2: X(av), y1: m.t, y2: H - m.b}),
-      svg('line', {class: 'region-line', x1: m.l, x2: X(av), y1: Y(ec), y2: Y(ec)}),
+      svg('line', {class: 'region-line', x1: m.l, x2: X(av), y1: Y(ec), y2: Y(ec)}));
+    // Region names go on top of the points, so they are drawn after them.
+    const regionLabels = [
       svg('text', {class: 'region-label', x: m.l + 6, y: m.t + 14}, `easy (${meta.counts.easy})`),
       svg('text', {class: 'region-label', x: m.l + 6, y: H - m.b - 6}, `hard to learn (${meta.counts.hard})`),
-      svg('text', {class: 'region-label', x: W - m.r - 6, y: m.t + 14, 'text-anchor': 'end'}, `ambiguous (${meta.counts.ambiguous})`));
+      svg('text', {class: 'region-label', x: W - m.r - 6, y: m.t + 14, 'text-anchor': 'end'}, `ambiguous (${meta.counts.ambiguous})`)];
     const pts = svg('g', {class: 'points'});
     let selIdx = -1;
     for (let i = 0; i < ids.length; i++) {
@@ -323,7 +325,7 @@ export default {
       const c = corr[i];
       pts.append(svg('circle', {cx: X(vari[i]).toFixed(1), cy: Y(conf[i]).toFixed(1), r: 3.2, fill: correctnessColor(c), 'data-i': i}));
     }
-    root.append(pts);
+    root.append(pts, ...regionLabels);
     if (selIdx >= 0) root.append(svg('circle', {class: 'selected-point', cx: X(vari[selIdx]), cy: Y(conf[selIdx]), r: 6, 'data-testid': 'datamap-selected'}));
     const names = ctx.run.class_names;
     pts.addEventListener('click', (ev) => {
@@ -336,17 +338,13 @@ export default {
       ev.target.append(svg('title', {}, `image ${ids[i]} · ${names[label[i]]}\nconfidence ${fmt(conf[i])} · variability ${fmt(vari[i])}\n`
         + `correct at ${(100 * corr[i]).toFixed(0)} % of steps · forgotten ${forg[i]}×`));
     });
-    // legend: correctness colour ramp
-    const lg = svg('g', {class: 'legend'});
-    [0, 0.5, 1].forEach((c, k) => lg.append(svg('circle', {cx: W - m.r - 150 + k * 52, cy: H - m.b - 10, r: 4, fill: correctnessColor(c)}),
-      svg('text', {x: W - m.r - 144 + k * 52, y: H - m.b - 6}, `${c * 100}%`)));
-    lg.append(svg('text', {x: W - m.r - 150, y: H - m.b - 22, class: 'axis-label'}, 'correct at … of steps'));
-    root.append(lg);
     clear(this.datamapBox).append(root);
     let forgotten = 0;
     for (let i = 0; i < forg.length; i++) if (forg[i] > 0) forgotten++;
     const info = clear(this.datamapInfo);
-    info.append(h('p', {}, `${ids.length} images over ${meta.n_steps} steps.`),
+    info.append(h('div', {class: 'datamap-legend'}, 'correct at ', [0, 0.5, 1].map((c) => h('span', {},
+      h('i', {style: `background:${correctnessColor(c)}`}), `${c * 100} %`)), ' of steps'),
+    h('p', {}, `${ids.length} images over ${meta.n_steps} steps.`),
       h('p', {}, `${forgotten} forgotten at least once (correct at one step, wrong at the next).`));
     if (selIdx >= 0) {
       info.append(h('div', {class: 'datamap-sel', 'data-testid': 'datamap-sel-info'},
@@ -388,8 +386,8 @@ export default {
         series.push({name: 'pixels: class', legend: false, values: q.steps.map(() => lift(px.class_agreement.pixels, kc)), color: '#3563e9', dash: '4 4', dots: false, opacity: 0.6});
       }
       box.append(h('figure', {class: 'chart-box'}, h('figcaption', {}, layer),
-        lineChart(series, {xs: q.steps, width: 300, height: 170, marker: ctx.state.step, yDomain: [0, 1], testid: `colour-${layer}`,
-          onClick: (x) => ctx.set({step: x}, {push: true}), yFormat: (v) => v.toFixed(1)})));
+        lineChart(series, {xs: q.steps, width: 300, height: 170, marker: ctx.state.step, testid: `colour-${layer}`,
+          onClick: (x) => ctx.set({step: x}, {push: true}), yFormat: (v) => v.toFixed(2)})));
     }
   },
 };
