@@ -223,8 +223,8 @@ DERIVED_TABLES = {
         _t(
             ("run_id", pa.string(), "run"),
             ("step", pa.int64(), "step"),
-            ("layer", pa.string(), "layer, or `pixels` / `mean_image` for the baselines"),
-            ("metric", pa.string(), "`knn_acc`, `linear_acc`, `silhouette`, `purity`, `colour_agreement`, `class_agreement`"),
+            ("layer", pa.string(), "layer, or `pixels` / `mean_image` for the baselines (stored once, at the run's first step)"),
+            ("metric", pa.string(), "`knn_acc`, `linear_acc`, `silhouette`, `purity`, `colour_agreement`, `class_agreement`; `accuracy` for the `mean_image` baseline"),
             ("value", pa.float64(), "value"),
         ),
     ),
