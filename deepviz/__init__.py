@@ -15,16 +15,24 @@ from .errors import (  # noqa: E402
     QueryError,
     SchemaVersionError,
 )
-from .store import Snapshot, StatsDB, StatsWriter  # noqa: E402
+
+# Heavy parts load when first asked for: `import deepviz` (or deepviz.introspect)
+# pulls in neither Lightning nor pyarrow/DuckDB until they are used.
+_LAZY = {
+    "StatsCallback": ".callback",
+    "StatsDB": ".store",
+    "StatsWriter": ".store",
+    "Snapshot": ".store",
+}
 
 
 def __getattr__(name):
-    # The callback imports Lightning; load it only when asked for, so that
-    # reading a database needs neither Lightning nor a GPU stack at import.
-    if name == "StatsCallback":
-        from .callback import StatsCallback
+    if name in _LAZY:
+        import importlib
 
-        return StatsCallback
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'deepviz' has no attribute {name!r}")
 
 

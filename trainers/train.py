@@ -67,7 +67,7 @@ def checkpoint_root(db: str | os.PathLike, ckpt_dir: str | os.PathLike | None = 
 class RunCheckpoint(ModelCheckpoint):
     """A ModelCheckpoint that saves into ``root/<run_id>`` of the StatsCallback's run.
 
-    The run id exists only once the StatsCallback's ``on_fit_start`` has run;
+    The run id exists only once the StatsCallback's ``on_train_start`` has run;
     Lightning calls checkpoint callbacks after all others, so the id is set by
     the time this hook runs (on every rank: the callback broadcasts it).
     """
@@ -78,8 +78,8 @@ class RunCheckpoint(ModelCheckpoint):
         self._root = Path(root)
         self._stats = stats
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        super().on_fit_start(trainer, pl_module)
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
         if self._stats.run_id is not None:
             self.dirpath = os.path.realpath(self._root / self._stats.run_id)
 
