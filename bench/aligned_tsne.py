@@ -24,20 +24,11 @@ import numpy as np
 # Run from a checkout without installing: make `import deepviz` find the repo.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from deepviz.analysis.synthetic import drifting_blobs  # noqa: E402
+
 
 def drifting_embeddings(n: int, steps: int, dim: int, drift: float, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    n_classes = 10
-    centres = rng.normal(size=(n_classes, dim)) * 3.0
-    labels = rng.integers(0, n_classes, n)
-    offsets = rng.normal(size=(n, dim))
-    out = []
-    for _ in range(steps):
-        out.append((centres[labels] + offsets).astype(np.float32))
-        centres = centres + drift * 3.0 * rng.normal(size=centres.shape)
-        # Redraw a fraction of each offset, keeping its variance at 1.
-        offsets = np.sqrt(1 - drift**2) * offsets + drift * rng.normal(size=offsets.shape)
-    return out
+    return drifting_blobs(n, steps, dim, drift=drift, seed=seed)[1]
 
 
 def mean_consecutive_disparity(layouts) -> float:

@@ -42,22 +42,15 @@ import numpy as np
 # Run from a checkout without installing: make `import deepviz` / `import webui` work.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from deepviz.analysis.synthetic import drifting_blobs  # noqa: E402
+
 LAYER = "fc1"
 N_CLASSES = 10
 
 
 def drifting_activations(n: int, steps: int, dim: int, drift: float, seed: int):
     """Labels and one (n, dim) float32 array per step; classes separate as steps go on."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, N_CLASSES, n)
-    centres = rng.normal(size=(N_CLASSES, dim)) * 3.0
-    offsets = rng.normal(size=(n, dim))
-    out = []
-    for _ in range(steps):
-        out.append((centres[labels] + offsets).astype(np.float32))
-        centres = centres + drift * 3.0 * rng.normal(size=centres.shape)
-        offsets = np.sqrt(1 - drift**2) * offsets + drift * rng.normal(size=offsets.shape)
-    return labels, out
+    return drifting_blobs(n, steps, dim, n_classes=N_CLASSES, drift=drift, seed=seed)
 
 
 def build_run(root: Path, n: int, steps: int, dim: int, drift: float, seed: int) -> tuple[str, list[np.ndarray]]:

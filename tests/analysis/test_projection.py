@@ -3,6 +3,8 @@ import sys
 import numpy as np
 import pytest
 
+from deepviz.analysis.synthetic import drifting_blobs
+
 from deepviz.analysis.projection import (
     align_to, aligned_layouts, procrustes_disparity, project,
 )
@@ -10,16 +12,7 @@ from deepviz.errors import ConfigurationError
 
 
 def drifting(n=150, steps=3, dim=10, drift=0.05, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(5, dim)) * 4
-    y = rng.integers(0, 5, n)
-    off = rng.normal(size=(n, dim))
-    out = []
-    for _ in range(steps):
-        out.append((centres[y] + off).astype(np.float32))
-        centres = centres + drift * 4 * rng.normal(size=centres.shape)
-        off = np.sqrt(1 - drift**2) * off + drift * rng.normal(size=off.shape)
-    return out
+    return drifting_blobs(n, steps, dim, n_classes=5, drift=drift, spread=4.0, seed=seed)[1]
 
 
 def knn_preserved(X, Y, k=5):
