@@ -284,17 +284,8 @@ def cmd_sql(args) -> int:
 def cmd_analyze(args) -> int:
     db = _open_db(args.db)
     run_id = db.resolve_run(args.run)
-    try:
-        from deepviz.analysis.derive import compute_all
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("deepviz.analysis"):
-            raise
-        print(
-            f"{PROG}: error: `deepviz analyze` needs the analysis package (deepviz.analysis.derive), which this "
-            f"installation does not have ({exc}). Update deepviz to a version that includes it.",
-            file=sys.stderr,
-        )
-        return 1
+    from deepviz.analysis.derive import compute_all
+
     start = time.perf_counter()
     result = compute_all(db, run_id)
     seconds = time.perf_counter() - start
@@ -326,13 +317,9 @@ def _open_db(path: str):
 
 
 def _import_webui():
-    try:
-        from webui import create_app
-    except ImportError as exc:
-        raise NotFoundError(
-            f"The web UI package 'webui' is not installed or cannot be imported ({exc}). Install deepviz from a "
-            "checkout that has webui/ (pip install -e .), or use --no-serve and query the db with `deepviz sql`."
-        ) from exc
+    # Imported only by the commands that serve, so `deepviz sql` and `runs` start fast.
+    from webui import create_app
+
     return create_app
 
 

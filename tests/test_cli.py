@@ -6,7 +6,6 @@ commands (runs, sql, analyze); the error paths need no training at all.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -27,15 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CIFAR_SUBSET = ROOT.parent / "shared/data/cifar-10-batches-py"
 
 
-def _importable(name: str, attr: str) -> bool:
-    try:
-        return hasattr(importlib.import_module(name), attr)
-    except ImportError:
-        return False
-
-
-HAS_WEBUI = _importable("webui", "create_app")
-HAS_DERIVE = _importable("deepviz.analysis.derive", "compute_all")
 COMMANDS = ["train", "demo", "serve", "runs", "sql", "analyze"]
 
 
@@ -190,23 +180,10 @@ def test_unknown_run(capsys, trained):
     assert_error(code, err, r"Unknown run 'no-such-run'\. Available: \d{8}-\d{6}-")
 
 
-@pytest.mark.skipif(HAS_DERIVE, reason="the analysis package is here")
-def test_analyze_without_the_analysis_package(capsys, trained):
-    code, _, err = run_main(capsys, "analyze", trained["db"])
-    assert_error(code, err, r"`deepviz analyze` needs the analysis package \(deepviz\.analysis\.derive\)")
-
-
-@pytest.mark.skipif(not HAS_DERIVE, reason="the analysis package is not here yet")
 def test_analyze(capsys, trained):
     code, out, err = run_main(capsys, "analyze", trained["db"], "--run", "first")
     assert code == 0, err
     assert re.search(r"analyzed run \S+ in [0-9.]+ s", out)
-
-
-@pytest.mark.skipif(HAS_WEBUI, reason="the web UI is installed")
-def test_serve_without_the_web_ui(capsys, trained):
-    code, _, err = run_main(capsys, "serve", trained["db"])
-    assert_error(code, err, r"The web UI package 'webui' is not installed")
 
 
 def test_empty_db_lists_no_runs(capsys, tmp_path):
@@ -356,7 +333,6 @@ def start_server(db, *extra):
     return proc, m.group(1)
 
 
-@pytest.mark.skipif(not HAS_WEBUI, reason="the webui package is not here yet")
 def test_serve_lists_runs(trained):
     proc, url = start_server(trained["db"])
     try:
@@ -372,7 +348,6 @@ def test_serve_lists_runs(trained):
         proc.wait(timeout=30)
 
 
-@pytest.mark.skipif(not HAS_WEBUI, reason="the webui package is not here yet")
 def test_serve_beyond_loopback_requires_a_token(trained):
     proc, url = start_server(trained["db"], "--host", "0.0.0.0")
     try:
@@ -382,7 +357,6 @@ def test_serve_beyond_loopback_requires_a_token(trained):
         proc.wait(timeout=30)
 
 
-@pytest.mark.skipif(not HAS_WEBUI, reason="the webui package is not here yet")
 def test_serve_on_a_busy_port(capsys, trained):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
