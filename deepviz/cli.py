@@ -18,6 +18,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import sys
@@ -185,6 +186,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``deepviz`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help(sys.stderr)  # a bare `deepviz`: show what it can do, not one terse line
+        return 2
     args = parser.parse_args(argv)  # exits with status 2 and a usage message on bad arguments
     try:
         return int(args.func(args) or 0)
@@ -243,7 +247,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    create_app = None if args.no_serve else _import_webui()  # fail before training, not after
+    create_app = None
+    if not args.no_serve:  # fail before training, not after
+        create_app = _import_webui()
+        _check_port_free(DEFAULT_HOST, args.port)
     kwargs = _train_kwargs(args)
     kwargs["run_name"] = kwargs["run_name"] or "demo"
     _run_training(dataset="digits", epochs=args.epochs, **kwargs)
@@ -272,6 +279,10 @@ def cmd_runs(args) -> int:
 
 
 def cmd_sql(args) -> int:
+    if not Path(args.db).exists() and Path(args.query).is_dir() and re.match(r"\s*(select|with|from|describe|show)\b", args.db, re.I):
+        raise ConfigurationError(
+            f"The db folder comes before the query: deepviz sql {args.query} \"{args.db}\" (you gave the query first)."
+        )
     db = _open_db(args.db)
     frame = db.sql(args.query)
     if len(frame) > args.max_rows:
@@ -311,7 +322,8 @@ def _open_db(path: str):
     if not (root / schema.VERSION_FILE).exists() and not (root / "runs").is_dir():
         raise NotFoundError(
             f"{path!r} is a folder but not a stats db (it has no {schema.VERSION_FILE} and no runs/). "
-            f"Pass the folder given to StatsCallback or --db, or create one with `deepviz train --db {path}`."
+            "Pass the folder given to StatsCallback or --db; to start a new stats db, train into a new folder "
+            "(`deepviz train --db NEW_FOLDER`)."
         )
     return db
 
@@ -330,6 +342,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _check_port_free(host: str, port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Pick another port with --port "
+                "(--port 0 picks a free one), or stop what is using it."
+            ) from exc
 
 
 def _serve(create_app, db: str, host: str, port: int, token: str | None) -> int:

@@ -85,12 +85,6 @@ def test_version(capsys):
     assert code == 0 and re.match(r"deepviz \d+\.\d+", out)
 
 
-def test_no_command_is_a_usage_error(capsys):
-    code, _, err = run_main(capsys)
-    assert code == 2
-    assert "required: COMMAND" in err
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -364,3 +358,26 @@ def test_serve_on_a_busy_port(capsys, trained):
         port = busy.getsockname()[1]
         code, _, err = run_main(capsys, "serve", trained["db"], "--port", port)
     assert_error(code, err, rf"Cannot listen on 127\.0\.0\.1:{port} .*--port")
+
+
+def test_bare_command_prints_the_help(capsys):
+    code, _, err = run_main(capsys)
+    assert code == 2
+    assert "usage: deepviz" in err and "train" in err and "serve" in err and "sql" in err
+
+
+def test_sql_with_the_query_first_says_the_order(capsys, trained):
+    code, _, err = run_main(capsys, "sql", "SELECT count(*) FROM steps", trained["db"])
+    assert_error(code, err, r"The db folder comes before the query: deepviz sql .* \"SELECT count")
+
+
+def test_demo_checks_the_port_before_training(capsys, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, out, err = run_main(capsys, "demo", "--db", tmp_path / "db", "--port", port)
+    assert_error(code, err, rf"Cannot listen on 127\.0\.0\.1:{port} .*--port 0 picks a free one")
+    assert not (tmp_path / "db").exists()  # nothing was trained

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from deepviz.errors import NotFoundError
+
 from .params import run_id
 
 bp = Blueprint("pages", __name__)
@@ -16,4 +18,9 @@ def runs_page():
 
 @bp.get("/runs/<run>")
 def run_page(run: str):
-    return render_template("run.html", run_id=run_id(run))
+    # A person follows this link: answer with a page that links back, not JSON.
+    try:
+        rid = run_id(run)
+    except NotFoundError as exc:
+        return render_template("missing.html", message=str(exc)), 404
+    return render_template("run.html", run_id=rid)

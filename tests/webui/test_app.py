@@ -29,7 +29,9 @@ def test_run_detail_has_steps_metrics_and_layers(client, run_id):
 
 def test_unknown_run_is_a_404_naming_it(client):
     assert_api_error(client.get("/api/runs/nope"), 404, "Unknown run 'nope'")
-    assert_api_error(client.get("/runs/nope"), 404, "Unknown run 'nope'")
+    page = client.get("/runs/nope")  # a page for people: HTML with a way back
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert b"Unknown run &#39;nope&#39;" in page.data and b'href="/"' in page.data
 
 
 def test_unknown_step_and_malformed_step(client, run_id):
@@ -87,6 +89,11 @@ def test_runs_page_and_run_page_render_in_chromium(live_server, page, run_id):
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("() => new URLSearchParams(location.search).get('step') !== null")
     assert "step=" in page.url and "view=" in page.url and "layer=" in page.url
-    page.keyboard.press("Home")
+    stepped = page.url
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("(u) => location.href !== u", arg=stepped)
+    page.go_back()  # each arrow key is a history entry: Back returns to the step before
+    page.wait_for_function("(u) => location.href === u", arg=stepped)
+    assert page.inner_text("[data-testid=step-label]").startswith(f"step {dict(p.split('=') for p in stepped.split('?')[1].split('&'))['step']} ")
     screenshot(page, "run_page")
     assert not page.js_errors, page.js_errors

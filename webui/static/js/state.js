@@ -43,16 +43,20 @@ export function init(defaults) {
 }
 
 // set({step: 5}) updates the state and the URL. push=true adds a history
-// entry (a deliberate change); scrubbing replaces it so Back is not flooded.
-export function set(patch, {push = false} = {}) {
+// entry (a deliberate change: a click, an arrow key); the default replaces the
+// current entry (playback). url=false leaves the URL alone until commit(), so
+// dragging the slider does not rewrite the entry Back should return to.
+export function set(patch, {push = false, url = true} = {}) {
   const changed = new Set();
   for (const [k, v] of Object.entries(patch)) {
     if (state[k] !== v) { state[k] = v; changed.add(k); }
   }
-  if (!changed.size) return;
-  writeURL(push);
-  notify(changed);
+  if (url) writeURL(push);
+  if (changed.size) notify(changed);
 }
+
+// Write the state to the URL as a new history entry (the end of a slider drag).
+export function commit() { writeURL(true); }
 
 export function subscribe(fn) { listeners.add(fn); return () => listeners.delete(fn); }
 

@@ -4,7 +4,7 @@
 
 import {getJSON} from './api.js';
 import {h, clear, fmt} from './dom.js';
-import {state, set, subscribe} from './state.js';
+import {state, set, commit, subscribe} from './state.js';
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 
@@ -37,9 +37,11 @@ export function mountTimeline(el, ctx) {
     });
   }
 
-  function go(i) {
+  // history: 'push' for a deliberate step (arrow keys), 'replace' while
+  // playing, 'none' while the slider is dragged (committed on release).
+  function go(i, history = 'replace') {
     i = Math.max(0, Math.min(steps.length - 1, i));
-    if (steps[i]) set({step: steps[i].step});
+    if (steps[i]) set({step: steps[i].step}, {push: history === 'push', url: history !== 'none'});
   }
 
   function stop() { clearInterval(timer); timer = null; play.textContent = '▶'; }
@@ -52,14 +54,14 @@ export function mountTimeline(el, ctx) {
     }, 1000 / Number(speed.value));
   }
 
-  slider.addEventListener('input', () => go(Number(slider.value)));
-  slider.addEventListener('change', () => set({step: steps[Number(slider.value)].step}, {push: true}));
+  slider.addEventListener('input', () => go(Number(slider.value), 'none'));
+  slider.addEventListener('change', () => commit());
   play.addEventListener('click', () => (timer ? stop() : start()));
   speed.addEventListener('change', () => { if (timer) { stop(); start(); } });
   document.addEventListener('keydown', (e) => {
     if (e.target.closest && e.target.closest('input[type=text], input[type=number], textarea, select')) return;
-    if (e.key === 'ArrowRight') { go(indexOf(state.step) + 1); e.preventDefault(); }
-    else if (e.key === 'ArrowLeft') { go(indexOf(state.step) - 1); e.preventDefault(); }
+    if (e.key === 'ArrowRight') { go(indexOf(state.step) + 1, 'push'); e.preventDefault(); }
+    else if (e.key === 'ArrowLeft') { go(indexOf(state.step) - 1, 'push'); e.preventDefault(); }
     else if (e.key === ' ' && e.target === document.body) { (timer ? stop() : start()); e.preventDefault(); }
   });
   subscribe((changed) => { if (changed.has('step')) render(); });

@@ -273,7 +273,9 @@ function mountClusters(ctx) {
   let clusterMethod = 'kmeans';
   let subK = 3; let subCls = 0;
   const methodSel = select({'aria-label': 'cluster method', 'data-testid': 'cluster-method'}, [['kmeans', 'k-means'], ['hdbscan', 'HDBSCAN']], clusterMethod);
-  const kInput = h('input', {type: 'number', min: 2, max: 50, value: ctx.state.k || 8, 'aria-label': 'k', 'data-testid': 'cluster-k', class: 'k-input'});
+  // k-means defaults to one cluster per class: purity then reads as how well classes separate.
+  const defaultK = Math.max(2, Math.min(50, ctx.run.class_names.length || 8));
+  const kInput = h('input', {type: 'number', min: 2, max: 50, value: ctx.state.k || defaultK, 'aria-label': 'k', 'data-testid': 'cluster-k', class: 'k-input'});
   const summary = h('span', {class: 'muted small', 'data-testid': 'cluster-summary'});
   const chart = h('div', {class: 'purity-chart', 'data-testid': 'purity-chart'});
   const list = h('div', {class: 'cluster-list', 'data-testid': 'cluster-list'});
@@ -292,8 +294,8 @@ function mountClusters(ctx) {
     h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'Class', subSel), h('label', {class: 'inline'}, 'k', subKInput)),
     subList);
 
-  const params = () => ({layer: ctx.state.layer, method: clusterMethod, k: ctx.state.k || 8, seed: SEED});
-  const cacheKey = (step) => `${ctx.state.layer}|${clusterMethod}|${clusterMethod === 'kmeans' ? (ctx.state.k || 8) : ''}|${step}`;
+  const params = () => ({layer: ctx.state.layer, method: clusterMethod, k: ctx.state.k || defaultK, seed: SEED});
+  const cacheKey = (step) => `${ctx.state.layer}|${clusterMethod}|${clusterMethod === 'kmeans' ? (ctx.state.k || defaultK) : ''}|${step}`;
   kInput.disabled = clusterMethod !== 'kmeans';
 
   async function labelsAt(step) {
@@ -308,7 +310,7 @@ function mountClusters(ctx) {
 
   let purityKey = null; let purity = null;
   async function drawPurity() {
-    const key = `${ctx.state.layer}|${clusterMethod}|${ctx.state.k || 8}`;
+    const key = `${ctx.state.layer}|${clusterMethod}|${ctx.state.k || defaultK}`;
     if (key !== purityKey) {
       purityKey = key; purity = null;
       clear(chart).append(h('div', {class: 'progress'}, h('span', {class: 'spin'}), 'Clustering every step…'));
@@ -348,7 +350,7 @@ function mountClusters(ctx) {
 
   methodSel.addEventListener('change', () => { clusterMethod = methodSel.value; kInput.disabled = clusterMethod !== 'kmeans'; refresh(true); });
   kInput.addEventListener('change', () => {
-    const k = Math.max(2, Math.min(50, Math.round(Number(kInput.value)) || 8));
+    const k = Math.max(2, Math.min(50, Math.round(Number(kInput.value)) || defaultK));
     kInput.value = k; ctx.set({k}, {push: true});
   });
   subSel.addEventListener('change', () => { subCls = Number(subSel.value); drawSub(); });
@@ -366,7 +368,7 @@ function mountClusters(ctx) {
     el,
     labelsAt,
     update(changed) {
-      if (changed.has('k')) kInput.value = ctx.state.k || 8;
+      if (changed.has('k')) kInput.value = ctx.state.k || defaultK;
       if (['layer', 'k', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); refresh(false); } else if (changed.has('step')) {
         // While the timeline is scrubbed or played, cluster only where it rests.
         renderPurityMarker();
