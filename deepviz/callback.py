@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .capture import capture, conv_layers, merge, resolve_layers, weights_of
+from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, weights_of
 from .errors import ConfigurationError
 from .probe import ProbeSet, build_probe, thumbnails
 from .store import DEFAULT_DB, StatsWriter, check_layer_name, new_run_id
@@ -152,7 +152,9 @@ class StatsCallback(*_bases):
 
     @property
     def state_key(self) -> str:
-        return f"StatsCallback[db={self.db}]"
+        # The resolved path: resuming with another spelling of the same folder
+        # (relative, absolute, through a link) must find this state and continue the run.
+        return f"StatsCallback[db={os.path.realpath(self.db)}]"
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "written": sorted(self.written)}
@@ -331,7 +333,8 @@ class StatsCallback(*_bases):
         rank, world = _dist()
         probe = self.probe
         rows = np.arange(rank, len(probe), world)
-        result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
+        with rank_zero_buffers(pl_module):
+            result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
         if world > 1:
             gathered = [None] * world if rank == 0 else None
             torch.distributed.gather_object((rows, result), gathered, dst=0)
