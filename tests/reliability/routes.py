@@ -64,7 +64,7 @@ def calls(app, store: StatsDB, run: str, step: int | None = None) -> list[Call]:
         query = {}
         if path.startswith("/api/runs/"):
             # Read by the routes that need them, ignored by the others.
-            query = {"probe": known["probe"], "cls": 0, "unit": 0} | EXTRA.get(rule.endpoint, {})
+            query = {"probe": known["probe"], "cls": 0, "unit": 0, "a": known["step"], "b": known["step"]} | EXTRA.get(rule.endpoint, {})
         body = SQL_BODY if rule.endpoint == "sql.run_sql" else None
         out.append(Call(method, rule.endpoint, rule.rule, path, query, body))
     return out
