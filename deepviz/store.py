@@ -14,6 +14,7 @@ run is opened for writing (``StatsWriter.open_run``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -86,6 +87,26 @@ def _write_parquet(table: pa.Table, path: Path, vector_columns: Iterable[str] = 
     )
 
 
+def _publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Iterable[str] = ()) -> None:
+    """Write ``table`` to ``final`` atomically: a hidden temporary name, then a rename.
+
+    A failed write (a full disk) removes its temporary file, so nothing
+    partial stays behind; a folder it had to create stays only if something
+    else is in it.
+    """
+    tmp = final.with_name(f".{tmp_prefix}-{uuid.uuid4().hex}.tmp")
+    created = not final.parent.exists()
+    try:
+        _write_parquet(table, tmp, vector_columns)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                final.parent.rmdir()
+        raise
+
+
 def check_layer_name(name: str) -> str:
     if not _SAFE_NAME.match(name):
         raise ConfigurationError(
@@ -129,10 +150,7 @@ class StatsWriter:
         row = {name: run.get(name) for name, _, _ in S.RUNS.columns}
         row["schema_version"] = S.SCHEMA_VERSION
         table = pa.Table.from_pylist([row], schema=S.RUNS.schema)
-        final = self.root / "runs" / f"run_id={row['run_id']}" / "run.parquet"
-        tmp = final.with_name(f".run-{uuid.uuid4().hex}.tmp")
-        _write_parquet(table, tmp)
-        os.replace(tmp, final)
+        _publish(table, self.root / "runs" / f"run_id={row['run_id']}" / "run.parquet", "run")
 
     def read_run(self, run_id: str) -> dict[str, Any] | None:
         """The run's metadata row as written, or None when the run has none."""
@@ -165,10 +183,7 @@ class StatsWriter:
             },
             schema=S.PROBES.schema,
         )
-        final = self.root / "probes" / f"run_id={run_id}" / "probes.parquet"
-        tmp = final.with_name(f".probes-{uuid.uuid4().hex}.tmp")
-        _write_parquet(table, tmp, vector_columns=("thumbnail", "input"))
-        os.replace(tmp, final)
+        _publish(table, self.root / "probes" / f"run_id={run_id}" / "probes.parquet", "probes", ("thumbnail", "input"))
 
     def open_run(self, run_id: str) -> list[int]:
         """Prepare to append to ``run_id``: clear crash leftovers, return committed steps."""
@@ -366,7 +381,7 @@ class StatsWriter:
             path.mkdir(parents=True, exist_ok=True)
             self._dirs.add(path)
 
-    def _metrics_table(self, run_id: str, step: int, metrics: Mapping[str, float], path: Path) -> None:
+    def _metrics_table(self, run_id: str, step: int, metrics: Mapping[str, float], path: Path | None = None):
         names = sorted(metrics)
         table = pa.table(
             {
@@ -377,6 +392,8 @@ class StatsWriter:
             },
             schema=S.METRICS.schema,
         )
+        if path is None:
+            return table
         _write_parquet(table, path)
 
     def add_metrics(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
@@ -384,16 +401,12 @@ class StatsWriter:
         if not metrics:
             return
         final = self.root / "metrics" / f"run_id={run_id}" / f"step={int(step)}" / f"{uuid.uuid4().hex[:8]}.parquet"
-        tmp = final.with_name(f".{final.stem}.tmp")
-        self._metrics_table(run_id, int(step), metrics, tmp)
-        os.replace(tmp, final)
+        _publish(self._metrics_table(run_id, int(step), metrics), final, "metrics")
 
     def record_checkpoint(self, run_id: str, step: int, path: str) -> None:
         final = self.root / "checkpoints" / f"run_id={run_id}" / f"step={int(step)}" / f"{uuid.uuid4().hex[:8]}.parquet"
-        tmp = final.with_name(f".{final.stem}.tmp")
         table = pa.Table.from_pylist([{"run_id": run_id, "step": int(step), "path": str(path)}], schema=S.CHECKPOINTS.schema)
-        _write_parquet(table, tmp)
-        os.replace(tmp, final)
+        _publish(table, final, "checkpoint")
 
 
 def _committed_steps(root: Path, run_id: str) -> list[int]:
@@ -913,9 +926,7 @@ class StatsDB:
             if k in dict((n, 1) for n, _, _ in S.DERIVED_TABLES[table].columns):
                 frame[k] = v
         arrow = pa.Table.from_pandas(frame, schema=S.DERIVED_TABLES[table].schema, preserve_index=False)
-        tmp = path.with_name(f".part-{uuid.uuid4().hex}.tmp")
-        _write_parquet(arrow, tmp)
-        os.replace(tmp, path)
+        _publish(arrow, path, "part")
 
     # -- SQL
 
