@@ -511,6 +511,7 @@ class StatsDB:
         self._cache: dict[tuple, Any] = {}
         self._lock = threading.Lock()
         self._duck = None
+        self._newest: dict[tuple[str, str], tuple[Any, Any]] = {}
         #: Files the last ``connect()`` left out of the SQL views (unreadable or leading out of the db).
         self.skipped_files: list[str] = []
 
@@ -631,16 +632,23 @@ class StatsDB:
         import pandas as pd
 
         run_id = self.resolve_run(run)
-        frame = pd.DataFrame(self._step_rows(run_id))
-        if frame.empty:
+        committed = tuple(_committed_steps(self.root, run_id))
+        key = (committed, self._listing("metrics", run_id), self._listing("checkpoints", run_id))
+
+        def build():
+            frame = pd.DataFrame(self._step_rows(run_id))
+            if frame.empty:
+                return frame
+            metrics = self.metrics(run_id)
+            if not metrics.empty:
+                wide = metrics.pivot_table(index="step", columns="name", values="value", aggfunc="last")
+                frame = frame.merge(wide, left_on="step", right_index=True, how="left")
+            ckpts = self.checkpoints(run_id)
+            frame["checkpoint"] = frame["step"].map(ckpts)
             return frame
-        metrics = self.metrics(run_id)
-        if not metrics.empty:
-            wide = metrics.pivot_table(index="step", columns="name", values="value", aggfunc="last")
-            frame = frame.merge(wide, left_on="step", right_index=True, how="left")
-        ckpts = self.checkpoints(run_id)
-        frame["checkpoint"] = frame["step"].map(ckpts)
-        return frame
+
+        # The web UI asks for this on every poll of a run: rebuilt only when a file came or went.
+        return self._latest("step_table", run_id, key, build).copy()
 
     def metrics(self, run: str | None = None):
         """Logged metrics of a run in long format: step, name, value."""
@@ -648,29 +656,57 @@ class StatsDB:
 
         run_id = self.resolve_run(run)
         committed = set(_committed_steps(self.root, run_id))
-        tables = []
-        for path in sorted((self.root / "metrics" / f"run_id={run_id}").glob("step=*/*.parquet")):
-            step = int(path.parent.name.split("=")[1])
-            if step in committed:
-                try:
-                    tables.append(self._read(path).to_pandas())
-                except CorruptDataError:
-                    continue
-        if not tables:
-            return pd.DataFrame(columns=["step", "name", "value"])
-        return pd.concat(tables, ignore_index=True)[["step", "name", "value"]]
+        listing = self._listing("metrics", run_id)
+
+        def build():
+            rows = []
+            for path, _ in listing:
+                if int(Path(path).parent.name.split("=")[1]) in committed:
+                    try:
+                        rows.extend(self._read(Path(path), columns=["step", "name", "value"]).to_pylist())
+                    except CorruptDataError:
+                        continue
+            return pd.DataFrame(rows, columns=["step", "name", "value"])
+
+        return self._latest("metrics", run_id, (tuple(sorted(committed)), listing), build).copy()
 
     def checkpoints(self, run: str | None = None) -> dict[int, str]:
         """Checkpoint path saved at each step (the last one when several)."""
         run_id = self.resolve_run(run)
-        out = {}
-        for path in sorted((self.root / "checkpoints" / f"run_id={run_id}").glob("step=*/*.parquet"), key=os.path.getmtime):
+        listing = self._listing("checkpoints", run_id)
+
+        def build():
+            out = {}
+            for path, _ in sorted(listing, key=lambda item: item[1]):  # oldest first: the last one wins
+                try:
+                    for row in self._read(Path(path)).to_pylist():
+                        out[int(row["step"])] = row["path"]
+                except CorruptDataError:
+                    continue
+            return out
+
+        return dict(self._latest("checkpoints", run_id, listing, build))
+
+    def _listing(self, table: str, run_id: str) -> tuple[tuple[str, int], ...]:
+        """(path, mtime) of a table's small per-step files: they are only ever added, never changed."""
+        out = []
+        for path in (self.root / table / f"run_id={run_id}").glob("step=*/*.parquet"):
             try:
-                for row in self._read(path).to_pylist():
-                    out[int(row["step"])] = row["path"]
-            except CorruptDataError:
+                out.append((str(path), path.stat().st_mtime_ns))
+            except FileNotFoundError:
                 continue
-        return out
+        return tuple(sorted(out))
+
+    def _latest(self, kind: str, run_id: str, key, build):
+        """``build()`` once per ``key``; only the newest value of each (kind, run) is kept."""
+        slot = (kind, run_id)
+        found = self._newest.get(slot)
+        if found is not None and found[0] == key:
+            return found[1]
+        value = build()
+        with self._lock:
+            self._newest[slot] = (key, value)
+        return value
 
     def _require_step(self, run_id: str, step: int) -> int:
         try:
