@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,9 @@ ALL_STEPS = [0, 5, 10, 15, 20]
 # A snapshot after validation has 10 hook points: 6 staged files (predictions,
 # fc1, fc2, weights, state, step), then 4 folders moved in, steps last.
 HOOKS_PER_SNAPSHOT = 10
+# The checks use duckdb's module-level connection, which refuses a second caller
+# while busy: the two workers take turns for them (they are quick).
+CHECKS = threading.Lock()
 
 
 def plan(seed: int = 0) -> list[tuple]:
@@ -68,8 +72,9 @@ def kill_and_resume(root: Path, case: tuple) -> dict:
     proc.communicate()
 
     # Plain DuckDB reads what the kill left, and every visible step is whole.
-    duckdb.sql(f"SELECT count(*) FROM '{db_path}/steps/**/*.parquet'").fetchall()
-    visible = check_complete(db_path)
+    with CHECKS:
+        duckdb.sql(f"SELECT count(*) FROM '{db_path}/steps/**/*.parquet'").fetchall()
+        visible = check_complete(db_path)
     if kind == "write":
         committed = b == HOOKS_PER_SNAPSHOT  # killed after the steps folder went in
         assert visible == [s for s in ALL_STEPS if s < a or (committed and s == a)], (case, visible)
@@ -80,6 +85,11 @@ def kill_and_resume(root: Path, case: tuple) -> dict:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     assert out.split()[-1] == run_id
+    with CHECKS:
+        return _after_resume(db_path, run_id, case, visible, killed)
+
+
+def _after_resume(db_path: Path, run_id: str, case: tuple, visible: list[int], killed: bool) -> dict:
     final = check_complete(db_path)
     assert set(visible) <= set(final) and set(ALL_STEPS) <= set(final), (case, final)
     db = StatsDB(db_path)
