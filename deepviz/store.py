@@ -10,6 +10,12 @@ commit marker. Readers only show steps that have a ``steps`` row. A process
 killed in the middle leaves at worst staging files and step folders without a
 ``steps`` row; both are invisible to readers and are removed the next time the
 run is opened for writing (``StatsWriter.open_run``).
+
+Safety. ``StatsDB`` resolves every path it reads and refuses one that leads
+outside the db folder (a symlink planted in a shared or unpacked db). The SQL
+views list only readable files of committed steps, so one corrupt file leaves
+its step out instead of failing every query; ``sandboxed_sql`` runs one
+read-only SELECT that cannot reach files outside the db.
 """
 
 from __future__ import annotations
