@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .capture import capture, conv_layers, merge, resolve_layers, weights_of
+from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, weights_of
 from .errors import ConfigurationError
 from .probe import ProbeSet, build_probe, thumbnails
 from .store import DEFAULT_DB, StatsWriter, check_layer_name, new_run_id
@@ -145,6 +145,7 @@ class StatsCallback(*_bases):
         self._warned_nonfinite = False
         self._warned_write = False
         self._metrics_pending: int | None = None
+        self._skipped: set[int] = set()  # steps whose snapshot could not be written (disk full, ...)
         self._wrapped_io = None
         self.write_hook = None  # test hook: called with each staged file path
 
@@ -152,7 +153,9 @@ class StatsCallback(*_bases):
 
     @property
     def state_key(self) -> str:
-        return f"StatsCallback[db={self.db}]"
+        # The resolved path: resuming with another spelling of the same folder
+        # (relative, absolute, through a link) must find this state and continue the run.
+        return f"StatsCallback[db={os.path.realpath(self.db)}]"
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "written": sorted(self.written)}
@@ -262,7 +265,8 @@ class StatsCallback(*_bases):
         def save_checkpoint(checkpoint, path, storage_options=None):
             inner(checkpoint, path, storage_options)
             step = checkpoint.get("global_step")
-            if step is not None and self.run_id is not None and int(step) in self.written:
+            # Only for a step whose snapshot is in the db: a skipped one has no steps row to refer to.
+            if step is not None and self.run_id is not None and int(step) in self.written and int(step) not in self._skipped:
                 self._safe_write(lambda: self.writer.record_checkpoint(self.run_id, int(step), os.fspath(path)))
 
         io_obj.save_checkpoint = save_checkpoint
@@ -331,7 +335,8 @@ class StatsCallback(*_bases):
         rank, world = _dist()
         probe = self.probe
         rows = np.arange(rank, len(probe), world)
-        result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
+        with rank_zero_buffers(pl_module):
+            result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
         if world > 1:
             gathered = [None] * world if rank == 0 else None
             torch.distributed.gather_object((rows, result), gathered, dst=0)
@@ -358,10 +363,8 @@ class StatsCallback(*_bases):
         # After validation the epoch's training metrics (train_loss_epoch,
         # train_acc) are not logged yet: write a per-epoch snapshot's metrics
         # at on_train_epoch_end, not stale ones now.
-        if trigger in ("validation", "epoch"):
-            self._metrics_pending, metrics = step, {}
-        else:
-            metrics = _scalar_metrics(trainer.callback_metrics)
+        deferred = trigger in ("validation", "epoch")
+        metrics = {} if deferred else _scalar_metrics(trainer.callback_metrics)
 
         def write():
             self.writer.write_snapshot(
@@ -382,12 +385,17 @@ class StatsCallback(*_bases):
                 _after_file=self.write_hook,
             )
 
-        self._safe_write(write, step)
+        if self._safe_write(write, step):
+            if deferred:
+                self._metrics_pending = step
+        else:
+            self._skipped.add(step)
 
-    def _safe_write(self, fn, step: int | None = None) -> None:
+    def _safe_write(self, fn, step: int | None = None) -> bool:
         """Run a write; an OS error (disk full, permissions) skips it with one warning and training goes on."""
         try:
             fn()
+            return True
         except OSError as exc:
             if not self._warned_write:
                 self._warned_write = True
@@ -397,3 +405,4 @@ class StatsCallback(*_bases):
                     "Free space or fix permissions to resume snapshots (this warning is given once).",
                     stacklevel=2,
                 )
+            return False

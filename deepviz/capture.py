@@ -6,6 +6,7 @@ restored to its previous mode afterwards. No Lightning or storage imports here.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,6 +129,34 @@ def capture(
         loss=np.concatenate(loss_parts) if loss_parts else np.zeros(0, np.float32),
         activations={k: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for k, v in outputs.items()},
     )
+
+
+@contextlib.contextmanager
+def rank_zero_buffers(model: nn.Module):
+    """Under torch.distributed, give every rank rank zero's buffers for the block, then its own back.
+
+    Buffers such as BatchNorm's running statistics drift apart across ranks
+    (each normalises its own shard of the training data). A snapshot is
+    captured in shards, one per rank, and must be what one model makes of the
+    whole probe set: the model whose state rank zero saves. Outside a process
+    group this does nothing.
+    """
+    dist = torch.distributed
+    buffers = [b for b in model.buffers()]
+    if not buffers or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        yield
+        return
+    own = [b.detach().clone() for b in buffers]
+    try:
+        with torch.no_grad():
+            for b in buffers:
+                dist.broadcast(b.data, src=0)
+        yield
+    finally:
+        # Restored, not left: with DDP(broadcast_buffers=False) each rank keeps its own statistics.
+        with torch.no_grad():
+            for b, saved in zip(buffers, own):
+                b.copy_(saved)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

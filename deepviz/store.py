@@ -10,17 +10,24 @@ commit marker. Readers only show steps that have a ``steps`` row. A process
 killed in the middle leaves at worst staging files and step folders without a
 ``steps`` row; both are invisible to readers and are removed the next time the
 run is opened for writing (``StatsWriter.open_run``).
+
+Safety. ``StatsDB`` resolves every path it reads and refuses one that leads
+outside the db folder (a symlink planted in a shared or unpacked db). The SQL
+views list only readable files of committed steps, so one corrupt file leaves
+its step out instead of failing every query; ``sandboxed_sql`` runs one
+read-only SELECT that cannot reach files outside the db.
 """
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import io
 import json
 import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -86,6 +93,26 @@ def _write_parquet(table: pa.Table, path: Path, vector_columns: Iterable[str] = 
     )
 
 
+def _publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Iterable[str] = ()) -> None:
+    """Write ``table`` to ``final`` atomically: a hidden temporary name, then a rename.
+
+    A failed write (a full disk) removes its temporary file, so nothing
+    partial stays behind; a folder it had to create stays only if something
+    else is in it.
+    """
+    tmp = final.with_name(f".{tmp_prefix}-{uuid.uuid4().hex}.tmp")
+    created = not final.parent.exists()
+    try:
+        _write_parquet(table, tmp, vector_columns)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                final.parent.rmdir()
+        raise
+
+
 def check_layer_name(name: str) -> str:
     if not _SAFE_NAME.match(name):
         raise ConfigurationError(
@@ -129,10 +156,7 @@ class StatsWriter:
         row = {name: run.get(name) for name, _, _ in S.RUNS.columns}
         row["schema_version"] = S.SCHEMA_VERSION
         table = pa.Table.from_pylist([row], schema=S.RUNS.schema)
-        final = self.root / "runs" / f"run_id={row['run_id']}" / "run.parquet"
-        tmp = final.with_name(f".run-{uuid.uuid4().hex}.tmp")
-        _write_parquet(table, tmp)
-        os.replace(tmp, final)
+        _publish(table, self.root / "runs" / f"run_id={row['run_id']}" / "run.parquet", "run")
 
     def read_run(self, run_id: str) -> dict[str, Any] | None:
         """The run's metadata row as written, or None when the run has none."""
@@ -165,10 +189,7 @@ class StatsWriter:
             },
             schema=S.PROBES.schema,
         )
-        final = self.root / "probes" / f"run_id={run_id}" / "probes.parquet"
-        tmp = final.with_name(f".probes-{uuid.uuid4().hex}.tmp")
-        _write_parquet(table, tmp, vector_columns=("thumbnail", "input"))
-        os.replace(tmp, final)
+        _publish(table, self.root / "probes" / f"run_id={run_id}" / "probes.parquet", "probes", ("thumbnail", "input"))
 
     def open_run(self, run_id: str) -> list[int]:
         """Prepare to append to ``run_id``: clear crash leftovers, return committed steps."""
@@ -366,7 +387,7 @@ class StatsWriter:
             path.mkdir(parents=True, exist_ok=True)
             self._dirs.add(path)
 
-    def _metrics_table(self, run_id: str, step: int, metrics: Mapping[str, float], path: Path) -> None:
+    def _metrics_table(self, run_id: str, step: int, metrics: Mapping[str, float], path: Path | None = None):
         names = sorted(metrics)
         table = pa.table(
             {
@@ -377,6 +398,8 @@ class StatsWriter:
             },
             schema=S.METRICS.schema,
         )
+        if path is None:
+            return table
         _write_parquet(table, path)
 
     def add_metrics(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
@@ -384,16 +407,12 @@ class StatsWriter:
         if not metrics:
             return
         final = self.root / "metrics" / f"run_id={run_id}" / f"step={int(step)}" / f"{uuid.uuid4().hex[:8]}.parquet"
-        tmp = final.with_name(f".{final.stem}.tmp")
-        self._metrics_table(run_id, int(step), metrics, tmp)
-        os.replace(tmp, final)
+        _publish(self._metrics_table(run_id, int(step), metrics), final, "metrics")
 
     def record_checkpoint(self, run_id: str, step: int, path: str) -> None:
         final = self.root / "checkpoints" / f"run_id={run_id}" / f"step={int(step)}" / f"{uuid.uuid4().hex[:8]}.parquet"
-        tmp = final.with_name(f".{final.stem}.tmp")
         table = pa.Table.from_pylist([{"run_id": run_id, "step": int(step), "path": str(path)}], schema=S.CHECKPOINTS.schema)
-        _write_parquet(table, tmp)
-        os.replace(tmp, final)
+        _publish(table, final, "checkpoint")
 
 
 def _committed_steps(root: Path, run_id: str) -> list[int]:
@@ -449,9 +468,33 @@ def _read(path: Path, columns=None) -> pa.Table:
     try:
         return pq.read_table(path, columns=columns)
     except FileNotFoundError as exc:
-        raise NotFoundError(f"Missing file {path}.") from exc
+        # Callers check what may legitimately be absent before reading: a file
+        # that vanishes here is a lost part of the db, not an unknown name.
+        raise CorruptDataError(f"Missing file {path}: it was deleted or never written. Other steps stay readable.") from exc
     except (pa.ArrowException, OSError) as exc:
-        raise CorruptDataError(f"Cannot read {path}: {exc}. The file is truncated or corrupt; other steps stay readable.") from exc
+        raise CorruptDataError(f"Cannot read {path}: {_reason(exc, path)} The file is truncated or corrupt; other steps stay readable.") from exc
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """Arrow's message without the path it repeats (the caller's message names the file once)."""
+    text = re.sub(r"^Could not open Parquet input source '[^']*':\s*", "", str(exc).strip())
+    text = text.replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return text if text.endswith(".") else text + "."
+
+
+def _inside(root: str, path: Path) -> bool:
+    """Does ``path``, with every symlink followed, stay inside the folder ``root`` (itself resolved)?"""
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root + os.sep)
+
+
+def _parquet_ok(path: Path) -> bool:
+    """A cheap validity check: the footer parses (a truncated or garbage file fails it)."""
+    try:
+        pq.read_metadata(path)
+        return True
+    except (pa.ArrowException, OSError):
+        return False
 
 
 class StatsDB:
@@ -470,9 +513,29 @@ class StatsDB:
                 "or `deepviz demo` first, or pass the folder that holds it."
             )
         _check_version(self.root, create=False)
+        self._real_root = os.path.realpath(self.root)
         self._cache: dict[tuple, Any] = {}
         self._lock = threading.Lock()
         self._duck = None
+        self._newest: dict[tuple[str, str], tuple[Any, Any]] = {}
+        #: Files the last ``connect()`` left out of the SQL views (unreadable or leading out of the db).
+        self.skipped_files: list[str] = []
+
+    def _safe(self, path: Path) -> Path:
+        """``path`` if it stays inside the db once symlinks are followed; refuse it otherwise.
+
+        A db folder may be shared or unpacked from an archive: a symlink in it
+        must not make the UI or the API serve a file from elsewhere.
+        """
+        if not _inside(self._real_root, path):
+            raise CorruptDataError(
+                f"Refused to read {path}: it is a link that leads outside the db folder {str(self.root)!r}. "
+                "Replace the link with the file itself; other steps stay readable."
+            )
+        return path
+
+    def _read(self, path: Path, columns=None) -> pa.Table:
+        return _read(self._safe(path), columns)
 
     def __repr__(self) -> str:
         return f"StatsDB({str(self.root)!r})"
@@ -500,7 +563,8 @@ class StatsDB:
                 rows.append({"run_id": run_id, "error": str(exc)})
                 continue
             steps = self.steps(run_id)
-            last = self._step_rows(run_id)[-1] if steps else None
+            readable = [r for r in self._step_rows(run_id) if "error" not in r]
+            last = readable[-1] if readable else None
             rows.append(
                 {
                     "run_id": run_id,
@@ -539,7 +603,7 @@ class StatsDB:
         path = self.root / "runs" / f"run_id={run_id}" / "run.parquet"
         key = ("run", run_id, path.stat().st_mtime_ns if path.exists() else 0)
         if key not in self._cache:
-            self._cache[key] = _read(path).to_pylist()[0]
+            self._cache[key] = self._read(path).to_pylist()[0]
         return self._cache[key]
 
     def run_info(self, run: str | None = None) -> dict:
@@ -562,7 +626,7 @@ class StatsDB:
             key = ("step", run_id, step)
             if key not in self._cache:
                 try:
-                    self._cache[key] = _read(path).to_pylist()[0]
+                    self._cache[key] = self._read(path).to_pylist()[0]
                 except CorruptDataError as exc:
                     rows.append({"run_id": run_id, "step": step, "error": str(exc)})
                     continue
@@ -574,16 +638,23 @@ class StatsDB:
         import pandas as pd
 
         run_id = self.resolve_run(run)
-        frame = pd.DataFrame(self._step_rows(run_id))
-        if frame.empty:
+        committed = tuple(_committed_steps(self.root, run_id))
+        key = (committed, self._listing("metrics", run_id), self._listing("checkpoints", run_id))
+
+        def build():
+            frame = pd.DataFrame(self._step_rows(run_id))
+            if frame.empty:
+                return frame
+            metrics = self.metrics(run_id)
+            if not metrics.empty:
+                wide = metrics.pivot_table(index="step", columns="name", values="value", aggfunc="last")
+                frame = frame.merge(wide, left_on="step", right_index=True, how="left")
+            ckpts = self.checkpoints(run_id)
+            frame["checkpoint"] = frame["step"].map(ckpts)
             return frame
-        metrics = self.metrics(run_id)
-        if not metrics.empty:
-            wide = metrics.pivot_table(index="step", columns="name", values="value", aggfunc="last")
-            frame = frame.merge(wide, left_on="step", right_index=True, how="left")
-        ckpts = self.checkpoints(run_id)
-        frame["checkpoint"] = frame["step"].map(ckpts)
-        return frame
+
+        # The web UI asks for this on every poll of a run: rebuilt only when a file came or went.
+        return self._latest("step_table", run_id, key, build).copy()
 
     def metrics(self, run: str | None = None):
         """Logged metrics of a run in long format: step, name, value."""
@@ -591,29 +662,57 @@ class StatsDB:
 
         run_id = self.resolve_run(run)
         committed = set(_committed_steps(self.root, run_id))
-        tables = []
-        for path in sorted((self.root / "metrics" / f"run_id={run_id}").glob("step=*/*.parquet")):
-            step = int(path.parent.name.split("=")[1])
-            if step in committed:
-                try:
-                    tables.append(_read(path).to_pandas())
-                except CorruptDataError:
-                    continue
-        if not tables:
-            return pd.DataFrame(columns=["step", "name", "value"])
-        return pd.concat(tables, ignore_index=True)[["step", "name", "value"]]
+        listing = self._listing("metrics", run_id)
+
+        def build():
+            rows = []
+            for path, _ in listing:
+                if int(Path(path).parent.name.split("=")[1]) in committed:
+                    try:
+                        rows.extend(self._read(Path(path), columns=["step", "name", "value"]).to_pylist())
+                    except CorruptDataError:
+                        continue
+            return pd.DataFrame(rows, columns=["step", "name", "value"])
+
+        return self._latest("metrics", run_id, (tuple(sorted(committed)), listing), build).copy()
 
     def checkpoints(self, run: str | None = None) -> dict[int, str]:
         """Checkpoint path saved at each step (the last one when several)."""
         run_id = self.resolve_run(run)
-        out = {}
-        for path in sorted((self.root / "checkpoints" / f"run_id={run_id}").glob("step=*/*.parquet"), key=os.path.getmtime):
+        listing = self._listing("checkpoints", run_id)
+
+        def build():
+            out = {}
+            for path, _ in sorted(listing, key=lambda item: item[1]):  # oldest first: the last one wins
+                try:
+                    for row in self._read(Path(path)).to_pylist():
+                        out[int(row["step"])] = row["path"]
+                except CorruptDataError:
+                    continue
+            return out
+
+        return dict(self._latest("checkpoints", run_id, listing, build))
+
+    def _listing(self, table: str, run_id: str) -> tuple[tuple[str, int], ...]:
+        """(path, mtime) of a table's small per-step files: they are only ever added, never changed."""
+        out = []
+        for path in (self.root / table / f"run_id={run_id}").glob("step=*/*.parquet"):
             try:
-                for row in _read(path).to_pylist():
-                    out[int(row["step"])] = row["path"]
-            except CorruptDataError:
+                out.append((str(path), path.stat().st_mtime_ns))
+            except FileNotFoundError:
                 continue
-        return out
+        return tuple(sorted(out))
+
+    def _latest(self, kind: str, run_id: str, key, build):
+        """``build()`` once per ``key``; only the newest value of each (kind, run) is kept."""
+        slot = (kind, run_id)
+        found = self._newest.get(slot)
+        if found is not None and found[0] == key:
+            return found[1]
+        value = build()
+        with self._lock:
+            self._newest[slot] = (key, value)
+        return value
 
     def _require_step(self, run_id: str, step: int) -> int:
         try:
@@ -639,7 +738,7 @@ class StatsDB:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        table = _read(self._step_dir(S.PREDICTIONS, run_id, step) / "predictions.parquet")
+        table = self._read(self._step_dir(S.PREDICTIONS, run_id, step) / "predictions.parquet")
         order = np.argsort(table.column("probe_id").to_numpy(), kind="stable")
         out = {
             "probe_id": table.column("probe_id").to_numpy()[order],
@@ -660,21 +759,31 @@ class StatsDB:
         if step is None:
             return list(self._run_row(run_id)["layers"])
         step = self._require_step(run_id, step)
+        # The step's commit marker lists what was written; the folder may have
+        # lost a file since (which ``activations`` then reports as missing).
+        row = next((r for r in self._step_rows(run_id) if r["step"] == step), None)
+        if row is not None and "error" not in row and row.get("layers") is not None:
+            return list(row["layers"])
         return [p.stem for p in sorted(self._step_dir(S.ACTIVATIONS, run_id, step).glob("*.parquet"))]
 
     def activations(self, step: int, layer: str, run: str | None = None) -> np.ndarray:
         """(N, D) float32 activations of ``layer`` at ``step``, rows in probe order."""
         run_id = self.resolve_run(run)
         step = self._require_step(run_id, step)
-        path = self._step_dir(S.ACTIVATIONS, run_id, step) / f"{layer}.parquet"
+        available = self.layers(step, run_id)
+        if layer not in available:
+            raise NotFoundError(f"Unknown layer {str(layer)[:80]!r} at step {step}. Available: {', '.join(available) or '(none)'}.")
+        path = self._step_dir(S.ACTIVATIONS, run_id, step) / f"{check_layer_name(layer)}.parquet"
         if not path.exists():
-            available = self.layers(step, run_id)
-            raise NotFoundError(f"Unknown layer {layer!r} at step {step}. Available: {', '.join(available) or '(none)'}.")
+            raise CorruptDataError(
+                f"The activations of layer {layer!r} at step {step} are missing: {path} was deleted. "
+                "Other steps stay readable."
+            )
         key = ("act", run_id, step, layer)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        table = _read(path, columns=["probe_id", "vector"])
+        table = self._read(path, columns=["probe_id", "vector"])
         ids = table.column("probe_id").to_numpy()
         values = _list_to_numpy(table.column("vector"))
         if len(ids) > 1 and np.any(np.diff(ids) < 0):
@@ -692,7 +801,7 @@ class StatsDB:
         path = self._step_dir(S.WEIGHTS, run_id, step) / "weights.parquet"
         out = {}
         if path.exists():
-            for row in _read(path).to_pylist():
+            for row in self._read(path).to_pylist():
                 out[row["layer"]] = np.asarray(row["values"], dtype=np.float32).reshape(row["shape"])
         if layer is None:
             return out
@@ -733,7 +842,7 @@ class StatsDB:
         run_id = self.resolve_run(run)
         key = ("probes", run_id)
         if key not in self._cache:
-            table = _read(self.root / "probes" / f"run_id={run_id}" / "probes.parquet", columns=["probe_id", "label", "class_name"])
+            table = self._read(self.root / "probes" / f"run_id={run_id}" / "probes.parquet", columns=["probe_id", "label", "class_name"])
             self._cache[key] = table.to_pandas().sort_values("probe_id", kind="stable").reset_index(drop=True)
         return self._cache[key]
 
@@ -742,7 +851,7 @@ class StatsDB:
         run_id = self.resolve_run(run)
         key = ("inputs", run_id)
         if key not in self._cache:
-            table = _read(self.root / "probes" / f"run_id={run_id}" / "probes.parquet", columns=["probe_id", "input"])
+            table = self._read(self.root / "probes" / f"run_id={run_id}" / "probes.parquet", columns=["probe_id", "input"])
             order = np.argsort(table.column("probe_id").to_numpy(), kind="stable")
             shape = self._run_row(run_id)["input_shape"]
             self._cache[key] = _list_to_numpy(table.column("input"))[order].reshape(-1, *shape)
@@ -752,7 +861,7 @@ class StatsDB:
         run_id = self.resolve_run(run)
         key = ("thumbs", run_id)
         if key not in self._cache:
-            table = _read(self.root / "probes" / f"run_id={run_id}" / "probes.parquet", columns=["probe_id", "thumbnail"])
+            table = self._read(self.root / "probes" / f"run_id={run_id}" / "probes.parquet", columns=["probe_id", "thumbnail"])
             self._cache[key] = dict(zip(table.column("probe_id").to_pylist(), table.column("thumbnail").to_pylist()))
         return self._cache[key]
 
@@ -769,7 +878,7 @@ class StatsDB:
     def state_path(self, step: int, run: str | None = None) -> Path | None:
         run_id = self.resolve_run(run)
         path = self.root / "states" / f"run_id={run_id}" / f"step={int(step)}.pt"
-        return path if path.exists() else None
+        return self._safe(path) if path.exists() else None
 
     def load_model(self, step: int, run: str | None = None):
         """Rebuild the run's LightningModule with the weights it had at ``step``, in eval mode.
@@ -839,9 +948,10 @@ class StatsDB:
         path = self._derived_path(table, run_id, key)
         if not path.exists():
             return None
+        self._safe(path)
         ckey = ("derived", str(path), path.stat().st_mtime_ns)
         if ckey not in self._cache:
-            self._cache[ckey] = _read(path).to_pandas()
+            self._cache[ckey] = self._read(path).to_pandas()
         return self._cache[ckey]
 
     def put_derived(self, table: str, key: Mapping[str, Any], frame, run: str | None = None) -> None:
@@ -850,56 +960,113 @@ class StatsDB:
 
         run_id = self.resolve_run(run)
         path = self._derived_path(table, run_id, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._safe(path.parent)  # never write through a link leading out of the db
         frame = pd.DataFrame(frame).copy()
         frame["run_id"] = run_id
         for k, v in key.items():
             if k in dict((n, 1) for n, _, _ in S.DERIVED_TABLES[table].columns):
                 frame[k] = v
         arrow = pa.Table.from_pandas(frame, schema=S.DERIVED_TABLES[table].schema, preserve_index=False)
-        tmp = path.with_name(f".part-{uuid.uuid4().hex}.tmp")
-        _write_parquet(arrow, tmp)
-        os.replace(tmp, path)
+        _publish(arrow, path, "part")
 
     # -- SQL
 
+    def _file_ok(self, path: Path) -> bool:
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        key = ("footer", str(path), st.st_size, st.st_mtime_ns)
+        ok = self._cache.get(key)
+        if ok is None:
+            ok = self._cache[key] = _parquet_ok(path)
+        return ok
+
+    def _parquet_files(self, base: Path, skipped: list[str]) -> list[Path]:
+        """The ``*.parquet`` files under ``base``; folders linked from outside the db are reported, not entered."""
+        out = []
+        for folder, dirs, files in os.walk(base):
+            for name in list(dirs):
+                sub = Path(folder, name)
+                if sub.is_symlink() and not _inside(self._real_root, sub):
+                    skipped.append(f"{sub.relative_to(self.root)}/ (a link leading outside the db)")
+                    dirs.remove(name)
+            out.extend(Path(folder, f) for f in files if f.endswith(".parquet"))
+        return sorted(out)
+
+    def _table_files(self, table: S.Table, committed: Mapping[str, set[int]], skipped: list[str]) -> list[str]:
+        """The readable Parquet files of a table, resolved, inside the db; snapshot tables only for committed steps."""
+        out = []
+        base = self.root / table.name
+        if not base.is_dir():
+            return out
+        for path in self._parquet_files(base, skipped):
+            rel = path.relative_to(self.root)
+            if table.snapshot:
+                run = _RUN_DIR.match(rel.parts[1]) if len(rel.parts) > 3 else None
+                step = _STEP_DIR.match(rel.parts[2]) if len(rel.parts) > 3 else None
+                if not (run and step and int(step.group(1)) in committed.get(run.group(1), ())):
+                    continue  # not committed yet, or a crash leftover: invisible
+            if not _inside(self._real_root, path):
+                skipped.append(f"{rel} (a link leading outside the db)")
+            elif not self._file_ok(path):
+                skipped.append(f"{rel} (truncated or corrupt)")
+            else:
+                out.append(os.path.realpath(path))
+        return out
+
     def _views_sql(self) -> list[str]:
+        """Statements that make one view per table over the files readable now.
+
+        The file lists are built here, not globbed by DuckDB at query time: a
+        glob would fail every query on one truncated file, and could follow a
+        link out of the db. Commit markers are listed first: a step's other
+        folders were moved in before its marker, so every committed step is
+        whole in the lists that follow.
+        """
+        runs_dir = self.root / "steps"
+        committed = {
+            m.group(1): set(_committed_steps(self.root, m.group(1)))
+            for d in (runs_dir.iterdir() if runs_dir.is_dir() else ())
+            if (m := _RUN_DIR.match(d.name))
+        }
+        skipped: list[str] = []
         statements = []
-        root = str(self.root.resolve()).replace("'", "''")
-        for table in S.all_tables():
-            pattern = f"{root}/{table.name}/**/*.parquet"
-            has_files = bool(glob.glob(f"{glob.escape(str(self.root.resolve()))}/{table.name}/**/*.parquet", recursive=True))
-            if has_files:
-                source = f"read_parquet('{pattern}', hive_partitioning=false, union_by_name=true)"
+        for table in [S.STEPS] + [t for t in S.all_tables() if t is not S.STEPS]:
+            files = self._table_files(table, committed, skipped)
+            if files:
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                source = f"read_parquet([{listed}], hive_partitioning=false, union_by_name=true)"
             else:
                 cols = ", ".join(f"NULL::{_duck_type(t)} AS {n}" for n, t, _ in table.columns)
                 source = f"(SELECT {cols} WHERE false)"
             if table is S.STEPS:
-                # Read the commit markers once, now, into a table. A step's other
-                # folders were moved in before its marker, so every step listed
-                # here is complete in the views below, which list their files
-                # later, at query time: one query never sees a step half there.
+                # A table, read once: every query of this connection sees the same steps.
                 statements.append(f"CREATE OR REPLACE TEMP TABLE steps AS SELECT * FROM {source}")
-                continue
-            if table.snapshot:
-                body = f"SELECT t.* FROM {source} t SEMI JOIN steps s ON t.run_id = s.run_id AND t.step = s.step"
             else:
-                body = f"SELECT * FROM {source}"
-            statements.append(f"CREATE OR REPLACE VIEW {table.name} AS {body}")
-        # steps must exist before the views that join it
-        statements.sort(key=lambda s: not s.startswith("CREATE OR REPLACE TEMP TABLE steps "))
+                statements.append(f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM {source}")
+        self.skipped_files = skipped
         return statements
 
     def connect(self):
         """A DuckDB connection with a view per table.
 
-        ``steps`` is read when the connection is made (so that every query on it
-        sees only complete snapshots); connect again to see newer steps.
+        ``steps`` is read when the connection is made, and each view lists the
+        files of the steps committed by then; connect again to see newer steps.
+        Unreadable files, and links leading out of the db, are left out of the
+        views (``skipped_files`` names them), so one bad file does not stop
+        every query.
         """
         import duckdb
 
         con = duckdb.connect()
-        for statement in self._views_sql():
-            con.execute(statement)
+        try:
+            for statement in self._views_sql():
+                con.execute(statement)
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def sql(self, query: str):
@@ -913,6 +1080,129 @@ class StatsDB:
             raise QueryError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             con.close()
+
+    def sandboxed_sql(self, query: str, max_rows: int = 1000, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Run one read-only SELECT over the views, inside the db, within a row and a time limit.
+
+        For a query box in front of people who may not own the machine (the web
+        UI's SQL console). Returns ``{"columns": [{"name", "type"}], "rows":
+        [[python values]], "truncated": bool, "elapsed_ms": x, "skipped": [files
+        left out of the views]}``. Raises ``QueryError`` saying what was refused
+        or why the query stopped.
+
+        Two layers keep a query inside the db and read-only:
+
+        1. DuckDB's parser must find exactly one ``SELECT`` statement
+           (``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``FROM t`` and ``VALUES``
+           parse as SELECTs). COPY, CREATE, INSERT, ATTACH, INSTALL/LOAD, SET,
+           PRAGMA, EXPORT... are refused by name before anything runs.
+        2. The connection is locked down: the db root is the only allowed
+           directory, external access is off (no other files, no network, no
+           extensions), and the configuration is locked so a query cannot undo
+           it. DuckDB resolves ``..`` and symlinks before checking a path.
+
+        The connection is in memory and used for this one query, so nothing a
+        query does outlives it.
+        """
+        import duckdb
+
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError("The query is empty. Write one SELECT, e.g. SELECT * FROM steps.")
+        if len(query) > SQL_MAX_QUERY_CHARS:
+            raise QueryError(f"The query is {len(query)} characters long; at most {SQL_MAX_QUERY_CHARS} are allowed.")
+        con = self.connect()
+        try:
+            root = self._real_root.replace("'", "''")
+            for statement in (
+                f"SET allowed_directories = ['{root}/']",
+                "SET enable_external_access = false",
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET lock_configuration = true",
+            ):
+                con.execute(statement)
+            try:
+                statements = con.extract_statements(query)
+            except duckdb.Error as exc:
+                raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+            if len(statements) != 1:
+                raise QueryError(f"Give exactly one statement; got {len(statements)}. Remove the extra ';'-separated statements.")
+            kind = statements[0].type.name
+            if kind != "SELECT":
+                why = _SQL_REFUSED.get(kind, f"{kind} statements are not queries")
+                raise QueryError(
+                    f"Refused: the SQL console is read-only and runs only SELECT queries ({why}). "
+                    "Write one SELECT, e.g. SELECT step, probe_acc FROM steps ORDER BY step."
+                )
+            timed_out = threading.Event()
+
+            def stop():
+                timed_out.set()
+                con.interrupt()
+
+            timer = threading.Timer(timeout_s, stop)
+            start = time.perf_counter()
+            timer.start()
+            try:
+                # A relation streams: only the first max_rows + 1 rows are ever produced.
+                reader = con.sql(query).to_arrow_reader(max(1, min(max_rows + 1, 2048)))
+                columns = [{"name": f.name, "type": str(f.type)} for f in reader.schema]
+                rows: list[list] = []
+                for batch in reader:
+                    rows.extend(list(r.values()) for r in batch.to_pylist())
+                    if len(rows) > max_rows:
+                        break
+            except duckdb.PermissionException as exc:
+                raise QueryError(
+                    f"Refused: the SQL console reads only the db's own tables and files ({exc}). "
+                    "Query the views instead: runs, steps, predictions, activations, metrics, ..."
+                ) from exc
+            except Exception as exc:
+                # Errors raised while rows stream arrive through the Arrow reader as
+                # pyarrow exceptions (OSError/ValueError) carrying DuckDB's message,
+                # so the interrupt is recognised by the timer's flag, not by type.
+                if timed_out.is_set():
+                    raise QueryError(
+                        f"The query was stopped after the time limit of {timeout_s:g} s. "
+                        "Narrow it (a WHERE on run_id/step, fewer columns, a LIMIT) and try again."
+                    ) from exc
+                if isinstance(exc, (duckdb.Error, OSError, ValueError, RuntimeError)):
+                    raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+                raise
+            finally:
+                timer.cancel()
+            elapsed_ms = 1000 * (time.perf_counter() - start)
+        finally:
+            con.close()
+        return {
+            "columns": columns,
+            "rows": rows[:max_rows],
+            "truncated": len(rows) > max_rows,
+            "elapsed_ms": round(elapsed_ms, 2),
+            "skipped": list(self.skipped_files),
+        }
+
+
+#: The longest query the sandbox accepts.
+SQL_MAX_QUERY_CHARS = 20_000
+#: Why each kind of statement is refused by ``StatsDB.sandboxed_sql``.
+_SQL_REFUSED = {
+    "COPY": "COPY reads or writes files",
+    "EXPORT": "EXPORT writes files",
+    "CREATE": "CREATE would add to the database",
+    "INSERT": "INSERT writes",
+    "UPDATE": "UPDATE writes",
+    "DELETE": "DELETE writes",
+    "DROP": "DROP would remove tables",
+    "ALTER": "ALTER changes tables",
+    "ATTACH": "ATTACH opens other databases",
+    "DETACH": "DETACH changes the attached databases",
+    "LOAD": "INSTALL and LOAD add extensions",
+    "SET": "SET, RESET and USE change settings",
+    "VARIABLE_SET": "SET VARIABLE changes settings",
+    "PRAGMA": "PRAGMA changes or inspects settings",
+    "CALL": "CALL runs procedures",
+}
 
 
 def _duck_type(dtype: pa.DataType) -> str:

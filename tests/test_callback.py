@@ -149,7 +149,7 @@ def test_state_dict_round_trip(digits_tensors):
     b = StatsCallback("db", probe=probe_pair(digits_tensors))
     b.load_state_dict(a.state_dict())
     assert (b.run_id, b.written) == ("r1", {0, 7})
-    assert a.state_key == "StatsCallback[db=db]"
+    assert a.state_key == f"StatsCallback[db={Path('db').resolve()}]"  # resolved: any spelling of the path resumes
 
 
 # --------------------------------------------------------------------------- both Lightning packages

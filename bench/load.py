@@ -1,0 +1,242 @@
+"""Load benchmark: 50 concurrent clients against the web UI on waitress, on a cached 5,000-image run.
+
+Builds a run through the store (``bench/timeline.py``'s synthetic drifting
+activations, ``--n`` probe images, ``--steps`` snapshots), starts the app on
+waitress (the production WSGI server ``deepviz serve`` uses, 8 threads) in a
+subprocess on loopback, caches the projection sequence by requesting it once
+(the app's own background job writes it to the db), and then lets
+``--clients`` threads, each with its own keep-alive HTTP connection, send
+``--requests`` requests in all through a mix of what the UI asks for:
+
+    runs list, run detail, a step switch (projection + predictions of a step),
+    neighbours of an image, the confusion matrix, thumbnails
+
+with a random think time (``--think-ms``, uniform 0..x) between a client's
+requests, as people clicking through the UI have. A request is an error when
+it fails or answers anything but 200.
+
+    python bench/load.py                      # 5,000 images, 50 clients, 1,500 requests
+    python bench/load.py --think-ms 0         # closed loop, no think time
+
+The last line is machine-readable:
+    requests=<n> errors=<n> p50_ms=<x> p99_ms=<x>
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from timeline import LAYER, build_run  # noqa: E402  (the same synthetic run as the timeline benchmark)
+
+SERVER = """
+import sys
+from waitress import create_server
+from webui import create_app
+server = create_server(create_app(sys.argv[1]), host="127.0.0.1", port=0, threads=int(sys.argv[2]))
+print(server.effective_port, flush=True)
+server.run()
+"""
+
+# (name, weight): what one click of a person using the UI asks for.
+MIX = [("runs", 5), ("run", 5), ("step_switch", 30), ("neighbours", 15), ("confusion", 15), ("thumbnail", 30)]
+
+
+def start_server(db: Path, threads: int) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(db), str(threads)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        raise SystemExit(f"the server did not start: {line}{proc.stderr.read()[-2000:]}")
+    return proc, int(line)
+
+
+def request(conn: http.client.HTTPConnection, method: str, url: str) -> tuple[int, bytes]:
+    conn.request(method, url)
+    res = conn.getresponse()
+    return res.status, res.read()
+
+
+def cache_projections(port: int, run_id: str, query: str, timeout_s: float) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    url = f"/api/runs/{run_id}/projection?{query}"
+    status = json.loads(request(conn, "POST", url)[1])
+    deadline = time.monotonic() + timeout_s
+    while status.get("running"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"projections not cached after {timeout_s:.0f} s: {status}")
+        time.sleep(0.5)
+        status = json.loads(request(conn, "GET", url)[1])
+    if status.get("done") != status.get("total"):
+        raise SystemExit(f"projection failed: {status}")
+    conn.close()
+
+
+def client_urls(rng: random.Random, run_id: str, steps: list[int], n_probe: int, query: str) -> list[str]:
+    """The requests of one click."""
+    kind = rng.choices([m[0] for m in MIX], weights=[m[1] for m in MIX])[0]
+    step = rng.choice(steps)
+    base = f"/api/runs/{run_id}"
+    if kind == "runs":
+        return ["/api/runs"]
+    if kind == "run":
+        return [base]
+    if kind == "step_switch":
+        return [f"{base}/steps/{step}/projection?{query}", f"{base}/steps/{step}/predictions"]
+    if kind == "neighbours":
+        return [f"{base}/steps/{step}/neighbours?probe={rng.randrange(n_probe)}&layer={LAYER}&metric=cosine&k=8"]
+    if kind == "confusion":
+        return [f"{base}/steps/{step}/confusion"]
+    return [f"{base}/probes/{rng.randrange(n_probe)}/thumbnail.png"]
+
+
+def drive(port: int, run_id: str, steps: list[int], n_probe: int, query: str, clients: int, total: int,
+          think_ms: float, seed: int, time_limit_s: float) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    by_route: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    budget = [total]
+    deadline = time.monotonic() + time_limit_s
+    start_gate = threading.Barrier(clients)
+
+    def take(n: int) -> bool:
+        with lock:
+            if budget[0] <= 0:
+                return False
+            budget[0] -= n
+            return True
+
+    def client(i: int) -> None:
+        rng = random.Random(seed * 1000 + i)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        start_gate.wait()
+        # People do not click in step: each client starts somewhere in its first think time.
+        time.sleep(rng.uniform(0, think_ms) / 1e3)
+        while time.monotonic() < deadline:
+            urls = client_urls(rng, run_id, steps, n_probe, query)
+            if not take(len(urls)):
+                break
+            for url in urls:
+                t0 = time.perf_counter()
+                try:
+                    status, _ = request(conn, "GET", url)
+                    ok = status == 200
+                    why = f"HTTP {status} {url}"
+                except (OSError, http.client.HTTPException) as exc:
+                    ok, why = False, f"{type(exc).__name__}: {exc} {url}"
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                ms = 1e3 * (time.perf_counter() - t0)
+                with lock:
+                    latencies.append(ms)
+                    by_route.setdefault(_route(url), []).append(ms)
+                    if not ok:
+                        errors.append(why)
+            if think_ms > 0:
+                time.sleep(rng.uniform(0, think_ms) / 1e3)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(time_limit_s + 60)
+    wall = time.perf_counter() - t0
+    for route, ms in sorted(by_route.items()):
+        print(f"  {route:<28} n={len(ms):<5} p50_ms={np.percentile(ms, 50):7.1f} p99_ms={np.percentile(ms, 99):7.1f}")
+    return latencies, errors, wall
+
+
+def _route(url: str) -> str:
+    """The route of a URL, for the per-route lines: its path with ids and steps left out."""
+    parts = url.split("?")[0].split("/")
+    return "/".join(p for p in parts[4:] if not p.isdigit()) or ("runs" if len(parts) < 4 else "run")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=5000, help="probe images")
+    p.add_argument("--steps", type=int, default=10, help="snapshots")
+    p.add_argument("--dim", type=int, default=64, help="width of the layer")
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=1500)
+    p.add_argument("--think-ms", type=float, default=1000.0, help="each client waits uniform(0, x) ms between clicks")
+    p.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    p.add_argument("--method", default="tsne", choices=("tsne", "pca"))
+    p.add_argument("--time-limit", type=float, default=300.0, help="seconds for the load phase")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-warmup", dest="warmup", action="store_false", help="time the first reads of each step too")
+    p.add_argument("--db", type=Path, help="build the run here (kept); default: a temporary folder")
+    args = p.parse_args(argv)
+
+    tmp = None
+    if args.db is None:
+        tmp = Path(tempfile.mkdtemp(prefix="deepviz-load-"))
+        db = tmp / "stats_db"
+    else:
+        db = args.db
+    try:
+        t0 = time.perf_counter()
+        if not (db / "runs").exists():
+            run_id, _ = build_run(db, args.n, args.steps, args.dim, drift=0.05, seed=args.seed)
+        else:
+            run_id = "bench-timeline"
+        print(f"built a run of {args.n} images x {args.steps} steps in {time.perf_counter() - t0:.1f} s", flush=True)
+        server, port = start_server(db, args.threads)
+        try:
+            query = f"layer={LAYER}&method={args.method}&seed=0"
+            t0 = time.perf_counter()
+            cache_projections(port, run_id, query, timeout_s=1800)
+            print(f"cached the {args.method} projections in {time.perf_counter() - t0:.1f} s", flush=True)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            run = json.loads(request(conn, "GET", f"/api/runs/{run_id}")[1])
+            steps = [s["step"] for s in run["steps"]]
+            if args.warmup:
+                # One visit of each step, as the first person to open the run makes: the
+                # server reads each step's files once; the timed requests find them in memory.
+                t0 = time.perf_counter()
+                base = f"/api/runs/{run_id}"
+                for step in steps:
+                    for url in (f"{base}/steps/{step}/projection?{query}", f"{base}/steps/{step}/predictions",
+                                f"{base}/steps/{step}/confusion", f"{base}/steps/{step}/neighbours?probe=0&layer={LAYER}"):
+                        request(conn, "GET", url)
+                print(f"warm-up visit of {len(steps)} steps in {time.perf_counter() - t0:.1f} s", flush=True)
+            conn.close()
+            latencies, errors, wall = drive(port, run_id, steps, run["n_probe"], query, args.clients, args.requests,
+                                            args.think_ms, args.seed, args.time_limit)
+        finally:
+            server.terminate()
+            server.wait(10)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    print(f"{len(latencies)} requests from {args.clients} clients in {wall:.1f} s ({len(latencies) / wall:.0f} req/s), "
+          f"think time uniform(0, {args.think_ms:g}) ms, waitress threads={args.threads}")
+    print(f"p90_ms={np.percentile(lat, 90):.1f} max_ms={lat.max():.1f}")
+    for why in errors[:5]:
+        print("error:", why)
+    print(f"requests={len(latencies)} errors={len(errors)} p50_ms={np.percentile(lat, 50):.1f} p99_ms={np.percentile(lat, 99):.1f}")
+    return 0 if not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

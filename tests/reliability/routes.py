@@ -1,0 +1,75 @@
+"""Every route of the app, with valid values for its path and query parameters taken from a live db.
+
+The reliability tests walk ``app.url_map`` rather than a hand-kept list, so a
+route added later is polled, fuzzed and access-checked without editing them.
+A route whose path parameter has no known value fails loudly: add it here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from deepviz import StatsDB
+
+#: Query parameters some routes need to answer 200 (the rest have defaults).
+EXTRA: dict[str, dict] = {
+    "embedding.projection_step": {"method": "pca"},
+    "embedding.projection_status": {"method": "pca"},
+    "inspect.attribution": {"method": "saliency"},
+    "inspect.maximize": {"target": 0, "steps": 3},
+}
+SQL_BODY = {"query": "SELECT step, probe_acc FROM steps ORDER BY step"}
+STATIC_FILE = "js/api.js"
+
+
+@dataclass
+class Call:
+    method: str
+    endpoint: str
+    rule: str
+    path: str
+    query: dict = field(default_factory=dict)
+    json: dict | None = None
+
+    @property
+    def url(self) -> str:
+        return self.path + ("?" + urlencode(self.query) if self.query else "")
+
+
+def rules(app):
+    """(rule, method) for every route, HEAD and OPTIONS left out."""
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def values(store: StatsDB, run: str, step: int | None = None) -> dict:
+    """Valid values for each kind of path/query parameter: a run, a committed step, a probe image, a layer."""
+    steps = store.steps(run)
+    step = steps[-1] if step is None else step
+    probe = int(store.probes(run)["probe_id"].iloc[0])
+    return {"run": run, "step": step, "probe": probe, "probe_id": probe, "filename": STATIC_FILE}
+
+
+def calls(app, store: StatsDB, run: str, step: int | None = None) -> list[Call]:
+    """One valid request per (route, method)."""
+    known = values(store, run, step)
+    out = []
+    for rule, method in rules(app):
+        missing = set(rule.arguments) - set(known)
+        if missing:
+            raise AssertionError(f"tests/reliability/routes.py knows no value for {sorted(missing)} of {rule.rule}: add one.")
+        path = rule.build({k: known[k] for k in rule.arguments}, append_unknown=False)[1]
+        query = {}
+        if path.startswith("/api/runs/"):
+            # Read by the routes that need them, ignored by the others.
+            query = {"probe": known["probe"], "cls": 0, "unit": 0, "a": known["step"], "b": known["step"]} | EXTRA.get(rule.endpoint, {})
+        body = SQL_BODY if rule.endpoint == "sql.run_sql" else None
+        out.append(Call(method, rule.endpoint, rule.rule, path, query, body))
+    return out
+
+
+def send(client, call: Call, **kwargs):
+    """Send ``call`` with a Flask test client."""
+    return client.open(call.url, method=call.method, json=call.json, **kwargs)
