@@ -360,6 +360,10 @@ def _check_port_free(host: str, port: int) -> None:
 def _serve(create_app, db: str, host: str, port: int, token: str | None) -> int:
     from waitress import create_server
 
+    if token is not None and len(token) < 8:
+        raise ConfigurationError(
+            f"--token must be at least 8 characters (got {len(token)}); leave it out to have one generated."
+        )
     if token is None and not _is_loopback(host):
         # Anyone who can reach the address could read the db: require a secret.
         token = secrets.token_urlsafe(16)

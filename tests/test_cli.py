@@ -381,3 +381,9 @@ def test_demo_checks_the_port_before_training(capsys, tmp_path):
         code, out, err = run_main(capsys, "demo", "--db", tmp_path / "db", "--port", port)
     assert_error(code, err, rf"Cannot listen on 127\.0\.0\.1:{port} .*--port 0 picks a free one")
     assert not (tmp_path / "db").exists()  # nothing was trained
+
+
+@pytest.mark.parametrize("token", ["", "short"])
+def test_serve_refuses_an_empty_or_short_token(capsys, trained, token):
+    code, _, err = run_main(capsys, "serve", trained["db"], "--host", "0.0.0.0", "--port", "0", "--token", token)
+    assert_error(code, err, r"--token must be at least 8 characters")
