@@ -310,17 +310,32 @@ def cka_steps(db, layer: str, run: str | None = None, steps: list[int] | None = 
     """Linear CKA of ``layer`` between every pair of steps: ``(steps, (S, S) matrix)``.
 
     On a seeded subsample of :data:`CKA_ROWS` probe images; cached per process.
+    Over the whole run (``steps=None``) a step whose file cannot be read is
+    left out, as the other timeline views do, and the steps returned say which
+    remain; steps asked for by name must all be readable.
     """
     run_id = db.resolve_run(run)
+    explicit = steps is not None
     steps = db.steps(run_id) if steps is None else [db._require_step(run_id, s) for s in steps]
     if not steps:
         raise NotFoundError(f"Run {run_id!r} has no committed steps yet.")
     rows = _rows(len(db.probes(run_id)), CKA_ROWS, random_state)
 
     def compute():
-        return _cka([db.activations(s, layer, run_id)[rows] for s in steps])
+        kept, reps = [], []
+        for s in steps:
+            try:
+                reps.append(db.activations(s, layer, run_id)[rows])
+            except (CorruptDataError, NotFoundError):
+                if explicit:
+                    raise
+                continue
+            kept.append(s)
+        if not kept:
+            raise CorruptDataError(f"No step of run {run_id!r} has readable activations of layer {layer!r}.")
+        return kept, _cka(reps)
 
-    return steps, _cka_cached((str(db.root), run_id, "steps", layer, tuple(steps), random_state), compute)
+    return _cka_cached((str(db.root), run_id, "steps", layer, tuple(steps), random_state), compute)
 
 
 def cka_layers(db, step: int, run: str | None = None, layers: list[str] | None = None, *,

@@ -7,6 +7,7 @@ A route whose path parameter has no known value fails loudly: add it here.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -31,6 +32,14 @@ class Call:
     path: str
     query: dict = field(default_factory=dict)
     json: dict | None = None
+    upload: bytes | None = None  # a multipart file field `image` (search by uploaded image)
+
+    @property
+    def body(self) -> dict:
+        """Request-body keyword arguments, made fresh each time (a file stream is read once)."""
+        if self.upload is not None:
+            return {"data": {"image": (io.BytesIO(self.upload), "query.png")}, "content_type": "multipart/form-data"}
+        return {"json": self.json}
 
     @property
     def url(self) -> str:
@@ -64,12 +73,13 @@ def calls(app, store: StatsDB, run: str, step: int | None = None) -> list[Call]:
         query = {}
         if path.startswith("/api/runs/"):
             # Read by the routes that need them, ignored by the others.
-            query = {"probe": known["probe"], "cls": 0, "unit": 0, "a": known["step"], "b": known["step"]} | EXTRA.get(rule.endpoint, {})
+            query = {"probe": known["probe"], "step": known["step"], "cls": 0, "unit": 0, "a": known["step"], "b": known["step"]} | EXTRA.get(rule.endpoint, {})
         body = SQL_BODY if rule.endpoint == "sql.run_sql" else None
-        out.append(Call(method, rule.endpoint, rule.rule, path, query, body))
+        upload = store.thumbnail(known["probe"], run) if rule.endpoint == "analysis.search_upload" else None
+        out.append(Call(method, rule.endpoint, rule.rule, path, query, body, upload))
     return out
 
 
 def send(client, call: Call, **kwargs):
     """Send ``call`` with a Flask test client."""
-    return client.open(call.url, method=call.method, json=call.json, **kwargs)
+    return client.open(call.url, method=call.method, **call.body, **kwargs)

@@ -25,21 +25,21 @@ def test_every_route_refuses_without_the_token_and_works_with_it(locked, run_id)
         anonymous = locked.test_client()
         for headers, query in (({}, ""), ({"Authorization": "token wrong"}, ""), ({}, "token=wrong"), ({"Authorization": "Bearer " + TOKEN}, "")):
             url = call.url + (("&" if "?" in call.url else "?") + query if query else "")
-            res = anonymous.open(url, method=call.method, json=call.json, headers=headers)
+            res = anonymous.open(url, method=call.method, **call.body, headers=headers)
             assert res.status_code == 403, (call.url, headers, query, res.status_code)
             body = res.get_json()
             assert body["ok"] is False and "access token is required" in body["error"]
         anonymous.set_cookie("deepviz_token", "wrong")
-        assert anonymous.open(call.url, method=call.method, json=call.json).status_code == 403
+        assert anonymous.open(call.url, method=call.method, **call.body).status_code == 403
 
-        by_header = locked.test_client().open(call.url, method=call.method, json=call.json, headers={"Authorization": f"token {TOKEN}"})
+        by_header = locked.test_client().open(call.url, method=call.method, **call.body, headers={"Authorization": f"token {TOKEN}"})
         assert by_header.status_code == 200, (call.url, by_header.get_data(as_text=True)[:200])
         browser = locked.test_client()
         sep = "&" if "?" in call.url else "?"
-        by_query = browser.open(call.url + f"{sep}token={TOKEN}", method=call.method, json=call.json)
+        by_query = browser.open(call.url + f"{sep}token={TOKEN}", method=call.method, **call.body)
         assert by_query.status_code == 200, call.url
         # The first good request sets the cookie: later links and static files need no token.
-        assert browser.open(call.url, method=call.method, json=call.json).status_code == 200, call.url
+        assert browser.open(call.url, method=call.method, **call.body).status_code == 200, call.url
 
 
 def test_the_cookie_is_http_only_and_strict(locked):

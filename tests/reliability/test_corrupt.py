@@ -105,7 +105,7 @@ def test_web_ui(db_copy):
     assert d["truncated"] not in traj["steps"] and len(traj["steps"]) == len(d["steps"]) - 1
     # Every route at a healthy step answers 200, and the run list shows both runs.
     for call in calls(app, store, d["run"], step=d["steps"][0]):
-        res = client.open(call.url, method=call.method, json=call.json)
+        res = client.open(call.url, method=call.method, **call.body)
         if call.endpoint == "inspect.unit_history":
             # Known gap: deepviz.introspect.unit_history reads every step and stops at the
             # first bad one; the answer is an error naming it, not a crash.

@@ -55,13 +55,13 @@ def test_traversal_in_every_parameter_of_every_route(app, client, run_id, secret
             for payload in payloads:
                 # Raw, so that the encodings reach the server as written.
                 path = "/".join(parts[:i] + [payload] + parts[i + 1 :])
-                res = client.open(path, method=call.method, json=call.json)
+                res = client.open(path, method=call.method, **call.body)
                 assert res.status_code < 500 or "outside the db" in res.get_data(as_text=True), (path, res.status_code)
                 assert not leaked(res.get_data(), marker), f"{call.method} {path} leaked a file"
                 sent += 1
         for name in ("layer", "conv", "run", "method", "size", "probe", "filename", "path", "file"):
             for payload in payloads:
-                res = client.open(call.path + f"?{name}={payload}", method=call.method, json=call.json)
+                res = client.open(call.path + f"?{name}={payload}", method=call.method, **call.body)
                 assert res.status_code < 500, (call.path, name, payload, res.get_data(as_text=True)[:200])
                 assert not leaked(res.get_data(), marker), f"{call.method} {call.path}?{name}={payload} leaked a file"
                 sent += 1

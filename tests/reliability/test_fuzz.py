@@ -49,6 +49,10 @@ JSON = st.recursive(
 
 def check_shape(res, what: str) -> None:
     assert res.status_code < 500, f"{what} -> {res.status_code}: {res.get_data(as_text=True)[:300]}"
+    if res.status_code == 404 and res.mimetype == "text/html" and what.split()[1].startswith("/runs/"):
+        # The run page answers people with an HTML page that links back to the runs list.
+        assert b"Not found" in res.data and b'href="/"' in res.data, what
+        return
     if res.status_code >= 400:
         body = res.get_json(silent=True)
         assert isinstance(body, dict), f"{what} -> {res.status_code}, not the JSON error shape: {res.get_data(as_text=True)[:200]}"
@@ -145,7 +149,7 @@ def test_hostile_values_of_every_query_parameter(app, client, run_id):
         for name in PARAM_NAMES:
             for value in hostile:
                 url = call.path + "?" + urlencode(call.query | {name: value})
-                check_shape(client.open(url, method=call.method, json=call.json), f"{call.method} {url}")
+                check_shape(client.open(url, method=call.method, **call.body), f"{call.method} {url}")
                 sent += 1
     assert sent > 1000
     print(f"hostile sweep: {sent} requests, no 5xx")
