@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from .conftest import digits_loaders, quiet_trainer
+from .test_probe import ImagesOnly
 from deepviz import StatsCallback, StatsDB
 from deepviz import schema as S
 from deepviz.errors import ConfigurationError, SchemaVersionError
@@ -229,17 +230,6 @@ class ConvOnlyNet(SmallNet):
 
     def forward(self, x):
         return self.gap(self.head(self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x))))))).flatten(1)
-
-
-class ImagesOnly(Dataset):
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
 
 
 def fails_before_training(tmp_path, digits_tensors, exc, match, model=None, **cb_kwargs):
