@@ -248,9 +248,8 @@ def _umap(X, init, random_state, kw) -> np.ndarray:
         import umap
     except ImportError:
         raise ConfigurationError(
-            "method='umap' needs the umap-learn package, which is not installed. "
-            "Install it with `pip install umap-learn` (or `pip install deepviz[umap]`), "
-            "or use method='tsne' or 'pca'."
+            "method='umap' needs the umap-learn package (a dependency of deepviz), which cannot be imported "
+            "here. Install it with `pip install umap-learn`, or use method='tsne' or 'pca'."
         ) from None
     fixed = dict(n_components=2, random_state=random_state)
     if init is not None:

@@ -161,5 +161,14 @@ def test_procrustes_of_collapsed_layout():
 
 def test_umap_missing_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` fail
-    with pytest.raises(ConfigurationError, match=r"pip install umap-learn.*deepviz\[umap\]"):
+    with pytest.raises(ConfigurationError, match=r"needs the umap-learn package.*pip install umap-learn"):
         project(np.random.default_rng(0).normal(size=(20, 4)), "umap")
+
+
+@pytest.mark.slow  # numba compiles UMAP on first use (about a minute here)
+def test_umap_same_seed_same_layout_and_aligned_steps():
+    _, Xs = drifting_blobs(200, 2, 8, n_classes=4, seed=1)
+    a = project(Xs[0], "umap", random_state=0)
+    assert a.shape == (200, 2) and np.allclose(a, project(Xs[0], "umap", random_state=0))
+    layouts = aligned_layouts(Xs, "umap", random_state=0)
+    assert len(layouts) == 2 and procrustes_disparity(layouts[0], layouts[1]) < 0.5
