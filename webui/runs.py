@@ -27,7 +27,8 @@ def list_runs():
     for row in db().runs().to_dict("records"):
         rid = row["run_id"]
         entry = {k: _clean(v) for k, v in row.items()}
-        entry["steps"] = db().steps(rid) if "error" not in row or not isinstance(row.get("error"), str) else []
+        # an unreadable run carries an error message (NaN in the frame for the others)
+        entry["steps"] = [] if isinstance(row.get("error"), str) else db().steps(rid)
         entry["running"] = entry.get("ended_at") is None
         out.append(entry)
     return jsonify(out)
