@@ -19,6 +19,20 @@ export function h(tag, attrs = {}, ...children) {
 
 export function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
 
+// A <select> of [value, label] options with value chosen; a control with its label.
+export function select(attrs, options, value) {
+  return h('select', attrs, options.map(([v, text]) => h('option', {value: v, selected: String(v) === String(value)}, text)));
+}
+export const field = (label, control) => h('label', {class: 'inline'}, label, control);
+
+// Fill a panel's section (a parent view hands each of its panels one) with a title and the rest.
+export function fillPanel(el, title, testid, ...children) {
+  el.className = 'panel';
+  el.dataset.testid = testid;
+  clear(el).append(h('h2', {}, title), ...children);
+  return el;
+}
+
 // Tableau-like categorical palette (20 colours), then golden-angle hues beyond.
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#17becf',
   '#1f77b4', '#aec7e8', '#ff7f0e', '#ffbb78', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd', '#c5b0d5'];

@@ -1,12 +1,27 @@
 // Wires the run page: loads the run, sets up the URL state, mounts the
-// timeline, the tabs (one view module each) and the side panel.
+// timeline, the tabs (one view module each) and the side panel, and hands
+// every state change to them. A view is mounted the first time its tab is shown.
 
 import {getJSON} from './api.js';
-import {h, clear, showError} from './dom.js';
+import {h, showError} from './dom.js';
 import {state, init, set, subscribe} from './state.js';
-import {mountTimeline} from './timeline.js';
+import * as timeline from './timeline.js';
 import {VIEWS} from './views/index.js';
-import selection from './views/selection.js';
+import * as selection from './views/selection.js';
+
+const ALL = new Set(['step', 'layer', 'sel', 'view']);
+
+// update() may be async: a failure is logged, it never stops the other views.
+function safeUpdate(mounted, changed) {
+  Promise.resolve().then(() => mounted.update(changed)).catch((err) => console.error(err));
+}
+
+function mountSafely(view, el, ctx) {
+  try { return view.mount(el, ctx); } catch (err) {
+    showError(el, err);
+    return {update() {}, destroy() {}};
+  }
+}
 
 async function main() {
   const app = document.getElementById('app');
@@ -28,11 +43,12 @@ async function main() {
   if (!run.layers.includes(state.layer)) set({layer: defaultLayer});
 
   const ctx = {run, state, set};
-  ctx.timeline = mountTimeline(document.getElementById('timeline'), ctx);
+  const line = timeline.mount(document.getElementById('timeline'), ctx);
+  ctx.timeline = line;
 
   const tabs = document.getElementById('tabs');
   const viewEl = document.getElementById('view');
-  const mounted = new Map();
+  const mounted = new Map(); // view id -> {el, view: what mount returned}
   for (const view of VIEWS) {
     tabs.append(h('button', {class: 'tab', role: 'tab', type: 'button', 'data-view': view.id, 'data-testid': `tab-${view.id}`,
       onclick: () => set({view: view.id}, {push: true})}, view.title));
@@ -41,33 +57,34 @@ async function main() {
   function showView() {
     for (const b of tabs.children) b.setAttribute('aria-selected', String(b.dataset.view === state.view));
     for (const [id, entry] of mounted) entry.el.hidden = id !== state.view;
-    const view = VIEWS.find((v) => v.id === state.view);
-    if (!mounted.has(view.id)) {
-      const el = h('div', {class: 'view-body', 'data-view': view.id});
+    if (!mounted.has(state.view)) {
+      const el = h('div', {class: 'view-body', 'data-view': state.view});
       viewEl.append(el);
-      mounted.set(view.id, {el, view});
-      try { view.mount(el, ctx); } catch (err) { showError(el, err); }
+      mounted.set(state.view, {el, view: mountSafely(VIEWS.find((v) => v.id === state.view), el, ctx)});
     }
-    const entry = mounted.get(view.id);
+    const entry = mounted.get(state.view);
     entry.el.hidden = false;
-    safeUpdate(entry.view, entry.el, new Set(['step', 'layer', 'sel', 'view']));
+    safeUpdate(entry.view, ALL);
   }
 
-  function safeUpdate(view, el, changed) {
-    Promise.resolve().then(() => view.update && view.update(ctx, changed)).catch((err) => console.error(err));
-  }
-
-  const side = document.getElementById('side');
-  selection.mount(side, ctx);
+  const side = selection.mount(document.getElementById('side'), ctx);
   subscribe((changed) => {
+    line.update(changed);
     if (changed.has('view')) { showView(); } else {
       const entry = mounted.get(state.view);
-      if (entry) safeUpdate(entry.view, entry.el, changed);
+      if (entry) safeUpdate(entry.view, changed);
     }
-    safeUpdate(selection, side, changed);
+    safeUpdate(side, changed);
   });
   showView();
-  safeUpdate(selection, side, new Set(['step', 'sel']));
+  safeUpdate(side, new Set(['step', 'sel']));
+
+  // Leaving the page stops every poll; a page restored from the back-forward
+  // cache is reloaded rather than left with stopped views.
+  window.addEventListener('pagehide', () => {
+    for (const entry of [...mounted.values()].map((e) => e.view).concat(side, line)) entry.destroy();
+  });
+  window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
 }
 
 main();

@@ -4,11 +4,11 @@
 
 import {getJSON} from './api.js';
 import {h, clear, fmt} from './dom.js';
-import {state, set, commit, subscribe} from './state.js';
+import {state, set, commit} from './state.js';
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 
-export function mountTimeline(el, ctx) {
+export function mount(el, ctx) {
   let steps = ctx.run.steps;
   let timer = null;
   const slider = h('input', {type: 'range', min: 0, max: Math.max(steps.length - 1, 0), step: 1, value: 0, 'aria-label': 'step', 'data-testid': 'timeline-slider'});
@@ -58,17 +58,18 @@ export function mountTimeline(el, ctx) {
   slider.addEventListener('change', () => commit());
   play.addEventListener('click', () => (timer ? stop() : start()));
   speed.addEventListener('change', () => { if (timer) { stop(); start(); } });
-  document.addEventListener('keydown', (e) => {
+  function onKey(e) {
     if (e.target.closest && e.target.closest('input[type=text], input[type=number], textarea, select')) return;
     if (e.key === 'ArrowRight') { go(indexOf(state.step) + 1, 'push'); e.preventDefault(); }
     else if (e.key === 'ArrowLeft') { go(indexOf(state.step) - 1, 'push'); e.preventDefault(); }
     else if (e.key === ' ' && e.target === document.body) { (timer ? stop() : start()); e.preventDefault(); }
-  });
-  subscribe((changed) => { if (changed.has('step')) render(); });
+  }
+  document.addEventListener('keydown', onKey);
 
   // A run still training: poll for new steps.
+  let poll = null;
   if (!ctx.run.ended_at) {
-    const poll = setInterval(async () => {
+    poll = setInterval(async () => {
       try {
         const fresh = await getJSON(`/api/runs/${encodeURIComponent(ctx.run.run_id)}`);
         const atEnd = indexOf(state.step) === steps.length - 1;
@@ -82,5 +83,10 @@ export function mountTimeline(el, ctx) {
     }, 3000);
   }
   render();
-  return {steps: () => steps, stepInfo: (step) => steps[indexOf(step)]};
+  return {
+    steps: () => steps,
+    stepInfo: (step) => steps[indexOf(step)],
+    update(changed) { if (changed.has('step')) render(); },
+    destroy() { stop(); clearInterval(poll); document.removeEventListener('keydown', onKey); clear(el); },
+  };
 }

@@ -10,87 +10,68 @@ const MODES = [['counts', 'Counts'], ['rows', 'Row %'], ['delta', 'Change Δ']];
 
 function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)}/${path}`; }
 
-export default {
-  id: 'confusion',
-  title: 'Confusion',
+export const id = 'confusion';
+export const title = 'Confusion';
 
-  mount(el, ctx) {
-    this.mode = 'counts';
-    this.cell = null; // [true, pred] of the clicked cell
-    this.flowSteps = null; // [a, b] once the user picks them; null follows the timeline
-    this.flowRow = null;
-    this.data = null;
+export function mount(el, ctx) {
+  let mode = 'counts';
+  let picked = null; // [true, pred] of the clicked cell
+  let flowSteps = null; // [a, b] once the user picks them; null follows the timeline
+  let data = null;
+  let loadedStep;
+  let labelsP = null;
 
-    this.modeButtons = MODES.map(([id, label]) => h('button', {type: 'button', class: 'seg', 'data-mode': id, 'data-testid': `confusion-mode-${id}`,
-      onclick: () => { this.mode = id; this.drawMatrix(ctx); }}, label));
-    this.title = h('h2', {});
-    this.note = h('span', {class: 'muted small'});
-    this.matrixEl = h('div', {class: 'matrix-box', 'data-testid': 'confusion-matrix'});
-    this.cellTitle = h('h3', {}, 'Images of a cell');
-    this.cellEl = h('div', {class: 'cell-images', 'data-testid': 'cell-images'},
-      h('p', {class: 'muted small', text: 'Click a cell of the matrix to list its images.'}));
-    const main = h('section', {class: 'panel', 'data-testid': 'confusion'},
-      h('div', {class: 'panel-head'}, this.title, h('div', {class: 'segmented', role: 'group', 'aria-label': 'values'}, this.modeButtons)),
-      h('div', {class: 'confusion-layout'}, h('div', {}, this.matrixEl, this.note), h('div', {class: 'cell-side'}, this.cellTitle, this.cellEl)));
+  const modeButtons = MODES.map(([m, label]) => h('button', {type: 'button', class: 'seg', 'data-mode': m, 'data-testid': `confusion-mode-${m}`,
+    onclick: () => { mode = m; drawMatrix(); }}, label));
+  const heading = h('h2', {});
+  const note = h('span', {class: 'muted small'});
+  const matrixEl = h('div', {class: 'matrix-box', 'data-testid': 'confusion-matrix'});
+  const cellTitle = h('h3', {}, 'Images of a cell');
+  const cellEl = h('div', {class: 'cell-images', 'data-testid': 'cell-images'},
+    h('p', {class: 'muted small', text: 'Click a cell of the matrix to list its images.'}));
+  const main = h('section', {class: 'panel', 'data-testid': 'confusion'},
+    h('div', {class: 'panel-head'}, heading, h('div', {class: 'segmented', role: 'group', 'aria-label': 'values'}, modeButtons)),
+    h('div', {class: 'confusion-layout'}, h('div', {}, matrixEl, note), h('div', {class: 'cell-side'}, cellTitle, cellEl)));
 
-    this.fromSel = h('select', {'aria-label': 'from step', 'data-testid': 'flow-from', onchange: () => this.pickFlows(ctx)});
-    this.toSel = h('select', {'aria-label': 'to step', 'data-testid': 'flow-to', onchange: () => this.pickFlows(ctx)});
-    this.flowSummary = h('span', {class: 'muted small'});
-    this.flowTable = h('div', {class: 'flow-table', 'data-testid': 'flows-table'});
-    this.flowImages = h('div', {class: 'flow-images', 'data-testid': 'flow-images'});
-    const flows = h('section', {class: 'panel', 'data-testid': 'flows'},
-      h('h2', {}, 'Flows between two steps'),
-      h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'from', this.fromSel), h('label', {class: 'inline'}, 'to', this.toSel), this.flowSummary),
-      h('div', {class: 'flows-layout'}, this.flowTable, this.flowImages));
+  const fromSel = h('select', {'aria-label': 'from step', 'data-testid': 'flow-from', onchange: () => pickFlows()});
+  const toSel = h('select', {'aria-label': 'to step', 'data-testid': 'flow-to', onchange: () => pickFlows()});
+  const flowSummary = h('span', {class: 'muted small'});
+  const flowTable = h('div', {class: 'flow-table', 'data-testid': 'flows-table'});
+  const flowImages = h('div', {class: 'flow-images', 'data-testid': 'flow-images'});
+  const flows = h('section', {class: 'panel', 'data-testid': 'flows'},
+    h('h2', {}, 'Flows between two steps'),
+    h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'from', fromSel), h('label', {class: 'inline'}, 'to', toSel), flowSummary),
+    h('div', {class: 'flows-layout'}, flowTable, flowImages));
 
-    this.wrongTitle = h('h2', {}, 'Misclassified');
-    this.wrongEl = h('div', {'data-testid': 'misclassified'});
-    const wrong = h('section', {class: 'panel'}, this.wrongTitle,
-      h('p', {class: 'muted small', text: 'Most confident mistakes first. Click one to see its trajectory and neighbours.'}), this.wrongEl);
-    clear(el).append(main, flows, wrong);
-  },
-
-  async update(ctx, changed) {
-    // Showing the tab again at the same step keeps the clicked cell and the flows.
-    if (ctx.state.step !== this.loadedStep) {
-      this.loadedStep = ctx.state.step;
-      this.cell = null;
-      this.loadMatrix(ctx);
-      this.loadWrong(ctx);
-      this.fillStepSelects(ctx);
-      this.loadFlows(ctx);
-    } else if (changed.has('sel')) {
-      // the selected thumbnail is outlined in every gallery
-      for (const f of this.cellEl.querySelectorAll('figure, .gallery figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
-      for (const f of this.wrongEl.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
-      for (const f of this.flowImages.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
-    }
-  },
+  const wrongTitle = h('h2', {}, 'Misclassified');
+  const wrongEl = h('div', {'data-testid': 'misclassified'});
+  const wrong = h('section', {class: 'panel'}, wrongTitle,
+    h('p', {class: 'muted small', text: 'Most confident mistakes first. Click one to see its trajectory and neighbours.'}), wrongEl);
+  clear(el).append(main, flows, wrong);
 
   // ---- the matrix
-
-  async loadMatrix(ctx) {
+  async function loadMatrix() {
     const step = ctx.state.step;
-    this.title.textContent = `Confusion at step ${step}`;
-    spinner(this.matrixEl, 'Loading…');
-    clear(this.note);
+    heading.textContent = `Confusion at step ${step}`;
+    spinner(matrixEl, 'Loading…');
+    clear(note);
     try {
-      const data = await getJSON(api(ctx, `steps/${step}/confusion`));
+      const answer = await getJSON(api(ctx, `steps/${step}/confusion`));
       if (ctx.state.step !== step) return;
-      this.data = data;
-      this.drawMatrix(ctx);
+      data = answer;
+      drawMatrix();
     } catch (err) {
       if (ctx.state.step !== step) return;
-      this.data = {error: err};
-      this.loadedStep = undefined; // try again next time
-      panelError(this.matrixEl, err, {step: ctx.state.step});
-      clear(this.cellEl);
+      data = {error: err};
+      loadedStep = undefined; // try again next time
+      panelError(matrixEl, err, {step: ctx.state.step});
+      clear(cellEl);
     }
-  },
+  }
 
-  drawMatrix(ctx) {
-    for (const b of this.modeButtons) b.setAttribute('aria-pressed', String(b.dataset.mode === this.mode));
-    const d = this.data;
+  function drawMatrix() {
+    for (const b of modeButtons) b.setAttribute('aria-pressed', String(b.dataset.mode === mode));
+    const d = data;
     if (!d || d.error) return;
     const names = ctx.run.class_names;
     const C = names.length;
@@ -98,7 +79,7 @@ export default {
     const showText = cell >= 22;
     const rowSum = d.matrix.map((r) => r.reduce((a, b) => a + b, 0));
     let values = d.matrix, color, text, ink, title;
-    if (this.mode === 'delta' && d.delta) {
+    if (mode === 'delta' && d.delta) {
       // Green is better: more images on the diagonal, fewer off it.
       const good = (v, i, j) => (i === j ? v : -v);
       const maxAbs = Math.max(1, ...d.delta.flat().map(Math.abs));
@@ -111,7 +92,7 @@ export default {
       const frac = (v, i) => (rowSum[i] ? v / rowSum[i] : 0);
       color = (v, i) => sequential(frac(v, i));
       ink = (v, i) => inkOn(frac(v, i));
-      text = this.mode === 'rows'
+      text = mode === 'rows'
         ? (v, i) => (showText && v ? `${Math.round(100 * frac(v, i))}` : '')
         : (v) => (showText && v ? String(v) : '');
       title = (v, i, j) => `true ${names[i]} → predicted ${names[j]}: ${v} of ${rowSum[i]} (${pct(frac(v, i))})`;
@@ -119,69 +100,68 @@ export default {
     const svgEl = heatmap(values, {
       rowLabels: names, colLabels: names, cell, color, text, ink, title,
       rowTitle: 'true class', colTitle: 'predicted class', testid: 'confusion-heatmap',
-      selected: this.cell, cellClass: (v, i, j) => (i === j ? 'diag' : null),
-      onClick: (i, j) => { this.cell = [i, j]; this.drawMatrix(ctx); this.loadCell(ctx); },
+      selected: picked, cellClass: (v, i, j) => (i === j ? 'diag' : null),
+      onClick: (i, j) => { picked = [i, j]; drawMatrix(); loadCell(); },
     });
-    clear(this.matrixEl).append(svgEl);
+    clear(matrixEl).append(svgEl);
     const acc = d.n ? d.correct / d.n : 0;
     const parts = [`${d.correct} of ${d.n} right (${pct(acc)}).`];
-    if (this.mode === 'delta') {
+    if (mode === 'delta') {
       if (d.prev_error) parts.push(`Step ${d.prev_step} cannot be read: ${d.prev_error}`);
       else if (!d.delta) parts.push('This is the first step: nothing to compare with.');
       else parts.push(`Change since step ${d.prev_step}; green = better, red = worse.`);
-    } else if (this.mode === 'rows') parts.push('Each row in % of its true class.');
-    this.note.textContent = parts.join(' ');
-  },
+    } else if (mode === 'rows') parts.push('Each row in % of its true class.');
+    note.textContent = parts.join(' ');
+  }
 
-  async loadCell(ctx) {
-    const [i, j] = this.cell;
+  async function loadCell() {
+    const [i, j] = picked;
     const names = ctx.run.class_names;
     const step = ctx.state.step;
-    this.cellTitle.textContent = `True ${names[i]} → predicted ${names[j]}`;
-    spinner(this.cellEl, 'Loading images…');
+    cellTitle.textContent = `True ${names[i]} → predicted ${names[j]}`;
+    spinner(cellEl, 'Loading images…');
     try {
       const res = await getJSON(api(ctx, `steps/${step}/images`), {true: i, pred: j, sort: 'confidence', limit: 300});
-      if (ctx.state.step !== step || !this.cell || this.cell[0] !== i || this.cell[1] !== j) return;
-      clear(this.cellEl);
-      if (!res.total) { this.cellEl.append(h('p', {class: 'muted small', text: 'No images in this cell.'})); return; }
-      this.cellEl.append(h('p', {class: 'muted small', text: `${res.total} image${res.total === 1 ? '' : 's'}, most confident first${res.total > res.probe_id.length ? ` (first ${res.probe_id.length})` : ''}.`}),
+      if (ctx.state.step !== step || !picked || picked[0] !== i || picked[1] !== j) return;
+      clear(cellEl);
+      if (!res.total) { cellEl.append(h('p', {class: 'muted small', text: 'No images in this cell.'})); return; }
+      cellEl.append(h('p', {class: 'muted small', text: `${res.total} image${res.total === 1 ? '' : 's'}, most confident first${res.total > res.probe_id.length ? ` (first ${res.probe_id.length})` : ''}.`}),
         gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: res.label[k] === res.pred[k], caption: pct(res.confidence[k]),
           title: `#${id}: true ${names[res.label[k]]}, predicted ${names[res.pred[k]]} (${pct(res.confidence[k])})`})), ctx, {testid: 'cell-gallery'}));
-    } catch (err) { panelError(this.cellEl, err, {step: ctx.state.step}); }
-  },
+    } catch (err) { panelError(cellEl, err, {step: ctx.state.step}); }
+  }
 
   // ---- flows between two steps
-
-  fillStepSelects(ctx) {
+  function fillStepSelects() {
     const steps = ctx.timeline.steps().map((s) => s.step);
     const i = Math.max(0, steps.indexOf(ctx.state.step));
-    const [a, b] = this.flowSteps || [steps[Math.max(0, i - 1)], steps[i]];
-    for (const [sel, value] of [[this.fromSel, a], [this.toSel, b]]) {
+    const [a, b] = flowSteps || [steps[Math.max(0, i - 1)], steps[i]];
+    for (const [sel, value] of [[fromSel, a], [toSel, b]]) {
       clear(sel).append(...steps.map((s) => h('option', {value: s, selected: s === value}, `step ${s}`)));
     }
-  },
+  }
 
-  pickFlows(ctx) {
-    this.flowSteps = [Number(this.fromSel.value), Number(this.toSel.value)];
-    this.loadFlows(ctx);
-  },
+  function pickFlows() {
+    flowSteps = [Number(fromSel.value), Number(toSel.value)];
+    loadFlows();
+  }
 
-  async loadFlows(ctx) {
-    const a = Number(this.fromSel.value), b = Number(this.toSel.value);
+  async function loadFlows() {
+    const a = Number(fromSel.value), b = Number(toSel.value);
     const names = ctx.run.class_names;
-    spinner(this.flowTable, 'Loading…');
-    clear(this.flowImages);
-    clear(this.flowSummary);
+    spinner(flowTable, 'Loading…');
+    clear(flowImages);
+    clear(flowSummary);
     try {
       const res = await getJSON(api(ctx, 'flows'), {a, b});
-      if (Number(this.fromSel.value) !== a || Number(this.toSel.value) !== b) return;
-      this.flowSummary.textContent = a === b ? 'Pick two different steps.'
+      if (Number(fromSel.value) !== a || Number(toSel.value) !== b) return;
+      flowSummary.textContent = a === b ? 'Pick two different steps.'
         : `${res.changed} of ${res.n} images changed prediction: ${res.fixed} became right, ${res.broken} became wrong.`;
-      if (!res.rows.length) { clear(this.flowTable).append(h('p', {class: 'muted small', text: 'No image changed its prediction.'})); return; }
+      if (!res.rows.length) { clear(flowTable).append(h('p', {class: 'muted small', text: 'No image changed its prediction.'})); return; }
       const body = h('tbody', {});
       res.rows.forEach((r, k) => {
         const tr = h('tr', {class: 'clickable', 'data-testid': 'flow-row', tabindex: 0,
-          onclick: () => { for (const x of body.children) x.classList.remove('active'); tr.classList.add('active'); this.showFlow(ctx, r, b); }},
+          onclick: () => { for (const x of body.children) x.classList.remove('active'); tr.classList.add('active'); showFlow(r, b); }},
         h('td', {}, h('span', {class: 'swatch'}, names[r.from_pred]), ' → ', h('span', {class: 'swatch'}, names[r.to_pred])),
         h('td', {class: 'num'}, r.count),
         h('td', {class: 'num good'}, r.fixed || ''),
@@ -190,54 +170,73 @@ export default {
         body.append(tr);
         if (k === 0) tr.classList.add('first');
       });
-      clear(this.flowTable).append(h('table', {class: 'table compact'},
+      clear(flowTable).append(h('table', {class: 'table compact'},
         h('thead', {}, h('tr', {}, h('th', {}, `prediction at ${a} → at ${b}`), h('th', {class: 'num'}, 'images'),
           h('th', {class: 'num', title: 'wrong before, right after'}, 'fixed'), h('th', {class: 'num', title: 'right before, wrong after'}, 'broken'),
           h('th', {class: 'num', title: 'images that moved the opposite way'}, 'back'))), body));
-      this.flowImages.append(h('p', {class: 'muted small', text: 'Click a row to see its images.'}));
-    } catch (err) { panelError(this.flowTable, err, {step: ctx.state.step}); }
-  },
+      flowImages.append(h('p', {class: 'muted small', text: 'Click a row to see its images.'}));
+    } catch (err) { panelError(flowTable, err, {step: ctx.state.step}); }
+  }
 
-  async showFlow(ctx, row, b) {
+  async function showFlow(row, b) {
     const names = ctx.run.class_names;
     let labels = new Map();
-    try { labels = await this.labels(ctx); } catch (_) { /* captions without true classes */ }
-    clear(this.flowImages).append(h('h3', {}, `${names[row.from_pred]} → ${names[row.to_pred]} · ${row.count}`),
+    try { labels = await probeLabels(); } catch (_) { /* captions without true classes */ }
+    clear(flowImages).append(h('h3', {}, `${names[row.from_pred]} → ${names[row.to_pred]} · ${row.count}`),
       gallery(row.probe_ids.map((id) => {
         const label = labels.get(id);
         return {probe_id: id, correct: label === undefined ? undefined : label === row.to_pred, caption: label === undefined ? '' : names[label],
           title: `#${id}: true ${label === undefined ? '?' : names[label]}; predicted ${names[row.from_pred]}, then ${names[row.to_pred]} at step ${b}`};
       }), ctx, {testid: 'flow-gallery'}));
-  },
+  }
 
   // True class of each probe id, fetched once.
-  labels(ctx) {
-    if (!this.labelsP) {
-      this.labelsP = getJSON(api(ctx, 'probes')).then((p) => new Map(p.probe_id.map((id, k) => [id, p.label[k]])));
-      this.labelsP.catch(() => { this.labelsP = null; });
+  function probeLabels() {
+    if (!labelsP) {
+      labelsP = getJSON(api(ctx, 'probes')).then((p) => new Map(p.probe_id.map((id, k) => [id, p.label[k]])));
+      labelsP.catch(() => { labelsP = null; });
     }
-    return this.labelsP;
-  },
+    return labelsP;
+  }
 
   // ---- misclassified at this step
-
-  async loadWrong(ctx) {
+  async function loadWrong() {
     const step = ctx.state.step;
     const names = ctx.run.class_names;
-    spinner(this.wrongEl, 'Loading…');
+    spinner(wrongEl, 'Loading…');
     try {
       const res = await getJSON(api(ctx, `steps/${step}/images`), {correct: 0, sort: 'confidence', order: 'desc', limit: 200});
       if (ctx.state.step !== step) return;
-      this.wrongTitle.textContent = `Misclassified at step ${step} · ${res.total}`;
-      clear(this.wrongEl);
-      if (!res.total) { this.wrongEl.append(h('p', {class: 'muted', text: 'No mistakes on the probe set at this step.'})); return; }
-      this.wrongEl.append(gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: false,
+      wrongTitle.textContent = `Misclassified at step ${step} · ${res.total}`;
+      clear(wrongEl);
+      if (!res.total) { wrongEl.append(h('p', {class: 'muted', text: 'No mistakes on the probe set at this step.'})); return; }
+      wrongEl.append(gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: false,
         caption: `${names[res.label[k]]}→${names[res.pred[k]]}`,
         title: `#${id}: true ${names[res.label[k]]}, predicted ${names[res.pred[k]]} (${pct(res.confidence[k])})`})), ctx, {testid: 'misclassified-gallery'}));
     } catch (err) {
       if (ctx.state.step !== step) return;
-      this.wrongTitle.textContent = `Misclassified at step ${step}`;
-      panelError(this.wrongEl, err, {step: ctx.state.step});
+      wrongTitle.textContent = `Misclassified at step ${step}`;
+      panelError(wrongEl, err, {step: ctx.state.step});
     }
-  },
-};
+  }
+
+  return {
+    update(changed) {
+      // Showing the tab again at the same step keeps the clicked cell and the flows.
+      if (ctx.state.step !== loadedStep) {
+        loadedStep = ctx.state.step;
+        picked = null;
+        loadMatrix();
+        loadWrong();
+        fillStepSelects();
+        loadFlows();
+      } else if (changed.has('sel')) {
+        // the selected thumbnail is outlined in every gallery
+        for (const f of cellEl.querySelectorAll('figure, .gallery figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
+        for (const f of wrongEl.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
+        for (const f of flowImages.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
+      }
+    },
+    destroy() { clear(el); },
+  };
+}

@@ -1,11 +1,13 @@
-// The run page's tabs, in order. Each view module exports
-// {id, title, mount(el, ctx), update(ctx, changedKeys)}.
+// The run page's tabs, in order. Every view module (and every panel inside a
+// view) has one shape: mount(el, ctx) fills el and returns {update(changed),
+// destroy()}; update gets the Set of state keys that changed (ctx.state holds
+// their values), destroy stops the view's timers and empties el.
 
-import embedding from './embedding.js';
-import confusion from './confusion.js';
-import metrics from './metrics.js';
-import inspect from './inspect.js';
-import analysis from './analysis.js';
-import sql from './sql.js';
+import * as embedding from './embedding.js';
+import * as confusion from './confusion.js';
+import * as metrics from './metrics.js';
+import * as inspect from './inspect.js';
+import * as analysis from './analysis.js';
+import * as sql from './sql.js';
 
 export const VIEWS = [embedding, confusion, metrics, inspect, analysis, sql];

@@ -23,58 +23,50 @@ function pick(series, groups) {
   return out;
 }
 
-export default {
-  id: 'metrics',
-  title: 'Metrics & filters',
+export const id = 'metrics';
+export const title = 'Metrics & filters';
 
-  mount(el, ctx) {
-    this.charts = h('div', {class: 'metric-charts'});
-    this.perClass = h('div', {class: 'per-class', 'data-testid': 'per-class'});
-    this.metricsNote = h('div', {});
-    const metrics = h('section', {class: 'panel', 'data-testid': 'metrics'}, h('h2', {}, 'Metrics over the steps'),
-      h('p', {class: 'muted small', text: 'Click a point to jump to that step. "probe" is the fixed probe set deepviz records.'}),
-      this.charts, h('h3', {}, 'Accuracy per class (probe set)'), this.perClass, this.metricsNote);
+export function mount(el, ctx) {
+  let data, filtersFor;
+  const charts = h('div', {class: 'metric-charts'});
+  const perClass = h('div', {class: 'per-class', 'data-testid': 'per-class'});
+  const metricsNote = h('div', {});
+  const metrics = h('section', {class: 'panel', 'data-testid': 'metrics'}, h('h2', {}, 'Metrics over the steps'),
+    h('p', {class: 'muted small', text: 'Click a point to jump to that step. "probe" is the fixed probe set deepviz records.'}),
+    charts, h('h3', {}, 'Accuracy per class (probe set)'), perClass, metricsNote);
 
-    const convs = ctx.run.conv_layers || [];
-    this.convSel = h('select', {'aria-label': 'conv layer', 'data-testid': 'filters-layer', onchange: () => this.loadFilters(ctx)},
-      convs.map((c) => h('option', {value: c}, c)));
-    this.filtersTitle = h('h2', {}, 'Filters');
-    this.filtersInfo = h('span', {class: 'muted small'});
-    this.filtersEl = h('div', {class: 'filters-box'});
-    const filters = h('section', {class: 'panel', 'data-testid': 'filters'}, this.filtersTitle,
-      h('div', {class: 'controls'}, convs.length > 1 ? h('label', {class: 'inline'}, 'layer', this.convSel) : null, this.filtersInfo),
-      this.filtersEl);
-    clear(el).append(metrics, filters);
-    if (!convs.length) clear(this.filtersEl).append(h('p', {class: 'muted', text: 'This run stored no conv layer weights.'}));
-  },
-
-  async update(ctx, changed) {
-    if (!this.data || changed.has('view')) await this.loadMetrics(ctx);
-    else if (changed.has('step')) this.drawMetrics(ctx);
-    if (this.filtersFor !== `${this.convSel.value}|${ctx.state.step}`) this.loadFilters(ctx);
-  },
+  const convs = ctx.run.conv_layers || [];
+  const convSel = h('select', {'aria-label': 'conv layer', 'data-testid': 'filters-layer', onchange: () => loadFilters()},
+    convs.map((c) => h('option', {value: c}, c)));
+  const filtersTitle = h('h2', {}, 'Filters');
+  const filtersInfo = h('span', {class: 'muted small'});
+  const filtersEl = h('div', {class: 'filters-box'});
+  const filters = h('section', {class: 'panel', 'data-testid': 'filters'}, filtersTitle,
+    h('div', {class: 'controls'}, convs.length > 1 ? h('label', {class: 'inline'}, 'layer', convSel) : null, filtersInfo),
+    filtersEl);
+  clear(el).append(metrics, filters);
+  if (!convs.length) clear(filtersEl).append(h('p', {class: 'muted', text: 'This run stored no conv layer weights.'}));
 
   // ---- metrics
-
-  async loadMetrics(ctx) {
+  async function loadMetrics() {
     // A running run gains steps: refetch when the timeline knows more than we do.
-    if (this.data && this.data.steps.length === ctx.timeline.steps().length) { this.drawMetrics(ctx); return; }
-    spinner(this.charts, 'Loading…');
+    if (data && data.steps.length === ctx.timeline.steps().length) { drawMetrics(); return; }
+    spinner(charts, 'Loading…');
     try {
-      this.data = await getJSON(api(ctx, 'metrics'));
-      this.drawMetrics(ctx);
-    } catch (err) { panelError(this.charts, err, {step: ctx.state.step}); }
-  },
+      data = await getJSON(api(ctx, 'metrics'));
+      drawMetrics();
+    } catch (err) { panelError(charts, err, {step: ctx.state.step}); }
+  }
 
-  drawMetrics(ctx) {
-    const d = this.data;
+  function drawMetrics() {
+    const d = data;
     if (!d) return;
     const names = ctx.run.class_names;
     const jump = (x) => ctx.set({step: x}, {push: true});
     const step = ctx.state.step;
-    const width = Math.max(300, Math.min(520, Math.floor((this.charts.clientWidth || 900) / 2) - 12));
+    const width = Math.max(300, Math.min(520, Math.floor((charts.clientWidth || 900) / 2) - 12));
     const loss = pick(d.series, LOSS), acc = pick(d.series, ACC);
-    clear(this.charts);
+    clear(charts);
     const box = (title, testid, series, opts) => h('figure', {class: 'chart-box', 'data-testid': testid},
       h('figcaption', {}, title, h('span', {class: 'muted small'}, ' ', series.map((s) => {
         const i = d.steps.indexOf(step);
@@ -83,17 +75,17 @@ export default {
       }).join(' · '))),
       series.length ? lineChart(series, {xs: d.steps, width, height: 190, marker: step, onClick: jump, testid: `${testid}-chart`, ...opts.chart})
         : h('p', {class: 'muted small', text: 'Nothing logged.'}));
-    this.charts.append(
+    charts.append(
       box('Loss', 'loss', loss, {fmt: (v) => fmt(v, 3), chart: {}}),
       box('Accuracy', 'accuracy', acc, {fmt: pct, chart: {yDomain: [0, 1], yFormat: (v) => `${Math.round(v * 100)}%`}}));
 
     const C = names.length, S = d.steps.length;
-    const avail = Math.max(300, (this.perClass.clientWidth || 900) - 140);
+    const avail = Math.max(300, (perClass.clientWidth || 900) - 140);
     const cellW = Math.max(4, Math.min(44, Math.floor(avail / Math.max(1, S))));
     const cell = Math.max(8, Math.min(22, Math.floor(360 / Math.max(1, C))));
     const colLabels = d.steps.map((s, j) => (S <= 12 || j % Math.ceil(S / 12) === 0 ? String(s) : ''));
     const col = d.steps.indexOf(step);
-    clear(this.perClass).append(heatmap(d.per_class_acc, {
+    clear(perClass).append(heatmap(d.per_class_acc, {
       rowLabels: names, colLabels, cell, cellW, labelH: 18, colTitle: 'step', testid: 'per-class-heatmap',
       color: (v) => sequential(v), ink: (v) => inkOn(v),
       text: (v) => (cellW >= 30 && cell >= 16 && v !== null ? String(Math.round(100 * v)) : ''),
@@ -101,33 +93,32 @@ export default {
       cellClass: (v, i, j) => (j === col ? 'current' : null),
       onClick: (i, j) => jump(d.steps[j]),
     }));
-    clear(this.metricsNote);
+    clear(metricsNote);
     if (d.errors.length) {
-      this.metricsNote.append(h('div', {class: 'error small', role: 'alert'},
+      metricsNote.append(h('div', {class: 'error small', role: 'alert'},
         `Unreadable step${d.errors.length > 1 ? 's' : ''} ${d.errors.map((e) => e.step).join(', ')} (left blank): ${d.errors[0].error}`));
     }
-  },
+  }
 
   // ---- filters
-
-  async loadFilters(ctx) {
-    const conv = this.convSel.value;
+  async function loadFilters() {
+    const conv = convSel.value;
     if (!conv) return;
     const step = ctx.state.step;
     const key = `${conv}|${step}`;
-    this.filtersFor = key;
-    this.filtersTitle.textContent = `Filters of ${conv} at step ${step}`;
-    spinner(this.filtersEl, 'Loading…');
-    clear(this.filtersInfo);
+    filtersFor = key;
+    filtersTitle.textContent = `Filters of ${conv} at step ${step}`;
+    spinner(filtersEl, 'Loading…');
+    clear(filtersInfo);
     try {
       const f = await getJSON(api(ctx, `steps/${step}/filters`), {conv});
-      if (this.filtersFor !== key) return;
+      if (filtersFor !== key) return;
       const src = `${api(ctx, `steps/${step}/filters.png`)}?conv=${encodeURIComponent(conv)}`;
       // The grid is one PNG; each filter's cell shows its part of it (a sprite),
       // so the bar of its change can sit right under it.
       const img = h('img', {src, alt: `filters of ${conv}`, class: 'filters-png', 'data-testid': 'filters-image'});
       await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = () => reject(new Error(`The filter image of step ${step} could not be drawn.`)); });
-      if (this.filtersFor !== key) return;
+      if (filtersFor !== key) return;
       const maxChange = f.change ? Math.max(1e-12, ...f.change.filter((v) => v !== null)) : 1;
       const cells = [];
       const scale = f.cell_w < 36 ? 2 : 1;
@@ -143,17 +134,26 @@ export default {
       }
       const grid = h('div', {class: 'filter-grid', 'data-testid': 'filters-grid'}, cells);
       const what = f.rgb ? 'RGB, each filter scaled to its own range' : f.shape[1] > 1 ? `mean over ${f.shape[1]} input channels, each filter scaled to its own range` : 'each filter scaled to its own range';
-      this.filtersInfo.textContent = `${f.n_filters} filters of ${f.shape.slice(1).join('×')} · ${what}.`;
+      filtersInfo.textContent = `${f.n_filters} filters of ${f.shape.slice(1).join('×')} · ${what}.`;
       const changes = (f.change || []).filter((v) => v !== null).sort((a, b) => a - b);
       const note = f.prev_error ? h('div', {class: 'error small', role: 'alert'}, `Step ${f.prev_step} cannot be read, so no change is shown: ${f.prev_error}`)
         : changes.length ? h('p', {class: 'muted small'}, `Bars: relative L2 change of each filter since step ${f.prev_step} (median ${pct(changes[Math.floor(changes.length / 2)])}, largest ${pct(changes[changes.length - 1])}).`)
           : h('p', {class: 'muted small'}, 'This is the first step: no change to show.');
       img.hidden = true;
-      clear(this.filtersEl).append(grid, note, img);
+      clear(filtersEl).append(grid, note, img);
     } catch (err) {
-      if (this.filtersFor !== key) return;
-      this.filtersFor = null; // try again next time
-      panelError(this.filtersEl, err, {step: ctx.state.step});
+      if (filtersFor !== key) return;
+      filtersFor = null; // try again next time
+      panelError(filtersEl, err, {step: ctx.state.step});
     }
-  },
-};
+  }
+
+  return {
+    async update(changed) {
+      if (!data || changed.has('view')) await loadMetrics();
+      else if (changed.has('step')) drawMetrics();
+      if (filtersFor !== `${convSel.value}|${ctx.state.step}`) loadFilters();
+    },
+    destroy() { clear(el); },
+  };
+}

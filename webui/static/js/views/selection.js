@@ -12,76 +12,59 @@ const METRICS = [['cosine', 'cosine'], ['euclidean', 'euclidean'], ['sqeuclidean
 
 function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)}/${path}`; }
 
-export default {
-  mount(el, ctx) {
-    this.el = el;
-    this.k = 6;
-    this.p = 3;
-    this.traj = null; // trajectory of the selected image
-    this.trajFor = null;
-    this.hint = h('div', {class: 'sel-hint', 'data-testid': 'selection-hint'},
-      h('h2', {}, 'Selected image'),
-      h('p', {class: 'muted', text: 'Click any image (a point in the embedding, a thumbnail in a gallery) to select it.'}),
-      h('p', {class: 'muted small', text: 'You will see its prediction, its trajectory over the steps, and the images nearest to it.'}));
-    this.head = h('div', {class: 'sel-head', 'data-testid': 'selection'});
-    this.trajEl = h('div', {class: 'trajectory', 'data-testid': 'trajectory'});
-    this.metricSel = h('select', {'aria-label': 'distance', 'data-testid': 'neighbour-metric',
-      onchange: () => ctx.set({metric: this.metricSel.value}, {push: true})}, METRICS.map(([v, l]) => h('option', {value: v}, l)));
-    this.pInput = h('input', {type: 'number', min: 1, max: 100, step: 0.5, value: this.p, 'aria-label': 'Minkowski p', class: 'narrow',
-      onchange: () => { const v = Number(this.pInput.value); if (v >= 1) { this.p = v; this.loadNeighbours(ctx); } }});
-    this.pLabel = h('label', {class: 'inline'}, 'p', this.pInput);
-    this.kInput = h('input', {type: 'number', min: 1, max: 50, step: 1, value: this.k, 'aria-label': 'number of neighbours', class: 'narrow',
-      onchange: () => { const v = Math.round(Number(this.kInput.value)); if (v >= 1 && v <= 50) { this.k = v; this.loadNeighbours(ctx); } }});
-    this.nbEl = h('div', {class: 'neighbour-groups'});
-    this.nbTitle = h('h3', {}, 'Nearest neighbours');
-    this.nb = h('div', {class: 'neighbours', 'data-testid': 'neighbours'}, this.nbTitle,
-      h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'distance', this.metricSel), this.pLabel, h('label', {class: 'inline'}, 'k', this.kInput)),
-      this.nbEl);
-    this.body = h('div', {class: 'sel-body'}, this.head, h('h3', {}, 'Trajectory'), this.trajEl, this.nb);
-    clear(el).append(this.hint, this.body);
-    this.body.hidden = true;
-  },
+export function mount(el, ctx) {
+  let nbFor;
+  let k = 6;
+  let p = 3;
+  let traj = null; // trajectory of the selected image
+  let trajFor = null;
+  const hint = h('div', {class: 'sel-hint', 'data-testid': 'selection-hint'},
+    h('h2', {}, 'Selected image'),
+    h('p', {class: 'muted', text: 'Click any image (a point in the embedding, a thumbnail in a gallery) to select it.'}),
+    h('p', {class: 'muted small', text: 'You will see its prediction, its trajectory over the steps, and the images nearest to it.'}));
+  const head = h('div', {class: 'sel-head', 'data-testid': 'selection'});
+  const trajEl = h('div', {class: 'trajectory', 'data-testid': 'trajectory'});
+  const metricSel = h('select', {'aria-label': 'distance', 'data-testid': 'neighbour-metric',
+    onchange: () => ctx.set({metric: metricSel.value}, {push: true})}, METRICS.map(([v, l]) => h('option', {value: v}, l)));
+  const pInput = h('input', {type: 'number', min: 1, max: 100, step: 0.5, value: p, 'aria-label': 'Minkowski p', class: 'narrow',
+    onchange: () => { const v = Number(pInput.value); if (v >= 1) { p = v; loadNeighbours(); } }});
+  const pLabel = h('label', {class: 'inline'}, 'p', pInput);
+  const kInput = h('input', {type: 'number', min: 1, max: 50, step: 1, value: k, 'aria-label': 'number of neighbours', class: 'narrow',
+    onchange: () => { const v = Math.round(Number(kInput.value)); if (v >= 1 && v <= 50) { k = v; loadNeighbours(); } }});
+  const nbEl = h('div', {class: 'neighbour-groups'});
+  const nbTitle = h('h3', {}, 'Nearest neighbours');
+  const nb = h('div', {class: 'neighbours', 'data-testid': 'neighbours'}, nbTitle,
+    h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'distance', metricSel), pLabel, h('label', {class: 'inline'}, 'k', kInput)),
+    nbEl);
+  const body = h('div', {class: 'sel-body'}, head, h('h3', {}, 'Trajectory'), trajEl, nb);
+  clear(el).append(hint, body);
+  body.hidden = true;
 
-  metric(ctx) {
+  function metric() {
     return METRICS.some(([v]) => v === ctx.state.metric) ? ctx.state.metric : 'cosine';
-  },
-
-  async update(ctx, changed) {
-    const sel = ctx.state.sel;
-    const none = sel === undefined || sel === null || Number.isNaN(sel);
-    this.hint.hidden = !none;
-    this.body.hidden = none;
-    if (none) return;
-    this.metricSel.value = this.metric(ctx);
-    // style, not the hidden attribute: label.inline sets display
-    this.pLabel.style.display = this.metric(ctx) === 'minkowski' ? '' : 'none';
-    if (changed.has('sel') || this.trajFor !== sel) await this.loadTrajectory(ctx);
-    else if (changed.has('step')) { this.drawHead(ctx); this.drawTrajectory(ctx); }
-    if (['sel', 'step', 'layer', 'metric'].some((k) => changed.has(k)) || this.nbFor !== this.nbKey(ctx)) this.loadNeighbours(ctx);
-  },
+  }
 
   // ---- trajectory
-
-  async loadTrajectory(ctx) {
+  async function loadTrajectory() {
     const sel = ctx.state.sel;
-    this.trajFor = sel;
-    this.traj = null;
-    clear(this.head).append(h('img', {class: 'thumb big', src: thumbURL(ctx.run.run_id, sel), alt: `image ${sel}`}), h('div', {class: 'muted', text: `image #${sel}`}));
-    spinner(this.trajEl, 'Loading…');
+    trajFor = sel;
+    traj = null;
+    clear(head).append(h('img', {class: 'thumb big', src: thumbURL(ctx.run.run_id, sel), alt: `image ${sel}`}), h('div', {class: 'muted', text: `image #${sel}`}));
+    spinner(trajEl, 'Loading…');
     try {
       const t = await getJSON(api(ctx, `probes/${sel}/trajectory`));
       if (ctx.state.sel !== sel) return;
-      this.traj = t;
-      this.drawHead(ctx);
-      this.drawTrajectory(ctx);
+      traj = t;
+      drawHead();
+      drawTrajectory();
     } catch (err) {
       if (ctx.state.sel !== sel) return;
-      panelError(this.trajEl, err, {step: ctx.state.step});
+      panelError(trajEl, err, {step: ctx.state.step});
     }
-  },
+  }
 
-  drawHead(ctx) {
-    const t = this.traj;
+  function drawHead() {
+    const t = traj;
     if (!t) return;
     const names = ctx.run.class_names;
     const i = t.steps.indexOf(ctx.state.step);
@@ -98,17 +81,17 @@ export default {
       facts.push(h('div', {class: 'small error-text'}, `No prediction at step ${ctx.state.step}.`));
     }
     facts.push(h('div', {class: 'small muted'}, `image #${t.probe_id} · step ${ctx.state.step}`));
-    clear(this.head).append(h('img', {class: cls, src: thumbURL(ctx.run.run_id, t.probe_id), alt: `image ${t.probe_id}`}),
+    clear(head).append(h('img', {class: cls, src: thumbURL(ctx.run.run_id, t.probe_id), alt: `image ${t.probe_id}`}),
       h('div', {class: 'sel-facts'}, ...facts),
       h('button', {class: 'btn close', type: 'button', title: 'Clear the selection', 'aria-label': 'clear selection', onclick: () => ctx.set({sel: undefined}, {push: true})}, '×'));
-  },
+  }
 
-  drawTrajectory(ctx) {
-    const t = this.traj;
+  function drawTrajectory() {
+    const t = traj;
     if (!t) return;
     const names = ctx.run.class_names;
-    clear(this.trajEl);
-    if (!t.steps.length) { this.trajEl.append(h('p', {class: 'muted', text: 'No readable steps.'})); }
+    clear(trajEl);
+    if (!t.steps.length) { trajEl.append(h('p', {class: 'muted', text: 'No readable steps.'})); }
     else {
       // The true class and every class it was ever predicted as stand out; the rest stay grey.
       const predicted = new Set(t.pred);
@@ -119,7 +102,7 @@ export default {
           width: c === t.label ? 2.6 : strong ? 1.8 : 1, dots: strong, dotRadius: c === t.label ? 2.6 : 2, legend: strong,
           dash: c === t.label ? null : strong ? '5 3' : null};
       });
-      this.trajEl.append(lineChart(series, {xs: t.steps, width: 312, height: 150, marker: ctx.state.step, yDomain: [0, 1], yLabel: 'probability',
+      trajEl.append(lineChart(series, {xs: t.steps, width: 312, height: 150, marker: ctx.state.step, yDomain: [0, 1], yLabel: 'probability',
         yFormat: (v) => v.toFixed(1), onClick: (x) => ctx.set({step: x}, {push: true}), testid: 'trajectory-chart'}));
       const flips = t.flips.length
         ? h('div', {class: 'chips', 'data-testid': 'flips'}, h('span', {class: 'muted small'}, 'flipped at '),
@@ -133,48 +116,64 @@ export default {
         ? h('div', {class: 'small', 'data-testid': 'stable'}, h('span', {class: 'badge bad'}, 'never settled'), ' wrong at the last step')
         : h('div', {class: 'small', 'data-testid': 'stable'}, h('span', {class: 'badge ok'}, 'right'), ' from step ',
           h('button', {class: 'link', type: 'button', onclick: () => ctx.set({step: t.first_stable_correct}, {push: true})}, t.first_stable_correct), ' on');
-      this.trajEl.append(flips, stable);
+      trajEl.append(flips, stable);
     }
     if (t.errors.length) {
       // The full message (file path and cause) is in the tooltip; the panel stays short.
-      this.trajEl.append(h('div', {class: 'error small', role: 'alert', title: t.errors.map((e) => e.error).join('\n')},
+      trajEl.append(h('div', {class: 'error small', role: 'alert', title: t.errors.map((e) => e.error).join('\n')},
         `Step${t.errors.length > 1 ? 's' : ''} ${t.errors.map((e) => e.step).join(', ')} cannot be read and ${t.errors.length > 1 ? 'are' : 'is'} left out.`));
     }
-  },
+  }
 
   // ---- neighbours
+  function nbKey() { return [ctx.state.sel, ctx.state.step, ctx.state.layer, metric(), p, k].join('|'); }
 
-  nbKey(ctx) { return [ctx.state.sel, ctx.state.step, ctx.state.layer, this.metric(ctx), this.p, this.k].join('|'); },
-
-  async loadNeighbours(ctx) {
-    const key = this.nbKey(ctx);
-    this.nbFor = key;
+  async function loadNeighbours() {
+    const key = nbKey();
+    nbFor = key;
     const sel = ctx.state.sel;
     const names = ctx.run.class_names;
-    this.nbTitle.textContent = `Neighbours in ${ctx.state.layer} · step ${ctx.state.step}`;
-    spinner(this.nbEl, 'Searching…');
+    nbTitle.textContent = `Neighbours in ${ctx.state.layer} · step ${ctx.state.step}`;
+    spinner(nbEl, 'Searching…');
     try {
-      const nb = await getJSON(api(ctx, `steps/${ctx.state.step}/neighbours`),
-        {probe: sel, layer: ctx.state.layer, metric: this.metric(ctx), p: this.p, k: this.k});
-      if (this.nbFor !== key) return;
+      const found = await getJSON(api(ctx, `steps/${ctx.state.step}/neighbours`),
+        {probe: sel, layer: ctx.state.layer, metric: metric(), p, k});
+      if (nbFor !== key) return;
       const group = (title, items, testid, note) => h('div', {class: 'nb-group', 'data-testid': testid}, h('div', {class: 'nb-title'}, title, note ? h('span', {class: 'muted small'}, ` ${note}`) : null),
         items.length ? gallery(items.map((n) => ({probe_id: n.probe_id, correct: n.label === n.pred,
           caption: `${names[n.label]} ${Math.round(n.similarity)}%`,
           title: `#${n.probe_id}: true ${names[n.label]}, predicted ${names[n.pred]} · distance ${fmt(n.distance)} · similarity ${Math.round(n.similarity)}%`})), ctx)
           : h('p', {class: 'muted small', text: 'No other image in this group.'}));
       const groups = [];
-      if (nb.pred !== nb.label) {
-        groups.push(group(`Among ${names[nb.pred]} (predicted)`, nb.among_pred, 'nb-pred', 'what it is taken for'));
-        groups.push(group(`Among ${names[nb.label]} (its true class)`, nb.among_true, 'nb-true'));
+      if (found.pred !== found.label) {
+        groups.push(group(`Among ${names[found.pred]} (predicted)`, found.among_pred, 'nb-pred', 'what it is taken for'));
+        groups.push(group(`Among ${names[found.label]} (its true class)`, found.among_true, 'nb-true'));
       } else {
-        groups.push(group(`Among ${names[nb.label]} (its class)`, nb.among_true, 'nb-true'));
-        groups.push(group('Among the other classes', nb.among_other, 'nb-other', 'its nearest rivals'));
+        groups.push(group(`Among ${names[found.label]} (its class)`, found.among_true, 'nb-true'));
+        groups.push(group('Among the other classes', found.among_other, 'nb-other', 'its nearest rivals'));
       }
-      groups.push(group('In pixel space', nb.pixel, 'nb-pixel', 'all classes, for contrast'));
-      clear(this.nbEl).append(...groups);
+      groups.push(group('In pixel space', found.pixel, 'nb-pixel', 'all classes, for contrast'));
+      clear(nbEl).append(...groups);
     } catch (err) {
-      if (this.nbFor !== key) return;
-      panelError(this.nbEl, err, {step: ctx.state.step});
+      if (nbFor !== key) return;
+      panelError(nbEl, err, {step: ctx.state.step});
     }
-  },
-};
+  }
+
+  return {
+    async update(changed) {
+      const sel = ctx.state.sel;
+      const none = sel === undefined || sel === null || Number.isNaN(sel);
+      hint.hidden = !none;
+      body.hidden = none;
+      if (none) return;
+      metricSel.value = metric();
+      // style, not the hidden attribute: label.inline sets display
+      pLabel.style.display = metric() === 'minkowski' ? '' : 'none';
+      if (changed.has('sel') || trajFor !== sel) await loadTrajectory();
+      else if (changed.has('step')) { drawHead(); drawTrajectory(); }
+      if (['sel', 'step', 'layer', 'metric'].some((key) => changed.has(key)) || nbFor !== nbKey()) loadNeighbours();
+    },
+    destroy() { clear(el); },
+  };
+}

@@ -25,50 +25,51 @@ function cellText(v) {
   return String(v);
 }
 
-export default {
-  id: 'sql',
-  title: 'SQL',
+export const id = 'sql';
+export const title = 'SQL';
 
-  mount(el, ctx) {
-    const ex = examples(ctx.run);
-    this.box = h('textarea', {class: 'sql-box', rows: 7, spellcheck: 'false', 'aria-label': 'SQL query', 'data-testid': 'sql-query',
-      onkeydown: (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); this.run(); } }});
-    this.box.value = ex[0][1];
-    this.runBtn = h('button', {class: 'btn primary', type: 'button', 'data-testid': 'sql-run', onclick: () => this.run()}, 'Run');
-    this.status = h('span', {class: 'muted small', 'data-testid': 'sql-status'});
-    this.result = h('div', {class: 'sql-result', 'data-testid': 'sql-result'});
-    const chips = h('div', {class: 'chips'}, h('span', {class: 'muted small'}, 'Examples:'),
-      ex.map(([label, q]) => h('button', {class: 'chip', type: 'button', title: q, 'data-testid': 'sql-example',
-        onclick: () => { this.box.value = q; this.run(); }}, label)));
-    clear(el).append(h('section', {class: 'panel', 'data-testid': 'sql'},
-      h('h2', {}, 'SQL'),
-      h('p', {class: 'muted small'}, 'Read-only DuckDB over the stats db: one SELECT at a time; tables ',
-        h('code', {}, 'runs, steps, probes, predictions, activations, weights, metrics'), ' and the derived tables. ',
-        'Ctrl+Enter runs the query.'),
-      chips, this.box, h('div', {class: 'controls'}, this.runBtn, this.status), this.result));
-  },
+export function mount(el, ctx) {
+  const ex = examples(ctx.run);
+  const box = h('textarea', {class: 'sql-box', rows: 7, spellcheck: 'false', 'aria-label': 'SQL query', 'data-testid': 'sql-query',
+    onkeydown: (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); run(); } }});
+  box.value = ex[0][1];
+  const runBtn = h('button', {class: 'btn primary', type: 'button', 'data-testid': 'sql-run', onclick: () => run()}, 'Run');
+  const status = h('span', {class: 'muted small', 'data-testid': 'sql-status'});
+  const result = h('div', {class: 'sql-result', 'data-testid': 'sql-result'});
+  const chips = h('div', {class: 'chips'}, h('span', {class: 'muted small'}, 'Examples:'),
+    ex.map(([label, q]) => h('button', {class: 'chip', type: 'button', title: q, 'data-testid': 'sql-example',
+      onclick: () => { box.value = q; run(); }}, label)));
+  clear(el).append(h('section', {class: 'panel', 'data-testid': 'sql'},
+    h('h2', {}, 'SQL'),
+    h('p', {class: 'muted small'}, 'Read-only DuckDB over the stats db: one SELECT at a time; tables ',
+      h('code', {}, 'runs, steps, probes, predictions, activations, weights, metrics'), ' and the derived tables. ',
+      'Ctrl+Enter runs the query.'),
+    chips, box, h('div', {class: 'controls'}, runBtn, status), result));
 
-  update() {},
-
-  async run() {
-    const query = this.box.value;
-    this.runBtn.disabled = true;
-    clear(this.status);
-    spinner(this.result, 'Running…');
+  async function run() {
+    const query = box.value;
+    runBtn.disabled = true;
+    clear(status);
+    spinner(result, 'Running…');
     try {
       const res = await postJSON('/api/sql', {query});
       const n = res.rows.length;
-      this.status.textContent = `${n} row${n === 1 ? '' : 's'}${res.truncated ? ` (cut to the first ${res.max_rows})` : ''} · ${res.elapsed_ms.toFixed(1)} ms`;
-      if (!res.columns.length) { clear(this.result).append(h('p', {class: 'muted', text: 'The query returned no columns.'})); return; }
+      status.textContent = `${n} row${n === 1 ? '' : 's'}${res.truncated ? ` (cut to the first ${res.max_rows})` : ''} · ${res.elapsed_ms.toFixed(1)} ms`;
+      if (!res.columns.length) { clear(result).append(h('p', {class: 'muted', text: 'The query returned no columns.'})); return; }
       const table = h('table', {class: 'table compact sql-table', 'data-testid': 'sql-table'},
         h('thead', {}, h('tr', {}, res.columns.map((c) => h('th', {title: c.type}, c.name)))),
         h('tbody', {}, res.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: typeof v === 'number' ? 'num' : null, title: typeof v === 'object' && v !== null ? JSON.stringify(v) : null}, cellText(v)))))));
-      clear(this.result).append(table);
-      if (!n) this.result.append(h('p', {class: 'muted small', text: 'No rows.'}));
+      clear(result).append(table);
+      if (!n) result.append(h('p', {class: 'muted small', text: 'No rows.'}));
     } catch (err) {
-      showError(this.result, err);
+      showError(result, err);
     } finally {
-      this.runBtn.disabled = false;
+      runBtn.disabled = false;
     }
-  },
-};
+  }
+
+  return {
+    update() { /* one query box: nothing follows the timeline */ },
+    destroy() { clear(el); },
+  };
+}

@@ -1,0 +1,152 @@
+// The Embedding tab's clusters panel: the clusters of the chosen layer at the
+// current step (galleries), their purity over the run, and sub-clusters
+// inside one class. ctx.emb gives the probes and the current predictions
+// (loaded by the parent) and redraw(), which recolours the scatter plot.
+
+import {getJSON, getBinary, thumbURL} from '../../api.js';
+import {h, clear, classColor, pct, showError, fillPanel, select} from '../../dom.js';
+import {renderPurity} from './purity.js';
+import {SEED} from './layouts.js';
+
+export const NOISE = '#bbbbbb';
+const GALLERY_PAGE = 24;
+const progress = (text) => h('div', {class: 'progress'}, h('span', {class: 'spin'}), text);
+
+function clusterCard(ctx, c, labels, title, text, color) {
+  const {probes, preds} = ctx.emb;
+  const members = [];
+  for (let i = 0; i < labels.length; i++) if (labels[i] === c.id) members.push(i);
+  const gallery = h('div', {class: 'gallery'});
+  let shown = 0;
+  const more = h('button', {class: 'btn small', type: 'button'}, 'more');
+  function page() {
+    const p = preds();
+    for (const i of members.slice(shown, shown + GALLERY_PAGE)) {
+      const id = probes().probe_id[i];
+      const label = probes().label[i];
+      const right = p ? p.pred[i] === label : null;
+      gallery.append(h('figure', {title: `#${id} · ${ctx.run.class_names[label]}${p ? ` → ${ctx.run.class_names[p.pred[i]]}` : ''}`,
+        'data-probe': id, onclick: () => ctx.set({sel: id}, {push: true})},
+      h('img', {class: `thumb${right === null ? '' : right ? ' right' : ' wrong'}`, loading: 'lazy', src: thumbURL(ctx.run.run_id, id), alt: `probe ${id}`})));
+    }
+    shown = Math.min(members.length, shown + GALLERY_PAGE);
+    more.hidden = shown >= members.length;
+    more.textContent = `more (${members.length - shown})`;
+  }
+  more.addEventListener('click', page);
+  page();
+  return h('div', {class: 'cluster-card', 'data-cluster': c.id},
+    h('div', {class: 'cluster-head'}, h('span', {class: 'swatch', style: `background:${color}`}), h('b', {}, title), h('span', {class: 'muted small'}, text)),
+    gallery, more);
+}
+
+export function mount(el, ctx) {
+  const {run} = ctx;
+  const api = (path) => `/api/runs/${encodeURIComponent(run.run_id)}${path}`;
+  let method = 'kmeans';
+  let subK = 3; let subCls = 0;
+  // k-means defaults to one cluster per class: purity then reads as how well classes separate.
+  const defaultK = Math.max(2, Math.min(50, run.class_names.length || 8));
+  const kOf = () => ctx.state.k || defaultK;
+  const methodSel = select({'aria-label': 'cluster method', 'data-testid': 'cluster-method'}, [['kmeans', 'k-means'], ['hdbscan', 'HDBSCAN']], method);
+  const kInput = h('input', {type: 'number', min: 2, max: 50, value: kOf(), 'aria-label': 'k', 'data-testid': 'cluster-k', class: 'k-input'});
+  const summary = h('span', {class: 'muted small', 'data-testid': 'cluster-summary'});
+  const chart = h('div', {class: 'purity-chart', 'data-testid': 'purity-chart'});
+  const list = h('div', {class: 'cluster-list', 'data-testid': 'cluster-list'});
+  const subSel = select({'aria-label': 'class', 'data-testid': 'subcluster-class'}, run.class_names.map((c, i) => [i, c]), subCls);
+  const subKInput = h('input', {type: 'number', min: 2, max: 20, value: subK, 'aria-label': 'sub-cluster k', 'data-testid': 'subcluster-k', class: 'k-input'});
+  const subList = h('div', {class: 'cluster-list', 'data-testid': 'subcluster-list'});
+  fillPanel(el, 'Clusters', 'clusters',
+    h('div', {class: 'controls'},
+      h('label', {class: 'inline'}, 'Method', methodSel),
+      h('label', {class: 'inline', title: 'number of k-means clusters'}, 'k', kInput),
+      summary),
+    h('h3', {}, 'Purity over the run'), chart,
+    h('h3', {}, 'Clusters at this step'), list,
+    h('h3', {}, 'Sub-clusters inside one class'),
+    h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'Class', subSel), h('label', {class: 'inline'}, 'k', subKInput)),
+    subList);
+  el.classList.add('clusters-panel');
+
+  const params = () => ({layer: ctx.state.layer, method, k: kOf(), seed: SEED});
+  const cacheKey = (step) => `${ctx.state.layer}|${method}|${method === 'kmeans' ? kOf() : ''}|${step}`;
+  const cache = new Map();
+  kInput.disabled = method !== 'kmeans';
+
+  function labelsAt(step) {
+    const key = cacheKey(step);
+    if (!cache.has(key)) {
+      cache.set(key, getBinary(api(`/steps/${step}/clusters`), params())
+        .then((r) => ({labels: r.arrays.labels, meta: r.meta}))
+        .catch((e) => { cache.delete(key); throw e; }));
+    }
+    return cache.get(key);
+  }
+
+  let purityKey = null; let purity = null;
+  async function drawPurity() {
+    const key = `${ctx.state.layer}|${method}|${kOf()}`;
+    if (key !== purityKey) {
+      purityKey = key; purity = null;
+      clear(chart).append(progress('Clustering every step…'));
+      try { purity = await getJSON(api('/clusters/purity'), params()); } catch (err) { showError(chart, err); return; }
+      if (purityKey !== key) return;
+    }
+    if (purity) renderPurity(chart, purity, ctx.state.step);
+  }
+
+  async function drawClusters() {
+    const step = ctx.state.step;
+    let res;
+    try { res = await labelsAt(step); } catch (err) { showError(list, err); return; }
+    if (step !== ctx.state.step) return;
+    const {labels, meta} = res;
+    summary.textContent = `${meta.clusters.length} clusters${meta.noise ? `, ${meta.noise} noise points` : ''} · purity ${pct(meta.purity)}`;
+    clear(list).append(...meta.clusters.map((c) => clusterCard(ctx, c, labels, `cluster ${c.id}`,
+      `${c.size} images · majority ${run.class_names[c.majority]} (${pct(c.purity)}) · accuracy ${pct(c.accuracy)}`, classColor(c.id))));
+    if (meta.noise) list.append(clusterCard(ctx, {id: -1}, labels, 'noise', `${meta.noise} images in no cluster`, NOISE));
+  }
+
+  async function drawSub() {
+    const step = ctx.state.step;
+    clear(subList).append(progress('Clustering…'));
+    let r;
+    try {
+      r = await getBinary(api(`/steps/${step}/subclusters`), {layer: ctx.state.layer, cls: subCls, k: subK, seed: SEED});
+    } catch (err) { showError(subList, err); return; }
+    if (step !== ctx.state.step) return;
+    const {index, labels} = r.arrays;
+    // Map back to probe order: a full-length label array with -2 for other classes.
+    const full = new Int32Array(ctx.emb.probes().label.length).fill(-2);
+    index.forEach((p, j) => { full[p] = labels[j]; });
+    clear(subList).append(...r.meta.clusters.map((c) => clusterCard(ctx, c, full, `group ${c.id} of class ${r.meta.class_name}`,
+      `${c.size} images · accuracy ${pct(c.accuracy)} · mostly predicted ${run.class_names[c.majority]}`, classColor(c.id))));
+  }
+
+  function refresh(recolour) {
+    drawClusters(); drawPurity(); drawSub();
+    if (recolour && ctx.state.color === 'cluster') ctx.emb.redraw();
+  }
+
+  methodSel.addEventListener('change', () => { method = methodSel.value; kInput.disabled = method !== 'kmeans'; refresh(true); });
+  kInput.addEventListener('change', () => {
+    const k = Math.max(2, Math.min(50, Math.round(Number(kInput.value)) || defaultK));
+    kInput.value = k; ctx.set({k}, {push: true});
+  });
+  subSel.addEventListener('change', () => { subCls = Number(subSel.value); drawSub(); });
+  subKInput.addEventListener('change', () => { subK = Math.max(2, Math.min(20, Math.round(Number(subKInput.value)) || 3)); subKInput.value = subK; drawSub(); });
+
+  let timer = null;
+  return {
+    labelsAt,
+    update(changed) {
+      if (changed.has('k')) kInput.value = kOf();
+      if (['layer', 'k', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); refresh(false); } else if (changed.has('step')) {
+        // While the timeline is scrubbed or played, cluster only where it rests.
+        if (purity) renderPurity(chart, purity, ctx.state.step);
+        clearTimeout(timer); timer = setTimeout(() => refresh(false), 250);
+      }
+    },
+    destroy() { clearTimeout(timer); clear(el); },
+  };
+}

@@ -1,0 +1,86 @@
+// The Embedding tab's layouts: the server computes a projection sequence in
+// the background and caches it in the db; this starts it, shows its progress,
+// and keeps every layout it has fetched, so scrubbing back and forth costs no
+// request. Once a sequence is cached, every step's layout (8 bytes a point)
+// is prefetched, so scrubbing never waits for the network.
+
+import {getJSON, postJSON, getBinary} from '../../api.js';
+import {h, clear, showError} from '../../dom.js';
+
+const POLL_MS = 600;
+export const SEED = 0;
+
+export const methodOf = (ctx) => ctx.state.method || 'tsne';
+
+// progress: the element for the job's progress; methodLabel(): the chosen
+// method's name; onCached(steps): the steps whose layout is now cached.
+export function layouts(ctx, {progress, methodLabel, onCached}) {
+  const api = (path) => `/api/runs/${encodeURIComponent(ctx.run.run_id)}${path}`;
+  const keyOf = (step) => `${ctx.state.layer}|${methodOf(ctx)}|${SEED}|${step}`;
+  const params = () => ({layer: ctx.state.layer, method: methodOf(ctx), seed: SEED});
+  const cache = new Map();
+  let statusKey = null;
+  let poll = null;
+
+  function drawProgress(status) {
+    const failed = Object.keys(status.failed || {}).length;
+    const finished = !status.running;
+    progress.hidden = finished && !status.error && !failed;
+    clear(progress);
+    if (progress.hidden) return;
+    const frac = status.total ? status.done / status.total : 1;
+    progress.append(
+      h('div', {class: 'progress', role: 'progressbar', 'aria-valuenow': status.done, 'aria-valuemax': status.total},
+        finished ? null : h('span', {class: 'spin'}),
+        `${methodLabel() || status.method} of ${status.layer}: ${status.done} / ${status.total} steps ${finished ? 'computed' : 'computed, continuing in the background'}`),
+      h('div', {class: 'bar'}, h('span', {style: `width:${(100 * frac).toFixed(1)}%`})));
+    if (status.error) progress.append(h('div', {class: 'error', text: status.error}));
+    if (failed) progress.append(h('div', {class: 'error', text: `${failed} step(s) could not be projected: ${Object.entries(status.failed).map(([s, m]) => `step ${s}: ${m}`).join('; ')}`}));
+  }
+
+  function onStatus(key, status) {
+    if (statusKey !== key) return; // the user moved on to another layer or method
+    drawProgress(status);
+    onCached(new Set(status.cached_steps));
+    if (status.running) {
+      poll = setTimeout(async () => {
+        try { onStatus(key, await getJSON(api('/projection'), params())); } catch (err) { showError(progress, err); }
+      }, POLL_MS);
+    } else {
+      prefetch(status.cached_steps);
+    }
+  }
+
+  async function prefetch(steps) {
+    for (const step of steps) {
+      const key = keyOf(step);
+      if (cache.has(key)) continue;
+      try {
+        const res = await getBinary(api(`/steps/${step}/projection`), params());
+        if (!res.meta.provisional) cache.set(key, res.arrays.xy);
+      } catch (_) { /* shown when that step is visited */ }
+    }
+  }
+
+  return {
+    // Start (or join) the sequence of the chosen layer and method.
+    async start() {
+      const key = `${ctx.state.layer}|${methodOf(ctx)}`;
+      if (statusKey === key) return;
+      statusKey = key;
+      clearTimeout(poll);
+      onStatus(key, await postJSON(api('/projection'), {}, params()));
+    },
+    // {xy, provisional, alignedTo}, or {pending: true} before the first layout exists.
+    async at(step) {
+      const key = keyOf(step);
+      if (cache.has(key)) return {xy: cache.get(key), provisional: false};
+      const res = await getBinary(api(`/steps/${step}/projection`), params());
+      if (res.meta.pending) return {xy: null, pending: true};
+      if (!res.meta.provisional) cache.set(key, res.arrays.xy);
+      return {xy: res.arrays.xy, provisional: res.meta.provisional, alignedTo: res.meta.aligned_to};
+    },
+    forget(step) { cache.delete(keyOf(step)); },
+    destroy() { statusKey = null; clearTimeout(poll); },
+  };
+}
