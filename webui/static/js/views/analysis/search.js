@@ -61,6 +61,7 @@ export function mount(el, ctx) {
     h('p', {class: 'muted small', text: HELP}),
     h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'layer', layerSel), h('label', {class: 'inline'}, 'distance', metricSel),
       pLabel, h('label', {class: 'inline'}, 'results', kInput), uploadBtn, fileInput, useSelBtn, info),
+    weights.el,
     h('div', {class: 'search-layout'}, queryEl, resultsEl));
 
   async function request(params, sel) {
@@ -110,7 +111,7 @@ export function mount(el, ctx) {
       : h('img', {class: `thumb big ${q.pred === q.label ? 'right' : 'wrong'}`, src: thumbURL(ctx.run.run_id, q.probe_id), alt: `image ${q.probe_id}`});
     clear(queryEl).append(h('h3', {}, 'Query'), img,
       h('div', {class: 'small'}, q.kind === 'upload' ? (q.filename || 'uploaded image') : `image ${q.probe_id} · ${names[q.label]}`),
-      h('div', {class: 'small muted'}, `predicted ${names[q.pred]} (${(100 * q.confidence).toFixed(0)} %)`), weights.el);
+      h('div', {class: 'small muted'}, `predicted ${names[q.pred]} (${(100 * q.confidence).toFixed(0)} %)`));
     weights.show(res);
     const pick = (id) => { clearUpload(); ctx.set({sel: id}, {push: true}); };
     const tag = (list) => (q.label === undefined ? '' : ` · ${list.filter((r) => r.label === q.label).length}/${list.length} same class`);
