@@ -10,8 +10,8 @@ import {h, clear, classColor, showError, spinner, fmt} from '../dom.js';
 import {lineChart, heatmap, sequential, inkOn, svg} from '../charts.js';
 
 const METRICS = [['cosine', 'cosine'], ['euclidean', 'euclidean'], ['sqeuclidean', 'squared euclidean'], ['minkowski', 'Minkowski']];
-const QUALITY = [['knn_acc', 'k-NN accuracy (leave-one-out)'], ['linear_acc', 'linear-probe accuracy (3-fold CV)'],
-  ['silhouette', 'silhouette of the classes'], ['purity', 'k-means purity']];
+const QUALITY = [['knn_accuracy', 'k-NN accuracy (leave-one-out)'], ['linear_probe_accuracy', 'linear-probe accuracy (3-fold CV)'],
+  ['silhouette', 'silhouette of the classes'], ['class_purity', 'k-means purity']];
 const LAYER_COLORS = ['#3563e9', '#f08c00', '#2f9e44', '#ae3ec9', '#e8590c', '#1098ad', '#5c940d', '#c2255c'];
 const POLL_MS = 1500;
 
@@ -30,7 +30,7 @@ export default {
     this.k = 12;
     this.p = 3;
     this.upload = null; // {file, url} when the query is an uploaded image
-    this.qualityMetric = 'knn_acc';
+    this.qualityMetric = 'knn_accuracy';
     this.quality = null;
     this.mountSearch(ctx);
     this.mountQuality(ctx);
@@ -212,7 +212,7 @@ export default {
     const known = series.some((s) => s.values.some((v) => v !== null));
     clear(this.qualityChart);
     if (!known) { this.qualityChart.append(h('p', {class: 'muted', text: 'Nothing computed yet.'})); return; }
-    const acc = m === 'knn_acc' || m === 'linear_acc' || m === 'purity';
+    const acc = m === 'knn_accuracy' || m === 'linear_probe_accuracy' || m === 'class_purity';
     const width = Math.max(360, Math.min(980, (this.qualityChart.clientWidth || 760) - 8));
     this.qualityChart.append(lineChart(series, {xs: q.steps, width, height: 240, marker: ctx.state.step, testid: 'quality-chart',
       yLabel: QUALITY.find(([v]) => v === m)[1], onClick: (x) => ctx.set({step: x}, {push: true}),

@@ -1,4 +1,4 @@
-"""deepviz.analysis.derive against a real stats db, written through StatsWriter with known structure.
+"""deepviz.derived against a real stats db, written through StatsWriter with known structure.
 
 Layer ``blobs`` separates the classes perfectly, layer ``noise`` is unrelated to
 them, and image 0 flips right -> wrong -> right -> wrong: the derived tables
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepviz.analysis import derive
+from deepviz import derived
+from deepviz.derived import BASELINES, QUALITY_METRICS, Derived
 from deepviz.errors import NotFoundError
 from deepviz.schema import DERIVED_TABLES
 from deepviz.store import StatsDB, StatsWriter
@@ -67,9 +68,14 @@ def db(tmp_path_factory):
     write_run(root)
     store = StatsDB(root)
     calls = []
-    summary = derive.compute_all(store, progress=lambda done, total, message: calls.append((done, total, message)))
+    summary = derived.compute_all(store, progress=lambda done, total, message: calls.append((done, total, message)))
     store.summary, store.calls = summary, calls
     return store
+
+
+@pytest.fixture
+def service(db):
+    return Derived(db)
 
 
 def test_compute_all_writes_every_table_with_documented_columns(db):
@@ -80,13 +86,13 @@ def test_compute_all_writes_every_table_with_documented_columns(db):
         frame = db.sql(f"SELECT * FROM {table}")
         assert list(frame.columns) == documented
     q = db.sql("SELECT * FROM layer_quality")
-    per_step = q[~q.layer.isin(derive.BASELINES)]
-    assert set(per_step.metric) == set(derive.QUALITY_METRICS)
+    per_step = q[~q.layer.isin(BASELINES)]
+    assert set(per_step.metric) == set(QUALITY_METRICS)
     assert set(zip(per_step.step, per_step.layer)) == {(s, l) for s in STEPS for l in ("blobs", "noise")}
     # Baselines are stored once, at the first step.
-    base = q[q.layer.isin(derive.BASELINES)]
+    base = q[q.layer.isin(BASELINES)]
     assert set(base.step) == {STEPS[0]}
-    assert set(base[base.layer == "mean_image"].metric) == {"accuracy"}
+    assert set(base[base.layer == "mean_image"].metric) == {"mean_image_accuracy"}
 
 
 def test_progress_counts_up_to_the_total(db):
@@ -96,22 +102,22 @@ def test_progress_counts_up_to_the_total(db):
     assert db.calls[-1][2] == "done"
 
 
-def test_values_are_in_range_and_follow_the_structure(db):
-    q = derive.quality_table(db)
-    for metric in ("knn_acc", "linear_acc", "purity", "colour_agreement", "class_agreement", "accuracy"):
+def test_values_are_in_range_and_follow_the_structure(db, service):
+    q = service.quality_table()
+    for metric in ("knn_accuracy", "linear_probe_accuracy", "class_purity", "colour_agreement", "class_agreement", "mean_image_accuracy"):
         v = q[q.metric == metric].value.dropna()
         assert len(v) and ((v >= 0) & (v <= 1)).all(), metric
     sil = q[q.metric == "silhouette"].value.dropna()
     assert ((sil >= -1) & (sil <= 1)).all()
-    wide = q[~q.layer.isin(derive.BASELINES)].pivot_table(index="layer", columns="metric", values="value")
-    assert wide.loc["blobs", "knn_acc"] == pytest.approx(1.0)
+    wide = q[~q.layer.isin(BASELINES)].pivot_table(index="layer", columns="metric", values="value")
+    assert wide.loc["blobs", "knn_accuracy"] == pytest.approx(1.0)
     assert wide.loc["blobs", "class_agreement"] > 0.95
-    assert wide.loc["noise", "knn_acc"] < 0.7  # chance is 1/3
+    assert wide.loc["noise", "knn_accuracy"] < 0.7  # chance is 1/3
     assert wide.loc["blobs", "silhouette"] > wide.loc["noise", "silhouette"]
 
 
-def test_data_map_counts_the_forgetting_events(db):
-    dm = derive.data_map(db)
+def test_data_map_counts_the_forgetting_events(db, service):
+    dm = service.data_map()
     assert list(dm.probe_id) == list(np.arange(N) * 7)
     row = dm.set_index("probe_id").loc[0]
     assert row.forgetting_events == 2 and row.correctness == pytest.approx(0.5)
@@ -120,51 +126,52 @@ def test_data_map_counts_the_forgetting_events(db):
     assert np.allclose(others.variability, 0, atol=1e-6)
 
 
-def test_second_call_recomputes_nothing(db):
+def test_second_call_recomputes_nothing(db, service):
     files = [p for t in ("layer_quality", "data_map") for p in (db.root / t).rglob("*.parquet")]
     before = {p: p.stat().st_mtime_ns for p in files}
-    summary = derive.compute_all(db)
+    summary = derived.compute_all(db)
     assert summary["computed"] == 0 and summary["cached"] == db.summary["computed"]
     assert summary["data_map"] == "cached"
     assert {p: p.stat().st_mtime_ns for p in files} == before
-    assert derive.missing_quality(db) == []
+    assert service.missing_quality() == []
 
 
-def test_single_items_return_the_cached_rows(db):
-    rows = derive.layer_quality(db, 10, "blobs")
-    assert set(rows.metric) == set(derive.QUALITY_METRICS) and set(rows.step) == {10}
-    pixels = derive.layer_quality(db, 30, "pixels")  # a baseline, whatever the step
+def test_single_items_return_the_cached_rows(db, service):
+    rows = service.layer_quality(10, "blobs")
+    assert set(rows.metric) == set(QUALITY_METRICS) and set(rows.step) == {10}
+    pixels = service.layer_quality(30, "pixels")  # a baseline, whatever the step
     assert set(pixels.step) == {0} and set(pixels.layer) == {"pixels"}
 
 
-def test_cka_identical_steps_give_one(db):
-    steps, m = derive.cka_steps(db, "blobs")
+def test_cka_identical_steps_give_one(db, service):
+    steps, m = service.cka_steps("blobs")
     assert steps == list(STEPS) and m.shape == (4, 4)
     assert np.allclose(np.diag(m), 1) and np.allclose(m, m.T)
     assert (m > 0.99).all()  # the blobs barely move between steps
-    layers, m2 = derive.cka_layers(db, 20)
+    layers, m2 = service.cka_layers(20)
     assert layers == ["blobs", "noise"] and m2[0, 1] < 0.5
 
 
-def test_unknown_layer_and_step(db):
+def test_unknown_layer_and_step(db, service):
     with pytest.raises(NotFoundError, match=r"Unknown layer 'fc9' at step 10\. Available: blobs, noise"):
-        derive.layer_quality(db, 10, "fc9")
+        service.layer_quality(10, "fc9")
     with pytest.raises(NotFoundError, match=r"Unknown step 5 .*Available steps: 0, 10, 20, 30"):
-        derive.layer_quality(db, 5, "blobs")
+        service.layer_quality(5, "blobs")
 
 
 def test_a_run_still_training_keeps_its_data_map_in_memory(tmp_path):
     write_run(tmp_path / "db", ended=False, steps=(0, 10))
     store = StatsDB(tmp_path / "db")
-    dm = derive.data_map(store)
+    service = Derived(store)
+    dm = service.data_map()
     assert len(dm) == N and store.get_derived("data_map", {}) is None
-    assert derive.data_map(store) is dm  # same steps: the in-memory copy
+    assert service.data_map() is dm  # same steps: the in-memory copy
 
 
 def test_a_run_without_steps_has_nothing_to_analyse(tmp_path):
     write_run(tmp_path / "db", steps=())
     with pytest.raises(NotFoundError, match="has no committed steps yet"):
-        derive.compute_all(StatsDB(tmp_path / "db"))
+        derived.compute_all(StatsDB(tmp_path / "db"))
 
 
 def test_compute_all_keeps_its_signature_and_imports_no_flask():
@@ -172,10 +179,10 @@ def test_compute_all_keeps_its_signature_and_imports_no_flask():
     import subprocess
     import sys
 
-    sig = inspect.signature(derive.compute_all)
+    sig = inspect.signature(derived.compute_all)
     assert list(sig.parameters)[:2] == ["db", "run"]
     assert {"progress", "random_state"} <= {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
-    code = "import sys, deepviz.analysis.derive; sys.exit('flask' in sys.modules)"
+    code = "import sys, deepviz.derived; sys.exit('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=os.getcwd()).returncode == 0
 
 
