@@ -13,12 +13,13 @@ import os
 from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from deepviz import derived
 from deepviz.derived import BASELINES, QUALITY_METRICS, Derived
-from deepviz.errors import NotFoundError
+from deepviz.errors import CorruptDataError, NotFoundError
 from deepviz.schema import DERIVED_TABLES
 from deepviz.store import StatsDB, StatsWriter
 
@@ -32,11 +33,14 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
+LABELS = np.arange(N) % C
+CENTRES = np.random.default_rng(0).normal(size=(C, 16)) * 20
+
+
 def write_run(root, *, ended: bool = True, steps=STEPS, run_id: str = RUN) -> str:
     rng = np.random.default_rng(0)
-    labels = np.arange(N) % C
     # Images whose colour follows the class a little (so colour features are not constant).
-    inputs = rng.random((N, 3, 4, 4)).astype(np.float32) * 0.5 + labels[:, None, None, None] * 0.2
+    inputs = rng.random((N, 3, 4, 4)).astype(np.float32) * 0.5 + LABELS[:, None, None, None] * 0.2
     w = StatsWriter(root)
     info = {
         "run_id": run_id, "name": "derive-test", "started_at": datetime.now(timezone.utc),
@@ -45,21 +49,27 @@ def write_run(root, *, ended: bool = True, steps=STEPS, run_id: str = RUN) -> st
         "layers": ["blobs", "noise"], "conv_layers": [], "n_probe": N,
     }
     w.write_run(info)
-    w.write_probes(run_id, np.arange(N) * 7, labels, info["class_names"], [_png()] * N, inputs)
-    centres = rng.normal(size=(C, 16)) * 20
-    for i, step in enumerate(steps):
+    w.write_probes(run_id, np.arange(N) * 7, LABELS, info["class_names"], [_png()] * N, inputs)
+    write_steps(root, steps, run_id=run_id)
+    return run_id
+
+
+def write_steps(root, steps, *, first: int = 0, run_id: str = RUN) -> None:
+    """Snapshots at ``steps``, the first being the run's ``first``-th (0-based): image 0 is wrong at every odd one."""
+    w = StatsWriter(root)
+    rng = np.random.default_rng(first)
+    for i, step in enumerate(steps, start=first):
         probs = np.full((N, C), 0.1, np.float32)
-        probs[np.arange(N), labels] = 0.8
+        probs[np.arange(N), LABELS] = 0.8
         if i % 2 == 1:  # image 0 is wrong at steps 10 and 30: forgotten twice
             probs[0] = [0.1, 0.8, 0.1]
         w.write_snapshot(
-            run_id, step, epoch=i, trigger="epoch", probe_ids=np.arange(N) * 7, labels=labels,
+            run_id, step, epoch=i, trigger="epoch", probe_ids=np.arange(N) * 7, labels=LABELS,
             probs=probs, loss=np.zeros(N), metrics={},
-            activations={"blobs": centres[labels] + rng.normal(size=(N, 16)) * 0.1,
+            activations={"blobs": CENTRES[LABELS] + rng.normal(size=(N, 16)) * 0.1,
                          "noise": rng.normal(size=(N, 16))},
             weights={}, activation_dtype="float32",
         )
-    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +194,94 @@ def test_compute_all_keeps_its_signature_and_imports_no_flask():
     assert {"progress", "random_state"} <= {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
     code = "import sys, deepviz.derived; sys.exit('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=os.getcwd()).returncode == 0
+
+
+# --------------------------------------------------------------------------- coverage and damaged caches
+
+
+def _truncate(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.fixture
+def analysed(tmp_path):
+    """A fresh db (ended run, steps 0 and 10) with every derived table computed."""
+    write_run(tmp_path / "db", steps=STEPS[:2])
+    store = StatsDB(tmp_path / "db")
+    derived.compute_all(store)
+    return store
+
+
+def test_a_data_map_grows_with_the_run(analysed):
+    before = Derived(analysed).data_map()
+    assert set(before.n_steps) == {2} and set(before.last_step) == {10}
+    assert before.set_index("probe_id").loc[0].forgetting_events == 1
+    write_steps(analysed.root, STEPS[2:], first=2)  # the run is resumed: 20 and 30 arrive
+    store = StatsDB(analysed.root)
+    after = Derived(store).data_map()
+    assert set(after.n_steps) == {4} and set(after.last_step) == {30}
+    assert after.set_index("probe_id").loc[0].forgetting_events == 2
+    assert set(store.get_derived("data_map", {}).n_steps) == {4}  # stored again, not only served
+    assert derived.compute_all(store)["data_map"] == "cached"
+
+
+def test_a_data_map_in_memory_follows_a_run_still_training(tmp_path):
+    write_run(tmp_path / "db", ended=False, steps=STEPS[:2])
+    service = Derived(StatsDB(tmp_path / "db"))
+    assert set(service.data_map().n_steps) == {2}
+    write_steps(tmp_path / "db", STEPS[2:], first=2)
+    assert set(service.data_map().n_steps) == {4}
+
+
+def test_a_truncated_data_map_is_recomputed(analysed):
+    path = next((analysed.root / "data_map").rglob("*.parquet"))
+    _truncate(path)
+    dm = Derived(StatsDB(analysed.root)).data_map()
+    assert len(dm) == N and set(dm.n_steps) == {2}
+    assert len(StatsDB(analysed.root).get_derived("data_map", {})) == N  # the file was rewritten
+
+
+@pytest.mark.parametrize("layer", ["blobs", "pixels"])
+def test_a_truncated_layer_quality_file_is_recomputed(analysed, layer):
+    step = 10 if layer == "blobs" else 0
+    path = next((analysed.root / "layer_quality").rglob(f"step={step}/layer={layer}/*.parquet"))
+    _truncate(path)
+    store = StatsDB(analysed.root)
+    service = Derived(store)
+    assert service.missing_quality() == [(step, layer)]
+    rows = service.layer_quality(step, layer)
+    assert set(rows.metric) == set(QUALITY_METRICS) and set(rows.step) == {step}
+    assert service.missing_quality() == []
+
+
+def test_rows_of_an_older_metric_vocabulary_are_recomputed(analysed):
+    old = pd.DataFrame({"step": [10], "layer": ["blobs"], "metric": ["knn_acc"], "value": [1.0]})
+    analysed.put_derived("layer_quality", {"step": 10, "layer": "blobs"}, old)
+    service = Derived(StatsDB(analysed.root))
+    assert service.missing_quality() == [(10, "blobs")]
+    assert derived.compute_all(service.db)["computed"] == 1
+    assert set(service.layer_quality(10, "blobs").metric) == set(QUALITY_METRICS)
+
+
+def test_a_truncated_projection_is_a_cache_miss_and_is_recomputed(analysed):
+    from webui.embedding import Projections
+
+    key = {"layer": "blobs", "method": "pca", "seed": 0, "step": 10}
+    projections = Projections(analysed)
+    projections.start(RUN, "blobs", "pca", 0)
+    projections.jobs[(RUN, "blobs", "pca", 0)].thread.join(60)
+    path = next((analysed.root / "projections").rglob("step=10/*.parquet"))
+    _truncate(path)
+    store = StatsDB(analysed.root)
+    with pytest.raises(CorruptDataError, match=r"Cannot read .*truncated or corrupt"):
+        store.get_derived("projections", key)
+    assert derived.read_derived(store, "projections", key) is None
+    again = Projections(store)
+    again.start(RUN, "blobs", "pca", 0)
+    again.jobs[(RUN, "blobs", "pca", 0)].thread.join(60)
+    assert again.status(RUN, "blobs", "pca", 0)["cached_steps"] == [0, 10]
+    assert len(derived.read_derived(store, "projections", key)) == N
 
 
 # --------------------------------------------------------------------------- SearchIndex
