@@ -246,11 +246,12 @@ def test_filters_rgb_and_mean_over_channels():
     assert rgb.shape == (6, 3, 3, 3) and grey.shape == (5, 3, 3, 1)
     for f in (rgb, grey):
         assert f.dtype == np.float32 and f.min() >= 0 and f.max() <= 1
-    # symmetric normalisation: zero weight maps to 0.5 and every filter reaches 0 or 1
+    # symmetric normalisation, one scale per layer: zero weight maps to 0.5 and
+    # the layer's strongest weight (not every filter's) reaches 0 or 1
     w = m.conv1.weight.detach().permute(0, 2, 3, 1).numpy()
     np.testing.assert_array_equal(rgb > 0.5, w > 0)
-    extremes = np.maximum(np.abs(rgb - 0.5).reshape(6, -1).max(1), 0)
-    np.testing.assert_allclose(extremes, 0.5, rtol=1e-6)
+    np.testing.assert_allclose(rgb, 0.5 + w / (2 * np.abs(w).max()), rtol=1e-6)
+    assert np.abs(rgb - 0.5).max() == pytest.approx(0.5)
     mean_w = m.conv2.weight.detach().mean(1)
     np.testing.assert_array_equal(grey[..., 0] > 0.5, mean_w.numpy() > 0)
 
@@ -260,6 +261,28 @@ def test_filters_of_a_dead_filter_are_flat_grey():
     with torch.no_grad():
         m.conv1.weight[0] = 0
     assert np.all(I.filters(m)[0] == 0.5)
+
+
+def test_a_fading_filter_fades_beside_its_live_neighbours():
+    # Issue 12: a per-filter scale stretched a dying filter back to full contrast.
+    w = np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    w[1] *= 1e-3
+    tiles = I.filter_images(w)
+    assert np.abs(tiles[1] - 0.5).max() < 1e-2 < np.abs(tiles[0] - 0.5).max()
+    assert I.filter_images(w[:, :2]).shape == (4, 3, 3, 1)  # not RGB: mean over input channels
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.zeros((4, 3, 3)), r"weights must be a conv weight \(out, in, kh, kw\), got shape \(4, 3, 3\)"),
+        (np.zeros((0, 3, 3, 3)), r"got shape \(0, 3, 3, 3\)"),
+        (np.full((2, 3, 3, 3), np.nan), r"weights contain NaN or inf"),
+    ],
+)
+def test_filter_images_refuses_what_is_not_a_conv_weight(weights, message):
+    with pytest.raises(ConfigurationError, match=message):
+        I.filter_images(weights)
 
 
 def test_filters_refuses_non_conv_layers():
