@@ -112,6 +112,98 @@ def _check_number(name: str, value: Any, lo: float, hi: float = math.inf, *, lo_
     return float(value)
 
 
+@dataclass(frozen=True)
+class _Ascent:
+    """The checked settings of one gradient ascent (see :func:`maximize_activation`)."""
+
+    steps: int
+    lr: float
+    l2: float
+    blur_every: int
+    blur_sigma: float
+    clip_norm_pct: float
+    clip_contrib_pct: float
+    tv: float
+    bound: float
+    lo: float
+    hi: float
+    jitter: int
+
+
+def _check_choice(target: Any, layer: Any, channel: Any) -> None:
+    if (layer is None) != (channel is None):
+        raise ConfigurationError(
+            f"maximize_activation got layer={layer!r}, channel={channel!r}: give both to maximise a "
+            "channel, or neither to maximise the target class."
+        )
+    if (target is None) == (layer is None):
+        raise ConfigurationError(
+            f"maximize_activation got target={target!r}, layer={layer!r}: give a target class, or "
+            "layer and channel (with target=None), not both or neither."
+        )
+
+
+def _checked(steps, lr, l2, blur_every, blur_sigma, clip_norm_pct, clip_contrib_pct, tv, bound,
+             value_range, jitter) -> _Ascent:
+    if not _is_index(steps) or steps < 1:
+        raise ConfigurationError(f"steps={steps!r} must be an int >= 1.")
+    if not _is_index(blur_every) or blur_every < 0:
+        raise ConfigurationError(f"blur_every={blur_every!r} must be an int >= 0 (0 turns blurring off).")
+    if not _is_index(jitter) or jitter < 0:
+        raise ConfigurationError(f"jitter={jitter!r} must be an int >= 0 (pixels; 0 turns it off).")
+    reals = dict(
+        lr=_check_number("lr", lr, 0.0, lo_open=True),
+        l2=_check_number("l2", l2, 0.0, 1.0),
+        blur_sigma=_check_number("blur_sigma", blur_sigma, 0.0, lo_open=True),
+        clip_norm_pct=_check_number("clip_norm_pct", clip_norm_pct, 0.0, 100.0),
+        clip_contrib_pct=_check_number("clip_contrib_pct", clip_contrib_pct, 0.0, 100.0),
+        tv=_check_number("tv", tv, 0.0),
+        bound=_check_number("bound", bound, 0.0),
+    )
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        lo, hi = 0.0, -1.0
+    if not lo < hi:
+        raise ConfigurationError(f"value_range={value_range!r} must be two numbers (low, high) with low < high.")
+    return _Ascent(steps=steps, blur_every=blur_every, jitter=jitter, lo=lo, hi=hi, **reals)
+
+
+def _step(x: Tensor, grad: Tensor, i: int, a: _Ascent) -> Tensor:
+    """One normalised gradient step, then the image-space regularisers."""
+    x = x.detach() + a.lr * grad / (grad.abs().mean() + 1e-12)
+    if a.l2:
+        x = x * (1.0 - a.l2)
+    if a.blur_every and (i + 1) % a.blur_every == 0:
+        x = _gaussian_blur(x, a.blur_sigma)
+    if a.clip_norm_pct:
+        x = _zero_below_percentile(x, x.norm(dim=1), a.clip_norm_pct)
+    if a.clip_contrib_pct:
+        x = _zero_below_percentile(x, (x * grad).sum(1).abs(), a.clip_contrib_pct)
+    return x
+
+
+def _ascend(x: Tensor, score_of, a: _Ascent, gen: torch.Generator) -> tuple[Tensor, list[float]]:
+    history: list[float] = []
+    for i in range(a.steps):
+        x.requires_grad_(True)
+        inp = x
+        if a.jitter:
+            dy, dx = torch.randint(-a.jitter, a.jitter + 1, (2,), generator=gen).tolist()
+            inp = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        score, _ = score_of(inp)
+        objective = score
+        if a.tv:
+            objective = objective - a.tv * _total_variation(x)
+        if a.bound:
+            objective = objective - a.bound * _range_penalty(x, a.lo, a.hi)
+        (grad,) = torch.autograd.grad(objective, x)
+        history.append(float(score.detach()))
+        with torch.no_grad():
+            x = _step(x, grad, i, a)
+    return x, history
+
+
 def maximize_activation(
     model: nn.Module,
     target: int | None = None,
@@ -154,39 +246,12 @@ def maximize_activation(
     ``model.example_input_array``, ``model.image_shape`` or ``model.input_shape``.
     ``start="noise"`` draws from ``random_state``, as does jitter.
     """
-    if (layer is None) != (channel is None):
-        raise ConfigurationError(
-            f"maximize_activation got layer={layer!r}, channel={channel!r}: give both to maximise a "
-            "channel, or neither to maximise the target class."
-        )
-    if (target is None) == (layer is None):
-        raise ConfigurationError(
-            f"maximize_activation got target={target!r}, layer={layer!r}: give a target class, or "
-            "layer and channel (with target=None), not both or neither."
-        )
-    if not _is_index(steps) or steps < 1:
-        raise ConfigurationError(f"steps={steps!r} must be an int >= 1.")
-    lr = _check_number("lr", lr, 0.0, lo_open=True)
-    l2 = _check_number("l2", l2, 0.0, 1.0)
-    if not _is_index(blur_every) or blur_every < 0:
-        raise ConfigurationError(f"blur_every={blur_every!r} must be an int >= 0 (0 turns blurring off).")
-    blur_sigma = _check_number("blur_sigma", blur_sigma, 0.0, lo_open=True)
-    clip_norm_pct = _check_number("clip_norm_pct", clip_norm_pct, 0.0, 100.0)
-    clip_contrib_pct = _check_number("clip_contrib_pct", clip_contrib_pct, 0.0, 100.0)
-    tv = _check_number("tv", tv, 0.0)
-    bound = _check_number("bound", bound, 0.0)
-    if not _is_index(jitter) or jitter < 0:
-        raise ConfigurationError(f"jitter={jitter!r} must be an int >= 0 (pixels; 0 turns it off).")
-    try:
-        lo, hi = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        lo, hi = 0.0, -1.0
-    if not lo < hi:
-        raise ConfigurationError(f"value_range={value_range!r} must be two numbers (low, high) with low < high.")
-
+    _check_choice(target, layer, channel)
+    a = _checked(steps, lr, l2, blur_every, blur_sigma, clip_norm_pct, clip_contrib_pct, tv, bound,
+                 value_range, jitter)
     shape = _image_shape(model, image_shape, start)
     gen = torch.Generator().manual_seed(random_state)
-    x = _start_image(start, shape, (lo, hi), gen).to(_device(model))
+    x = _start_image(start, shape, (a.lo, a.hi), gen).to(_device(model))
     module = _module(model, layer) if layer is not None else None
 
     with _inspecting(model):
@@ -201,32 +266,7 @@ def maximize_activation(
             logits, out = _forward(model, inp, module)
             return (logits[0, target] if module is None else _unit_value(out, channel)[0]), logits
 
-        history: list[float] = []
-        for i in range(steps):
-            x.requires_grad_(True)
-            inp = x
-            if jitter:
-                dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist()
-                inp = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            score, _ = score_of(inp)
-            objective = score
-            if tv:
-                objective = objective - tv * _total_variation(x)
-            if bound:
-                objective = objective - bound * _range_penalty(x, lo, hi)
-            (grad,) = torch.autograd.grad(objective, x)
-            history.append(float(score.detach()))
-            with torch.no_grad():
-                x = x.detach() + lr * grad / (grad.abs().mean() + 1e-12)
-                if l2:
-                    x = x * (1.0 - l2)
-                if blur_every and (i + 1) % blur_every == 0:
-                    x = _gaussian_blur(x, blur_sigma)
-                if clip_norm_pct:
-                    x = _zero_below_percentile(x, x.norm(dim=1), clip_norm_pct)
-                if clip_contrib_pct:
-                    x = _zero_below_percentile(x, (x * grad).sum(1).abs(), clip_contrib_pct)
-
+        x, history = _ascend(x, score_of, a, gen)
         with torch.no_grad():
             score, logits = score_of(x)
             probability = float(logits.softmax(1)[0, target]) if module is None else None

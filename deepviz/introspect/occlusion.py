@@ -34,6 +34,23 @@ def _check_window(size: Any, stride: Any, h: int, w: int) -> None:
             )
 
 
+def _check_occluder(target: Any, baseline: Any, unit: Any, layer: Any, batch_size: Any) -> None:
+    if not isinstance(baseline, numbers.Real):
+        raise ConfigurationError(f"baseline={baseline!r} must be a number (the occluder's value, in input units).")
+    if not _is_index(batch_size) or batch_size < 1:
+        raise ConfigurationError(f"batch_size={batch_size!r} must be an int >= 1.")
+    if (layer is None) != (unit is None):
+        raise ConfigurationError(
+            f"occlusion got layer={layer!r}, unit={unit!r}: give both to track a unit's activation, "
+            "or neither to track the target logit."
+        )
+    if layer is not None and target is not None:
+        raise ConfigurationError(
+            f"occlusion got target={target!r} and layer={layer!r}: the score is either the target logit "
+            "or a unit's activation; pass target=None with layer and unit."
+        )
+
+
 def occlusion(
     model: nn.Module,
     image: Tensor,
@@ -58,20 +75,7 @@ def occlusion(
     x = _as_batch(image, model)
     _, c, h, w = x.shape
     _check_window(size, stride, h, w)
-    if not isinstance(baseline, numbers.Real):
-        raise ConfigurationError(f"baseline={baseline!r} must be a number (the occluder's value, in input units).")
-    if not _is_index(batch_size) or batch_size < 1:
-        raise ConfigurationError(f"batch_size={batch_size!r} must be an int >= 1.")
-    if (layer is None) != (unit is None):
-        raise ConfigurationError(
-            f"occlusion got layer={layer!r}, unit={unit!r}: give both to track a unit's activation, "
-            "or neither to track the target logit."
-        )
-    if layer is not None and target is not None:
-        raise ConfigurationError(
-            f"occlusion got target={target!r} and layer={layer!r}: the score is either the target logit "
-            "or a unit's activation; pass target=None with layer and unit."
-        )
+    _check_occluder(target, baseline, unit, layer, batch_size)
     module = _module(model, layer) if layer is not None else None
     with _inspecting(model), torch.no_grad():
         logits, out = _forward(model, x, module)
