@@ -19,7 +19,7 @@ from PIL import Image
 
 from deepviz import derived
 from deepviz.derived import BASELINES, QUALITY_METRICS, Derived
-from deepviz.errors import CorruptDataError, NotFoundError
+from deepviz.errors import ConfigurationError, CorruptDataError, NotFoundError
 from deepviz.schema import DERIVED_TABLES
 from deepviz.store import StatsDB, StatsWriter
 
@@ -282,6 +282,19 @@ def test_a_truncated_projection_is_a_cache_miss_and_is_recomputed(analysed):
     again.jobs[(RUN, "blobs", "pca", 0)].thread.join(60)
     assert again.status(RUN, "blobs", "pca", 0)["cached_steps"] == [0, 10]
     assert len(derived.read_derived(store, "projections", key)) == N
+
+
+def test_unit_history_leaves_out_an_unreadable_step_and_says_why(analysed):
+    path = next((analysed.root / "activations").rglob("step=10/*.parquet"))
+    _truncate(path)
+    service = Derived(StatsDB(analysed.root))
+    history = service.unit_history("blobs", 3, k=4)
+    assert sorted(set(history.step)) == [0] and len(history) == 4
+    assert list(history.attrs["skipped"]) == [10] and "truncated or corrupt" in history.attrs["skipped"][10]
+    top = service.top_units(0, "blobs", k=4)
+    assert list(history["probe_id"]) == list(top[top.unit == 3].probe_id)
+    with pytest.raises(ConfigurationError, match=r"unit=16 is out of range for layer 'blobs', which has 16 units"):
+        service.unit_history("blobs", 16)
 
 
 # --------------------------------------------------------------------------- SearchIndex
