@@ -39,8 +39,28 @@ __all__ = ["CKA_ROWS", "Derived", "compute_all"]
 
 CKA_ROWS = 500  # images CKA is computed on
 CKA_CACHE_SIZE = 64  # CKA matrices kept in memory per db
+RUN_DATA_CACHE_SIZE = 4  # runs whose probe labels, pixels and colour features are kept
 
 Progress = Callable[[int, int, str], None]
+
+
+class _Recent:
+    """A bounded, thread-safe map of the most recently used values; each computed outside the lock."""
+
+    def __init__(self, size: int):
+        self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key, compute: Callable[[], object]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
 
 
 class Derived:
@@ -49,21 +69,15 @@ class Derived:
     def __init__(self, db):
         self.db = db
         self._lock = threading.Lock()
-        self._run_data: dict[str, RunData] = {}
         self._live_maps: dict[str, pd.DataFrame] = {}  # run -> map of a run still training
-        self._cka: OrderedDict[tuple, tuple] = OrderedDict()
+        self._run_data = _Recent(RUN_DATA_CACHE_SIZE)  # probes never change once written
+        self._cka = _Recent(CKA_CACHE_SIZE)
 
     def __repr__(self) -> str:
         return f"Derived({self.db!r})"
 
     def _data(self, run_id: str) -> RunData:
-        with self._lock:
-            data = self._run_data.get(run_id)
-        if data is None:
-            data = RunData(self.db, run_id)  # probes never change once written
-            with self._lock:
-                self._run_data[run_id] = data
-        return data
+        return self._run_data.get(run_id, lambda: RunData(self.db, run_id))
 
     # -- layer quality
 
@@ -138,18 +152,6 @@ class Derived:
 
     # -- CKA
 
-    def _cka_cached(self, key: tuple, compute: Callable[[], tuple]) -> tuple:
-        with self._lock:
-            if key in self._cka:
-                self._cka.move_to_end(key)
-                return self._cka[key]
-        value = compute()
-        with self._lock:
-            self._cka[key] = value
-            while len(self._cka) > CKA_CACHE_SIZE:
-                self._cka.popitem(last=False)
-        return value
-
     def _cka_rows(self, run_id: str, random_state: int) -> np.ndarray:
         return subsample_rows(len(self.db.probes(run_id)), CKA_ROWS, random_state)
 
@@ -183,7 +185,7 @@ class Derived:
                 raise CorruptDataError(f"No step of run {run_id!r} has readable activations of layer {layer!r}.")
             return kept, cka_matrix_or_nan(reps)
 
-        return self._cka_cached((run_id, "steps", layer, tuple(steps), random_state), compute)
+        return self._cka.get((run_id, "steps", layer, tuple(steps), random_state), compute)
 
     def cka_layers(self, step: int, run: str | None = None, layers: list[str] | None = None, *,
                    random_state: int = 0) -> tuple[list[str], np.ndarray]:
@@ -198,7 +200,7 @@ class Derived:
         def compute():
             return layers, cka_matrix_or_nan([self.db.activations(step, layer, run_id)[rows] for layer in layers])
 
-        return self._cka_cached((run_id, "layers", step, tuple(layers), random_state), compute)
+        return self._cka.get((run_id, "layers", step, tuple(layers), random_state), compute)
 
     # -- units (read from the stored activations; the web UI caches the answers)
 
