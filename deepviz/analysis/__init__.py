@@ -20,6 +20,7 @@ from .cka import cka_matrix, cka_matrix_or_nan, linear_cka
 from .clusters import hdbscan, kmeans, purity, subclusters
 from .colour import colour_features, neighbourhood_agreement
 from .confusion import confusion, confusion_delta, flows, per_class_accuracy
+from .measures import QUALITY_METRICS, layer_measures, mean_image_measures, subsample_rows
 from .neighbours import METRICS, distances, nearest, similarity_percent
 from .projection import METHODS, align_to, aligned_layouts, procrustes_disparity, project
 from .quality import (
@@ -30,7 +31,6 @@ from .quality import (
     mean_image_accuracy,
     silhouette,
 )
-from .measures import QUALITY_METRICS, layer_measures, mean_image_measures, subsample_rows
 from .trajectory import first_stable_correct, flip_steps, predictions, trajectory
 from .units import top_k_per_unit
 
