@@ -275,14 +275,24 @@ def test_a_fading_filter_fades_beside_its_live_neighbours():
 @pytest.mark.parametrize(
     ("weights", "message"),
     [
-        (np.zeros((4, 3, 3)), r"weights must be a conv weight \(out, in, kh, kw\), got shape \(4, 3, 3\)"),
+        (np.zeros((4, 3, 3)), r"Conv weights must be \(out, in, kh, kw\); got shape \(4, 3, 3\)"),
         (np.zeros((0, 3, 3, 3)), r"got shape \(0, 3, 3, 3\)"),
-        (np.full((2, 3, 3, 3), np.nan), r"weights contain NaN or inf"),
+        (np.full((2, 3, 3, 3), np.nan), r"Conv weights contain NaN or inf"),
     ],
 )
 def test_filter_images_refuses_what_is_not_a_conv_weight(weights, message):
     with pytest.raises(ConfigurationError, match=message):
         I.filter_images(weights)
+    with pytest.raises(ConfigurationError, match=r"rgb=True needs 3 input channels; these weights have 2"):
+        I.filter_images(np.ones((4, 2, 3, 3)), rgb=True)
+
+
+def test_filter_images_shows_three_channels_in_grey_when_told():
+    w = np.random.default_rng(1).normal(size=(2, 3, 3, 3)).astype(np.float32)
+    grey = I.filter_images(w, rgb=False)
+    mean = w.mean(axis=1)
+    np.testing.assert_allclose(grey[..., 0], 0.5 + mean / (2 * np.abs(mean).max()), rtol=1e-6)
+    assert I.filter_images(w).shape == (2, 3, 3, 3)
 
 
 def test_filters_refuses_non_conv_layers():
