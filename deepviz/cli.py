@@ -295,7 +295,7 @@ def cmd_sql(args) -> int:
 def cmd_analyze(args) -> int:
     db = _open_db(args.db)
     run_id = db.resolve_run(args.run)
-    from deepviz.analysis.derive import compute_all
+    from deepviz.derived import compute_all
 
     start = time.perf_counter()
     result = compute_all(db, run_id)

@@ -224,7 +224,7 @@ DERIVED_TABLES = {
             ("run_id", pa.string(), "run"),
             ("step", pa.int64(), "step"),
             ("layer", pa.string(), "layer, or `pixels` / `mean_image` for the baselines (stored once, at the run's first step)"),
-            ("metric", pa.string(), "`knn_acc`, `linear_acc`, `silhouette`, `purity`, `colour_agreement`, `class_agreement`; `accuracy` for the `mean_image` baseline"),
+            ("metric", pa.string(), "`knn_accuracy`, `linear_probe_accuracy`, `silhouette`, `class_purity`, `colour_agreement`, `class_agreement`; `mean_image_accuracy` for the `mean_image` baseline"),
             ("value", pa.float64(), "value"),
         ),
     ),
@@ -241,6 +241,8 @@ DERIVED_TABLES = {
             ("variability", pa.float64(), "standard deviation of that probability"),
             ("correctness", pa.float64(), "fraction of steps where it was classified correctly"),
             ("forgetting_events", pa.int32(), "number of correct -> incorrect transitions"),
+            ("n_steps", pa.int64(), "committed steps of the run when the map was computed (a map covering fewer is recomputed)"),
+            ("last_step", pa.int64(), "the latest of those steps"),
         ),
     ),
 }

@@ -725,6 +725,8 @@ class StatsDB:
             raise NotFoundError(f"Unknown step {step} in run {run_id!r}. Available steps: {shown or '(none)'}.")
         return step
 
+    require_step = _require_step  # TEMPORARY: the store package makes this public; drop at merge
+
     def _step_dir(self, table: S.Table, run_id: str, step: int) -> Path:
         return self.root / table.name / f"run_id={run_id}" / f"step={step}"
 

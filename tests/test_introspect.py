@@ -246,11 +246,12 @@ def test_filters_rgb_and_mean_over_channels():
     assert rgb.shape == (6, 3, 3, 3) and grey.shape == (5, 3, 3, 1)
     for f in (rgb, grey):
         assert f.dtype == np.float32 and f.min() >= 0 and f.max() <= 1
-    # symmetric normalisation: zero weight maps to 0.5 and every filter reaches 0 or 1
+    # symmetric normalisation, one scale per layer: zero weight maps to 0.5 and
+    # the layer's strongest weight (not every filter's) reaches 0 or 1
     w = m.conv1.weight.detach().permute(0, 2, 3, 1).numpy()
     np.testing.assert_array_equal(rgb > 0.5, w > 0)
-    extremes = np.maximum(np.abs(rgb - 0.5).reshape(6, -1).max(1), 0)
-    np.testing.assert_allclose(extremes, 0.5, rtol=1e-6)
+    np.testing.assert_allclose(rgb, 0.5 + w / (2 * np.abs(w).max()), rtol=1e-6)
+    assert np.abs(rgb - 0.5).max() == pytest.approx(0.5)
     mean_w = m.conv2.weight.detach().mean(1)
     np.testing.assert_array_equal(grey[..., 0] > 0.5, mean_w.numpy() > 0)
 
@@ -260,6 +261,38 @@ def test_filters_of_a_dead_filter_are_flat_grey():
     with torch.no_grad():
         m.conv1.weight[0] = 0
     assert np.all(I.filters(m)[0] == 0.5)
+
+
+def test_a_fading_filter_fades_beside_its_live_neighbours():
+    # Issue 12: a per-filter scale stretched a dying filter back to full contrast.
+    w = np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    w[1] *= 1e-3
+    tiles = I.filter_images(w)
+    assert np.abs(tiles[1] - 0.5).max() < 1e-2 < np.abs(tiles[0] - 0.5).max()
+    assert I.filter_images(w[:, :2]).shape == (4, 3, 3, 1)  # not RGB: mean over input channels
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (np.zeros((4, 3, 3)), r"Conv weights must be \(out, in, kh, kw\); got shape \(4, 3, 3\)"),
+        (np.zeros((0, 3, 3, 3)), r"got shape \(0, 3, 3, 3\)"),
+        (np.full((2, 3, 3, 3), np.nan), r"Conv weights contain NaN or inf"),
+    ],
+)
+def test_filter_images_refuses_what_is_not_a_conv_weight(weights, message):
+    with pytest.raises(ConfigurationError, match=message):
+        I.filter_images(weights)
+    with pytest.raises(ConfigurationError, match=r"rgb=True needs 3 input channels; these weights have 2"):
+        I.filter_images(np.ones((4, 2, 3, 3)), rgb=True)
+
+
+def test_filter_images_shows_three_channels_in_grey_when_told():
+    w = np.random.default_rng(1).normal(size=(2, 3, 3, 3)).astype(np.float32)
+    grey = I.filter_images(w, rgb=False)
+    mean = w.mean(axis=1)
+    np.testing.assert_allclose(grey[..., 0], 0.5 + mean / (2 * np.abs(mean).max()), rtol=1e-6)
+    assert I.filter_images(w).shape == (2, 3, 3, 3)
 
 
 def test_filters_refuses_non_conv_layers():
@@ -557,39 +590,10 @@ def test_maximize_refuses_bad_arguments(args, kwargs, message):
         I.maximize_activation(conv_model(), *args, **kwargs)
 
 
-# --- top units from stored activations ---------------------------------------------
+def test_top_k_per_unit_moved_to_analysis_and_is_still_reachable_here():
+    from deepviz.analysis import top_k_per_unit
 
-
-def test_top_k_per_unit_agrees_with_argsort():
-    rng = np.random.default_rng(0)
-    acts = rng.normal(size=(50, 7)).astype(np.float32)
-    idx, vals = I.top_k_per_unit(acts, 5)
-    assert idx.shape == vals.shape == (7, 5) and idx.dtype == np.int64 and vals.dtype == np.float32
-    for unit in range(7):
-        expected = np.argsort(acts[:, unit])[::-1][:5]
-        np.testing.assert_array_equal(idx[unit], expected)
-        np.testing.assert_array_equal(vals[unit], acts[expected, unit])
-        assert np.all(np.diff(vals[unit]) <= 0)
-
-
-def test_top_k_per_unit_ties_keep_probe_order_and_k_is_capped():
-    acts = np.array([[1.0], [3.0], [3.0], [np.nan], [2.0]], dtype=np.float32)
-    idx, vals = I.top_k_per_unit(acts, 10)
-    np.testing.assert_array_equal(idx[0], [1, 2, 4, 0, 3])
-    assert np.isnan(vals[0, -1])
-
-
-@pytest.mark.parametrize(
-    ("acts", "k", "message"),
-    [
-        (np.zeros((4, 2, 2)), 1, r"acts must be a non-empty \(N probes, D units\) array, got shape \(4, 2, 2\)"),
-        (np.zeros((0, 3)), 1, r"got shape \(0, 3\)"),
-        (np.zeros((4, 3)), 0, r"k=0 must be an int >= 1"),
-    ],
-)
-def test_top_k_per_unit_refuses_bad_input(acts, k, message):
-    with pytest.raises(ConfigurationError, match=message):
-        I.top_k_per_unit(acts, k)
+    assert I.top_k_per_unit is top_k_per_unit
 
 
 def test_importing_introspect_pulls_in_no_lightning_or_storage():

@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Flask
 
 from deepviz import StatsDB
+from deepviz.derived import Derived
 
 from . import errors, security
 
@@ -34,6 +35,7 @@ def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = N
         app.config.update(test_config)
     # One StatsDB per app: it caches immutable things (probes, snapshots) and is thread-safe for reads.
     app.extensions["deepviz_db"] = StatsDB(app.config["DB_PATH"])
+    app.extensions["deepviz_derived"] = Derived(app.extensions["deepviz_db"])  # its caches, per db
 
     errors.register(app)
     security.register(app)

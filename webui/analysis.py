@@ -1,7 +1,7 @@
 """The Analysis tab: similarity search, layer quality over training, CKA, the data map, colour vs class.
 
 The numbers come from ``deepviz.analysis`` (pure functions) and
-``deepviz.analysis.derive`` (the cached derived tables); this module reads
+``deepviz.derived`` (the cached derived tables); this module reads
 through the store, checks parameters, runs the one background job per run that
 fills the ``layer_quality`` table, and shapes the answers.
 
@@ -31,12 +31,12 @@ import numpy as np
 from flask import Blueprint, jsonify, request
 
 from deepviz import analysis as A
-from deepviz.analysis import derive
-from deepviz.analysis.datamap import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, datamap_region
+from deepviz.analysis.cartography import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, data_map_region
+from deepviz.derived import AGREEMENT_K, CKA_ROWS, QUALITY_METRICS
 from deepviz.analysis.search import SearchIndex
 
 from .errors import ApiError
-from .params import binary, db, get_choice, get_float, get_int, layer_of, run_id, step_of
+from .params import binary, db, derived, get_choice, get_float, get_int, layer_of, run_id, step_of
 
 bp = Blueprint("analysis", __name__, url_prefix="/api/runs/<run>/analysis")
 
@@ -257,7 +257,7 @@ def _job_key(rid: str) -> tuple:
 
 def _start(rid: str) -> _Job:
     """Start the run's compute job unless one is running; returns it."""
-    store = db()
+    service = derived()
     key = _job_key(rid)
     with _jobs_lock:
         job = _jobs.get(key)
@@ -270,7 +270,7 @@ def _start(rid: str) -> _Job:
 
     def work():
         try:
-            derive.compute_all(store, rid, progress=report)
+            service.compute_all(rid, progress=report)
             job.message = "done"
         except Exception as exc:  # shown in the UI; the next request may start it again
             job.error = f"{type(exc).__name__}: {exc}"
@@ -291,7 +291,7 @@ def _progress(rid: str, missing: int) -> dict:
 @bp.post("/compute")
 def compute(run: str):
     rid = run_id(run)
-    missing = len(derive.missing_quality(db(), rid))
+    missing = len(derived().missing_quality(rid))
     if missing:
         _start(rid)
     return jsonify(_progress(rid, missing))
@@ -300,7 +300,7 @@ def compute(run: str):
 @bp.get("/progress")
 def progress(run: str):
     rid = run_id(run)
-    return jsonify(_progress(rid, len(derive.missing_quality(db(), rid))))
+    return jsonify(_progress(rid, len(derived().missing_quality(rid))))
 
 
 # --------------------------------------------------------------------------- quality
@@ -318,15 +318,15 @@ def quality(run: str):
     if not steps:
         raise ApiError(f"Run {rid!r} has no committed steps yet.", 404)
     layers = db().layers(None, rid)
-    table = derive.quality_table(db(), rid)
+    table = derived().quality_table(rid)
     pos = {s: i for i, s in enumerate(steps)}
-    values = {m: {layer: [None] * len(steps) for layer in layers} for m in derive.QUALITY_METRICS}
-    base = {m: {} for m in derive.QUALITY_METRICS}
+    values = {m: {layer: [None] * len(steps) for layer in layers} for m in QUALITY_METRICS}
+    base = {m: {} for m in QUALITY_METRICS}
     for row in table.itertuples(index=False):
         if row.layer == "pixels" and row.metric in base:
             base[row.metric]["pixels"] = _num(row.value)
         elif row.layer == "mean_image":
-            for m in ("knn_acc", "linear_acc"):  # a classifier's accuracy: comparable to these two
+            for m in ("knn_accuracy", "linear_probe_accuracy"):  # a classifier's accuracy: comparable to these two
                 base[m]["mean_image"] = _num(row.value)
         elif row.metric in values and row.layer in values[row.metric] and row.step in pos:
             values[row.metric][row.layer][pos[row.step]] = _num(row.value)
@@ -335,12 +335,12 @@ def quality(run: str):
     n = labels.size
     chance = {
         "class_agreement": float((shares**2).sum()),
-        "colour_agreement": min(derive.AGREEMENT_K, n - 1) / max(1, n - 1),
-        "knn_acc": float(shares.max()) if n else None,
-        "linear_acc": float(shares.max()) if n else None,
+        "colour_agreement": min(AGREEMENT_K, n - 1) / max(1, n - 1),
+        "knn_accuracy": float(shares.max()) if n else None,
+        "linear_probe_accuracy": float(shares.max()) if n else None,
     }
-    missing = len(derive.missing_quality(db(), rid))
-    return jsonify({"steps": steps, "layers": layers, "metrics": list(derive.QUALITY_METRICS), "values": values,
+    missing = len(derived().missing_quality(rid))
+    return jsonify({"steps": steps, "layers": layers, "metrics": list(QUALITY_METRICS), "values": values,
                     "baselines": base, "chance": chance, "progress": _progress(rid, missing)})
 
 
@@ -354,15 +354,15 @@ def cka(run: str):
     mode = get_choice("mode", ("steps", "layers"), "steps")
     if mode == "steps":
         layer = layer_of(rid)
-        labels, matrix = derive.cka_steps(db(), layer, rid)
+        labels, matrix = derived().cka_steps(layer, rid)
         extra = {"layer": layer}
     else:
         s = get_int("step", None, required=True)
         s = step_of(rid, s)
-        labels, matrix = derive.cka_layers(db(), s, rid)
+        labels, matrix = derived().cka_layers(s, rid)
         extra = {"step": s}
     return jsonify({"mode": mode, "labels": labels, "matrix": [[_num(v) for v in row] for row in matrix],
-                    "rows": min(len(db().probes(rid)), derive.CKA_ROWS)} | extra)
+                    "rows": min(len(db().probes(rid)), CKA_ROWS)} | extra)
 
 
 # --------------------------------------------------------------------------- data map
@@ -372,11 +372,11 @@ def cka(run: str):
 def datamap_route(run: str):
     """The data map as binary arrays (probe order) with the region thresholds and counts."""
     rid = run_id(run)
-    frame = derive.data_map(db(), rid)
+    frame = derived().data_map(rid)
     labels = db().probes(rid).set_index("probe_id")["label"]
     conf = frame["confidence"].to_numpy()
     var = frame["variability"].to_numpy()
-    regions = datamap_region(conf, var) if len(frame) else np.array([], dtype=object)
+    regions = data_map_region(conf, var) if len(frame) else np.array([], dtype=object)
     counts = {r: int((regions == r).sum()) for r in ("easy", "ambiguous", "hard")}
     return binary(
         {

@@ -38,6 +38,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from deepviz import StatsDB
 from deepviz.analysis import clusters as C
 from deepviz.analysis.projection import METHODS, project
+from deepviz.derived import read_derived
 
 from .errors import ApiError
 from .params import binary, db, get_choice, get_int, layer_of, run_id, step_of
@@ -135,13 +136,13 @@ class Projections:
         key = (run, layer, method, seed, step)
         xy = self.layouts.get(key)
         if xy is None:
-            frame = self.db.get_derived("projections", _derived_key(layer, method, seed, step), run)
+            frame = read_derived(self.db, "projections", _derived_key(layer, method, seed, step), run)
             xy = None if frame is None else self.layouts.put(key, _frame_xy(frame))
         return xy
 
     def status(self, run: str, layer: str, method: str, seed: int) -> dict:
         steps = self.db.steps(run)
-        cached = [s for s in steps if self.db.get_derived("projections", _derived_key(layer, method, seed, s), run) is not None]
+        cached = [s for s in steps if read_derived(self.db, "projections", _derived_key(layer, method, seed, s), run) is not None]
         job = self.jobs.get((run, layer, method, seed))
         failed = {s: msg for s, msg in (job.failed.items() if job else ()) if s not in cached}
         return {
@@ -164,7 +165,7 @@ class Projections:
             if job and job.running:
                 return
             steps = self.db.steps(run)
-            if all(self.db.get_derived("projections", _derived_key(layer, method, seed, s), run) is not None for s in steps):
+            if all(read_derived(self.db, "projections", _derived_key(layer, method, seed, s), run) is not None for s in steps):
                 return
             job = Job(steps=steps)
             job.thread = threading.Thread(target=self._work, args=(key, job), name=f"projection-{method}-{layer}", daemon=True)

@@ -32,7 +32,7 @@ from flask import Blueprint, current_app, jsonify
 from deepviz import introspect
 
 from .errors import ApiError
-from .params import binary, db, get_choice, get_float, get_int, get_str, layer_of, run_id, step_of
+from .params import binary, db, derived, get_choice, get_float, get_int, get_str, layer_of, run_id, step_of
 
 bp = Blueprint("inspect", __name__, url_prefix="/api/runs/<run>")
 
@@ -512,7 +512,7 @@ def top_units(run: str, step: str):
     key = ("top_units", rid, s, layer, k)
 
     def compute() -> dict:
-        frame = introspect.top_units(db(), s, layer, k, rid)
+        frame = derived().top_units(s, layer, k, rid)
         d = int(frame["unit"].max()) + 1
         kk = len(frame) // d
         return {"probe_id": frame["probe_id"].to_numpy().reshape(d, kk), "activation": frame["activation"].to_numpy().reshape(d, kk)}
@@ -539,7 +539,7 @@ def unit_history(run: str):
     key = ("unit_history", rid, tuple(steps), layer, unit, k)
 
     def compute() -> dict:
-        frame = introspect.unit_history(db(), layer, unit, k, rid)
+        frame = derived().unit_history(layer, unit, k, rid)
         st = frame["step"].to_numpy()
         order = np.unique(st)
         kk = len(frame) // len(order)

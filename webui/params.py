@@ -12,12 +12,17 @@ import numpy as np
 from flask import Response, current_app, request
 
 from deepviz import StatsDB
+from deepviz.derived import Derived
 
 from .errors import ApiError
 
 
 def db() -> StatsDB:
     return current_app.extensions["deepviz_db"]
+
+
+def derived() -> Derived:
+    return current_app.extensions["deepviz_derived"]
 
 
 def _raw(name: str):

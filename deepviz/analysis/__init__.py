@@ -7,14 +7,20 @@ explicit ``random_state``.  Bad arguments raise
 Modules: ``projection`` (PCA / t-SNE / UMAP layouts, aligned over steps),
 ``clusters``, ``neighbours`` (similarity search), ``confusion``,
 ``trajectory``, ``quality`` (per-layer representation quality), ``cka``,
-``datamap`` (dataset cartography, forgetting), ``colour`` (colour vs class).
+``cartography`` (the data map: dataset cartography, forgetting), ``colour``
+(colour vs class), ``measures`` (the metrics of the ``layer_quality`` table),
+``units`` (the probe images that excite each unit).
+
+The tables derived from a stats db (read, computed, cached) are
+:mod:`deepviz.derived`'s job, not this package's.
 """
 
-from .cka import cka_matrix, linear_cka
+from .cartography import data_map, data_map_region
+from .cka import cka_matrix, cka_matrix_or_nan, linear_cka
 from .clusters import hdbscan, kmeans, purity, subclusters
 from .colour import colour_features, neighbourhood_agreement
 from .confusion import confusion, confusion_delta, flows, per_class_accuracy
-from .datamap import datamap, datamap_region
+from .measures import QUALITY_METRICS, layer_measures, mean_image_measures, subsample_rows
 from .neighbours import METRICS, distances, nearest, similarity_percent
 from .projection import METHODS, align_to, aligned_layouts, procrustes_disparity, project
 from .quality import (
@@ -26,6 +32,7 @@ from .quality import (
     silhouette,
 )
 from .trajectory import first_stable_correct, flip_steps, predictions, trajectory
+from .units import top_k_per_unit
 
 __all__ = [
     "METHODS", "METRICS",
@@ -36,7 +43,9 @@ __all__ = [
     "predictions", "flip_steps", "first_stable_correct", "trajectory",
     "knn_accuracy", "linear_probe_accuracy", "silhouette", "class_purity",
     "mean_image_accuracy", "layer_quality",
-    "linear_cka", "cka_matrix",
-    "datamap", "datamap_region",
+    "QUALITY_METRICS", "layer_measures", "mean_image_measures", "subsample_rows",
+    "linear_cka", "cka_matrix", "cka_matrix_or_nan",
+    "data_map", "data_map_region",
+    "top_k_per_unit",
     "colour_features", "neighbourhood_agreement",
 ]

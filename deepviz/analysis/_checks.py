@@ -10,6 +10,9 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
+#: Distance metrics of the neighbour searches and of the measures built on them.
+METRICS = ("cosine", "euclidean", "sqeuclidean", "minkowski")
+
 
 def as_matrix(
     X, name: str = "X", *, min_rows: int = 1, dtype=np.float32, check_finite: bool = True
@@ -80,3 +83,13 @@ def positive_int(value, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigurationError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def check_metric(metric: str, p) -> None:
+    """A metric of :data:`METRICS`; Minkowski also needs ``p >= 1``."""
+    if metric not in METRICS:
+        raise ConfigurationError(f"Unknown metric {metric!r}. Available: {', '.join(METRICS)}.")
+    if metric == "minkowski" and (isinstance(p, bool) or not np.isscalar(p) or not p >= 1):
+        raise ConfigurationError(
+            f"Minkowski p must be a number >= 1 (p < 1 is not a metric); got p={p!r}."
+        )

@@ -14,7 +14,7 @@ from deepviz.errors import ConfigurationError
 
 from ._checks import as_matrix
 
-__all__ = ["linear_cka", "cka_matrix"]
+__all__ = ["linear_cka", "cka_matrix", "cka_matrix_or_nan"]
 
 
 def _centred(X, name: str) -> np.ndarray:
@@ -76,3 +76,19 @@ def cka_matrix(list_of_X: Sequence) -> np.ndarray:
         for j in range(i + 1, len(mats)):
             out[i, j] = out[j, i] = _cka(mats[i], mats[j], selfs[i], selfs[j])
     return out
+
+
+def cka_matrix_or_nan(list_of_X: Sequence) -> np.ndarray:
+    """:func:`cka_matrix`, with NaN rows and columns for constant representations instead of an error.
+
+    A dead ReLU layer at step 0 has no CKA; a timeline of CKA must still show the other steps.
+    """
+    try:
+        return cka_matrix(list_of_X)
+    except ConfigurationError:
+        n = len(list_of_X)
+        out = np.full((n, n), np.nan)
+        ok = [i for i, r in enumerate(list_of_X) if np.ptp(np.asarray(r), axis=0).any()]
+        if ok:
+            out[np.ix_(ok, ok)] = cka_matrix([list_of_X[i] for i in ok])
+        return out

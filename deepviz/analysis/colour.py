@@ -11,8 +11,8 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
-from ._checks import as_labels, as_matrix, positive_int
-from .neighbours import _check_metric, distances
+from ._checks import as_labels, as_matrix, check_metric, positive_int
+from .neighbours import distances
 
 __all__ = ["colour_features", "neighbourhood_agreement", "HIST_BINS"]
 
@@ -104,7 +104,7 @@ def neighbourhood_agreement(X, class_labels, colour, k: int = 10, metric: str = 
             f"colour has {C.shape[0]} rows but X has {X.shape[0]}; they must be the same images."
         )
     k = positive_int(k, "k")
-    _check_metric(metric, 3)
+    check_metric(metric, 3)
     if k >= X.shape[0]:
         raise ConfigurationError(f"k={k} neighbours need more than {X.shape[0]} images; lower k.")
     emb_nn = _knn_sets(X, k, metric)

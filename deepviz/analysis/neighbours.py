@@ -11,24 +11,13 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
-from ._checks import as_matrix, non_finite_error, positive_int
-
-METRICS = ("cosine", "euclidean", "sqeuclidean", "minkowski")
+from ._checks import METRICS, as_matrix, check_metric, non_finite_error, positive_int
 
 __all__ = ["METRICS", "distances", "nearest", "similarity_percent"]
 
 # Rows of X per chunk for Minkowski, whose (Q, chunk, D) difference tensor is
 # materialised; keeps it near 64 MiB.
 _MINKOWSKI_CHUNK_FLOATS = 16 * 1024 * 1024
-
-
-def _check_metric(metric: str, p) -> None:
-    if metric not in METRICS:
-        raise ConfigurationError(f"Unknown metric {metric!r}. Available: {', '.join(METRICS)}.")
-    if metric == "minkowski" and (isinstance(p, bool) or not np.isscalar(p) or not p >= 1):
-        raise ConfigurationError(
-            f"Minkowski p must be a number >= 1 (p < 1 is not a metric); got p={p!r}."
-        )
 
 
 def distances(query, X, metric: str = "cosine", p: float = 3) -> np.ndarray:
@@ -41,7 +30,7 @@ def distances(query, X, metric: str = "cosine", p: float = 3) -> np.ndarray:
     everything); euclidean/sqeuclidean via ``|q|^2 + |x|^2 - 2 q.x``;
     minkowski ``(sum |q - x|^p)^(1/p)``.
     """
-    _check_metric(metric, p)
+    check_metric(metric, p)
     # X is not scanned for NaN up front (a whole extra pass over a large
     # matrix); a NaN or inf in it shows up in the (Q, N) result instead.
     X = as_matrix(X, "X", check_finite=False)
@@ -99,7 +88,7 @@ def nearest(query, X, k: int = 10, metric: str = "cosine", p: float = 3,
     is smaller.  Deterministic; equal distances are listed lower index first.
     """
     k = positive_int(k, "k")
-    _check_metric(metric, p)
+    check_metric(metric, p)
     X = as_matrix(X, "X", check_finite=False)
     single = np.asarray(query).ndim == 1
     pool = np.arange(X.shape[0])
@@ -168,7 +157,7 @@ def similarity_percent(distances, metric: str, scale: float | None = None) -> np
     comparable between queries.  Squared Euclidean distances are square-rooted
     first so the percentage is linear in distance.
     """
-    _check_metric(metric, 3)
+    check_metric(metric, 3)
     d = np.asarray(distances, dtype=np.float64)
     if metric == "cosine":
         return np.clip(100.0 * (1.0 - d), 0.0, 100.0)

@@ -244,13 +244,8 @@ def _tsne(X, init, random_state, kw) -> np.ndarray:
 
 
 def _umap(X, init, random_state, kw) -> np.ndarray:
-    try:
-        import umap
-    except ImportError:
-        raise ConfigurationError(
-            "method='umap' needs the umap-learn package (a dependency of deepviz), which cannot be imported "
-            "here. Install it with `pip install umap-learn`, or use method='tsne' or 'pca'."
-        ) from None
+    import umap  # a dependency; imported here because it loads numba (seconds)
+
     fixed = dict(n_components=2, random_state=random_state)
     if init is not None:
         fixed["init"] = init.astype(np.float64)

@@ -10,9 +10,9 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
-from ._checks import as_labels, as_matrix, positive_int
+from ._checks import as_labels, as_matrix, check_metric, positive_int
 from .clusters import kmeans, purity
-from .neighbours import _check_metric, distances
+from .neighbours import distances
 
 __all__ = [
     "knn_accuracy", "linear_probe_accuracy", "silhouette", "class_purity",
@@ -50,7 +50,7 @@ def knn_accuracy(X, y, k: int = 5, metric: str = "cosine") -> float:
     """
     X, y = _xy(X, y)
     k = positive_int(k, "k")
-    _check_metric(metric, 3)
+    check_metric(metric, 3)
     if k >= X.shape[0]:
         raise ConfigurationError(f"k={k} neighbours need more than {X.shape[0]} rows; lower k.")
     _, yi = np.unique(y, return_inverse=True)

@@ -14,8 +14,8 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
-from ._checks import as_matrix, non_finite_error, positive_int
-from .neighbours import _check_metric, distances as _distances
+from ._checks import as_matrix, check_metric, non_finite_error, positive_int
+from .neighbours import distances as _distances
 
 __all__ = ["SearchIndex"]
 
@@ -33,7 +33,7 @@ class SearchIndex:
 
     def distances(self, query, metric: str = "cosine", p: float = 3) -> np.ndarray:
         """(N,) float32 distances from one query (D,) to every row, as :func:`deepviz.analysis.distances`."""
-        _check_metric(metric, p)
+        check_metric(metric, p)
         q = np.asarray(query, dtype=np.float32).ravel()
         if q.shape[0] != self.X.shape[1]:
             raise ConfigurationError(f"query has {q.shape[0]} features but X has {self.X.shape[1]}; they must match.")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepviz.analysis import derive
+from deepviz.derived import QUALITY_METRICS
 
 from .conftest import assert_api_error, screenshot
 
@@ -137,13 +137,13 @@ def test_quality_is_computed_by_the_background_job(client, run_id, store):
     body = client.get(api(run_id, "quality")).get_json()
     steps, layers = store.steps(run_id), store.layers(None, run_id)
     assert body["steps"] == steps and body["layers"] == layers
-    assert set(body["values"]) == set(derive.QUALITY_METRICS)
+    assert set(body["values"]) == set(QUALITY_METRICS)
     for metric, per_layer in body["values"].items():
         for layer in layers:
             assert len(per_layer[layer]) == len(steps) and all(v is not None for v in per_layer[layer]), (metric, layer)
-    acc = body["values"]["linear_acc"][layers[0]]
+    acc = body["values"]["linear_probe_accuracy"][layers[0]]
     assert all(0 <= v <= 1 for v in acc)
-    assert 0 < body["baselines"]["knn_acc"]["pixels"] <= 1 and 0 < body["baselines"]["knn_acc"]["mean_image"] <= 1
+    assert 0 < body["baselines"]["knn_accuracy"]["pixels"] <= 1 and 0 < body["baselines"]["knn_accuracy"]["mean_image"] <= 1
     assert 0 < body["chance"]["class_agreement"] < 1
     # Nothing left: starting again is a no-op.
     assert client.post(api(run_id, "compute")).get_json()["missing"] == 0

@@ -7,9 +7,9 @@ import {getJSON, postJSON} from '../../api.js';
 import {h, clear, showError, fmt, fillPanel} from '../../dom.js';
 import {lineChart} from '../../charts.js';
 
-const QUALITY = [['knn_acc', 'k-NN accuracy (leave-one-out)'], ['linear_acc', 'linear-probe accuracy (3-fold CV)'],
-  ['silhouette', 'silhouette of the classes'], ['purity', 'k-means purity']];
-const ACCURACIES = new Set(['knn_acc', 'linear_acc', 'purity']);
+const QUALITY = [['knn_accuracy', 'k-NN accuracy (leave-one-out)'], ['linear_probe_accuracy', 'linear-probe accuracy (3-fold CV)'],
+  ['silhouette', 'silhouette of the classes'], ['class_purity', 'k-means purity']];
+const ACCURACIES = new Set(['knn_accuracy', 'linear_probe_accuracy', 'class_purity']);
 const LAYER_COLORS = ['#3563e9', '#f08c00', '#2f9e44', '#ae3ec9', '#e8590c', '#1098ad', '#5c940d', '#c2255c'];
 const POLL_MS = 1500;
 
@@ -47,7 +47,7 @@ function bestLayer(q, m, step) {
 
 export function mount(el, ctx) {
   const api = (path) => `/api/runs/${encodeURIComponent(ctx.run.run_id)}/analysis/${path}`;
-  let metric = 'knn_acc';
+  let metric = 'knn_accuracy';
   let started = false; // the job is started once per page; a failed job is shown, not retried in a loop
   let loaded = false;
   let poll = null;

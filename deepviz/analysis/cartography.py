@@ -13,7 +13,7 @@ from deepviz.errors import ConfigurationError
 
 from ._checks import as_labels, check_range
 
-__all__ = ["datamap", "datamap_region", "AMBIGUOUS_VARIABILITY", "EASY_CONFIDENCE"]
+__all__ = ["data_map", "data_map_region", "AMBIGUOUS_VARIABILITY", "EASY_CONFIDENCE"]
 
 #: Variability (std over steps of the true-class probability) at or above which
 #: an image counts as ambiguous: its probability swings by this much or more.
@@ -22,7 +22,7 @@ AMBIGUOUS_VARIABILITY = 0.2
 EASY_CONFIDENCE = 0.5
 
 
-def datamap(probs, labels) -> pd.DataFrame:
+def data_map(probs, labels) -> pd.DataFrame:
     """Per image, in row order of ``labels``: confidence, variability, correctness, forgetting_events.
 
     ``probs`` is (S steps, N images, C classes).  confidence = mean over steps
@@ -47,7 +47,7 @@ def datamap(probs, labels) -> pd.DataFrame:
     })
 
 
-def datamap_region(conf, var):
+def data_map_region(conf, var):
     """"ambiguous" if var >= AMBIGUOUS_VARIABILITY, else "easy" if conf >= EASY_CONFIDENCE, else "hard".
 
     Scalars give a str, arrays an object array of the same shape.  The
