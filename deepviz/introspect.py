@@ -280,14 +280,21 @@ def filters(model: nn.Module, layer: str | None = None) -> np.ndarray:
             f"Layer {name!r} is a {type(conv).__name__}, not a Conv2d; filters are shown for "
             f"Conv2d layers: {', '.join(_conv_names(model)) or '(none)'}."
         )
-    w = conv.weight.detach().cpu().float()  # (F, C_in/groups, h, w)
-    if w.shape[1] == 3:
-        w = w.permute(0, 2, 3, 1)  # RGB last, as images are stored
-    else:
-        w = w.mean(1, keepdim=True).permute(0, 2, 3, 1)
-    scale = w.abs().flatten(1).amax(1).clamp_min(torch.finfo(torch.float32).tiny)
-    out = 0.5 + w / (2 * scale.view(-1, 1, 1, 1))
-    return out.clamp(0.0, 1.0).numpy().astype(np.float32)
+    return filter_images(conv.weight.detach().cpu().float().numpy())
+
+
+def filter_images(weights: np.ndarray) -> np.ndarray:
+    """Conv weights ``(out, in, kh, kw)`` -> display tiles ``(out, kh, kw, 3 or 1)`` float32 in [0, 1].
+
+    RGB when the filters read 3 input channels, else the mean over the input
+    channels; each filter scaled symmetrically around 0 (see ``filters``).
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    if w.ndim != 4:
+        raise ConfigurationError(f"Conv weights must be (out, in, kh, kw); got shape {w.shape}.")
+    w = w.transpose(0, 2, 3, 1) if w.shape[1] == 3 else w.mean(1, keepdims=True).transpose(0, 2, 3, 1)
+    scale = np.maximum(np.abs(w).reshape(len(w), -1).max(1, initial=0.0), np.finfo(np.float32).tiny)
+    return np.clip(0.5 + w / (2 * scale[:, None, None, None]), 0.0, 1.0).astype(np.float32)
 
 
 def activation_maps(model: nn.Module, image: Tensor, layer: str) -> np.ndarray:
