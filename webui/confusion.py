@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify
 from deepviz import analysis as A
 from deepviz.errors import CorruptDataError, NotFoundError
 
-from .params import STEP_ERRORS, db, finite, get_choice, get_int, n_classes, previous_step, run_id, step_of, step_param
+from .params import STEP_ERRORS, db, finite, get_choice, get_int, class_count, previous_step, run_id, step_of, step_param
 
 bp = Blueprint("confusion", __name__, url_prefix="/api/runs/<run>")
 
@@ -20,9 +20,9 @@ def confusion(run: str, step: str):
     s = step_of(rid, step)
     prev = step_param(rid, "prev", default=-1)
     prev = previous_step(rid, s) if prev == -1 else prev
-    n_classes = n_classes(rid)
+    classes = class_count(rid)
     p = db().predictions(s, rid)
-    matrix = A.confusion(p["label"], p["pred"], n_classes)
+    matrix = A.confusion(p["label"], p["pred"], classes)
     out = {
         "step": s,
         "prev_step": prev,
@@ -39,7 +39,7 @@ def confusion(run: str, step: str):
         except STEP_ERRORS as exc:
             out["prev_error"] = str(exc)
         else:
-            before = A.confusion(q["label"], q["pred"], n_classes)
+            before = A.confusion(q["label"], q["pred"], classes)
             out["prev"] = before.tolist()
             out["delta"] = A.confusion_delta(before, matrix).tolist()
     return jsonify(out)
@@ -57,9 +57,9 @@ def images(run: str, step: str):
     """
     rid = run_id(run)
     s = step_of(rid, step)
-    n_classes = n_classes(rid)
-    true = get_int("true", lo=0, hi=n_classes - 1)
-    pred = get_int("pred", lo=0, hi=n_classes - 1)
+    classes = class_count(rid)
+    true = get_int("true", lo=0, hi=classes - 1)
+    pred = get_int("pred", lo=0, hi=classes - 1)
     correct = get_choice("correct", ("0", "1", "any"), "any")
     sort = get_choice("sort", SORTS, "confidence")
     order = get_choice("order", ("desc", "asc"), "desc")

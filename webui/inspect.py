@@ -28,7 +28,7 @@ from deepviz import introspect
 
 from .errors import ApiError
 from .models import Loaded, model_at
-from .params import STEP_ERRORS, binary, db, get_choice, get_float, get_int, get_str, layer_of, n_classes, run_id, step_of
+from .params import STEP_ERRORS, binary, db, get_choice, get_float, get_int, get_str, layer_of, class_count, run_id, step_of
 from .render import colorize, png_data_url, to_display
 from .state import state
 
@@ -90,7 +90,7 @@ def _probe(rid: str, required: bool = True) -> tuple[int, int] | None:
 
 def _target(rid: str, step: int, row: int) -> int:
     """``target`` (a class index), defaulting to the model's prediction for the image at this step."""
-    target = get_int("target", lo=0, hi=n_classes(rid) - 1)
+    target = get_int("target", lo=0, hi=class_count(rid) - 1)
     if target is None:
         target = int(db().predictions(step, rid)["pred"][row])
     return target
@@ -155,7 +155,7 @@ def layers(run: str, step: str):
     loaded = model_at(rid, s)
     out = [{"name": n, "type": loaded.types[n], "shape": list(shape[1:]), "spatial": len(shape) == 4} for n, shape in loaded.shapes.items()]
     return jsonify({"step": s, "layers": out, "conv_layers": loaded.convs, "weights": loaded.weights,
-                    "n_classes": n_classes(rid), "input_shape": list(db().probe_inputs(rid).shape[1:])})
+                    "n_classes": class_count(rid), "input_shape": list(db().probe_inputs(rid).shape[1:])})
 
 
 def _attribution_params(method: str, loaded: Loaded, image_hw: tuple[int, int]) -> tuple[dict, bool]:
@@ -279,7 +279,7 @@ def maximize(run: str, step: str):
     loaded = model_at(rid, s)
     layer = get_str("layer")
     if layer is None:
-        target = get_int("target", lo=0, hi=n_classes(rid) - 1, required=True)
+        target = get_int("target", lo=0, hi=class_count(rid) - 1, required=True)
         unit = None
     else:
         if get_str("target") is not None:

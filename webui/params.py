@@ -120,7 +120,7 @@ def previous_step(rid: str, step: int) -> int | None:
     return steps[i - 1] if i > 0 else None
 
 
-def n_classes(rid: str) -> int:
+def class_count(rid: str) -> int:
     return len(db().run_info(rid)["class_names"])
 
 

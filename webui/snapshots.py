@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify
 
 from deepviz import analysis as A
 
-from .params import STEP_ERRORS, binary, db, finite, n_classes, run_id, step_of
+from .params import STEP_ERRORS, binary, db, finite, class_count, run_id, step_of
 
 bp = Blueprint("snapshots", __name__, url_prefix="/api/runs/<run>")
 
@@ -59,23 +59,23 @@ def metrics(run: str):
             continue
         values = np.asarray(table[name].to_numpy(dtype=np.float64, na_value=np.nan))
         series[name] = finite(values)
-    n_classes = n_classes(rid)
+    classes = class_count(rid)
     per_class, errors = [], []
     for s in steps:
         try:
             p = db().predictions(s, rid)
         except STEP_ERRORS as exc:
             errors.append({"step": s, "error": str(exc)})
-            per_class.append([None] * n_classes)
+            per_class.append([None] * classes)
             continue
-        per_class.append(finite(A.per_class_accuracy(p["label"], p["pred"], n_classes)))
+        per_class.append(finite(A.per_class_accuracy(p["label"], p["pred"], classes)))
     return jsonify(
         {
             "steps": steps,
             "epochs": [int(e) for e in table["epoch"]] if len(table) else [],
             "series": series,
             # classes x steps, like the heatmap draws it
-            "per_class_acc": [list(col) for col in zip(*per_class)] if per_class else [[] for _ in range(n_classes)],
+            "per_class_acc": [list(col) for col in zip(*per_class)] if per_class else [[] for _ in range(classes)],
             "errors": errors,
         }
     )

@@ -67,8 +67,8 @@ def sandboxed_query(store, query: str, max_rows: int, timeout_s: float, *, memor
 
 
 def _too_late(timeout_s: float) -> QueryError:
-    return QueryError(f"The query was stopped after the time limit of {timeout_s:g} s (waiting for a free SQL "
-                      "worker included). Narrow it (a WHERE on run_id/step, fewer columns, a LIMIT) and try again.")
+    return QueryError(f"The query was stopped after the time limit of {timeout_s:g} s (time spent waiting for a free "
+                      "SQL worker counts). Narrow it (a WHERE on run_id/step, fewer columns, a LIMIT) and try again.")
 
 
 def _run_in_pool(query: str) -> dict:
@@ -87,7 +87,12 @@ def _run_in_pool(query: str) -> dict:
         left = deadline - time.monotonic()
         if left <= 0:
             raise _too_late(timeout_s)
-        out = sandboxed_query(store, query, max_rows, left, **limits)
+        try:
+            out = sandboxed_query(store, query, max_rows, left, **limits)
+        except QueryError as exc:
+            if time.monotonic() >= deadline - 0.01:  # stopped at the request's deadline: say the request's limit
+                raise _too_late(timeout_s) from exc
+            raise
         if time.monotonic() > deadline:  # the conversion counts too
             raise _too_late(timeout_s)
         return out
