@@ -136,3 +136,29 @@ def test_a_body_over_the_cap_is_refused_from_its_length(app, run_id):
     big = app.config["MAX_CONTENT_LENGTH"] + 1
     res = app.test_client().post(f"/api/runs/{run_id}/analysis/search", data=b"x" * big, content_type="multipart/form-data; boundary=x")
     assert_api_error(res, 413, rf"request body is {big:,} bytes; at most {big - 1:,}")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def test_a_200_mb_upload_without_a_token_is_refused_at_once_without_buffering(locked, run_id):
+    import socket
+    import time
+
+    from tests.webui.conftest import Waitress
+
+    declared = 200 * 1024 * 1024
+    with Waitress(locked) as server:
+        before = _rss_mb()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            head = (f"POST /api/runs/{run_id}/analysis/search HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                    f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {declared}\r\n\r\n")
+            start = time.perf_counter()
+            sock.sendall(head.encode() + b"x" * (1024 * 1024))  # 1 MB of the 200: the answer must not wait for the rest
+            answer = sock.recv(65536).decode("latin-1")
+            elapsed = time.perf_counter() - start
+        assert answer.startswith("HTTP/1.1 413"), answer[:300]
+        assert elapsed < 2.0, elapsed
+        assert _rss_mb() - before < 20, (before, _rss_mb())
