@@ -162,3 +162,35 @@ def test_a_200_mb_upload_without_a_token_is_refused_at_once_without_buffering(lo
         assert answer.startswith("HTTP/1.1 413"), answer[:300]
         assert elapsed < 2.0, elapsed
         assert _rss_mb() - before < 20, (before, _rss_mb())
+
+
+def test_deepviz_serve_answers_for_allowed_hosts_only(webui_db):
+    import os
+    import re
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, "-m", "deepviz", "serve", str(webui_db), "--port", "0", "--allowed-host", "box.lan"],
+                            cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"at (http://\S+)", proc.stdout.readline()).group(1).rstrip("/")
+
+        def status(host: str) -> int:
+            req = urllib.request.Request(f"{url}/api/runs", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as res:
+                    return res.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        port = url.rsplit(":", 1)[1]
+        assert status(f"127.0.0.1:{port}") == 200 and status(f"localhost:{port}") == 200 and status(f"box.lan:{port}") == 200
+        assert status(f"evil.example:{port}") == 421
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
