@@ -78,14 +78,17 @@ def test_sixteen_seeds_do_not_start_sixteen_jobs(app, client, run_id):
     blockers = [jobs.submit(("block", i), lambda job: gate.wait(30)) for i in range(workers)]
     before = threading.active_count()
     try:
-        statuses = [client.get(f"/api/runs/{run_id}/steps/0/projection?method=tsne&seed={seed}").status_code for seed in range(16)]
+        # seeds no other test has computed, so none is already stored
+        seeds = range(1000, 1016)
+        statuses = [client.get(f"/api/runs/{run_id}/steps/0/projection?method=tsne&seed={seed}").status_code for seed in seeds]
         refused = client.get(f"/api/runs/{run_id}/steps/0/projection?method=tsne&seed=99")
-        assert_api_error(refused, 429, rf"Seed 99 refused: {cap} seeds of tsne on layer 'fc1' are already computing \(0, 1, 2, 3; at most {cap} at once\)")
+        assert_api_error(refused, 429, rf"Seed 99 refused: {cap} seeds of tsne on layer 'fc1' are already computing "
+                                       rf"\(1000, 1001, 1002, 1003; at most {cap} at once\)")
         assert statuses == [200] * cap + [429] * (16 - cap)
         assert threading.active_count() == before  # no thread per seed
         assert len([j for j in jobs.active() if j.key[0] == "projection"]) == cap
         # asking again for a seed already queued is the same job, not a refusal
-        assert client.get(f"/api/runs/{run_id}/steps/0/projection?method=tsne&seed=2").status_code == 200
+        assert client.get(f"/api/runs/{run_id}/steps/0/projection?method=tsne&seed=1002").status_code == 200
     finally:
         for job in jobs.active():  # leave the shared db without the projections
             if job.key[0] == "projection":
