@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -32,6 +33,9 @@ def test_the_queue_is_bounded_and_the_workers_fixed():
     with pytest.raises(Busy, match=r"5 test jobs are running or queued \(at most 2 at once and 3 waiting\)"):
         runner.submit(5, lambda job: None)
     assert threading.active_count() - before == 2
+    deadline = time.monotonic() + 10
+    while sum(j.state == "running" for j in jobs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the two workers pick up their jobs
     assert sorted(j.state for j in jobs) == ["queued"] * 3 + ["running"] * 2
     gate.set()
     assert all(j.wait(10) for j in jobs) and {j.state for j in jobs} == {"done"}
