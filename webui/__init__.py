@@ -36,6 +36,7 @@ DEFAULTS = {
     "RESULT_CACHE_SIZE": 1024,
     "LAYOUT_CACHE_SIZE": 512,
     "HEAVY_CACHE_SIZE": 16,
+    "INSPECT_TORCH_THREADS": 1,  # torch intra-op threads for the Inspect tab; 0 leaves torch's setting
     "JSON_SORT_KEYS": False,
 }
 

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify
 from deepviz import analysis as A
 from deepviz.errors import CorruptDataError, NotFoundError
 
-from .params import STEP_ERRORS, db, finite, get_choice, get_int, class_count, previous_step, run_id, step_of, step_param
+from .params import STEP_ERRORS, class_count, db, finite, get_choice, get_int, previous_step, run_id, step_of, step_param
 
 bp = Blueprint("confusion", __name__, url_prefix="/api/runs/<run>")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from deepviz.introspect import filter_images
 from deepviz.errors import NotFoundError
+from deepviz.introspect import filter_images
 
 from .params import STEP_ERRORS, db, finite, previous_step, run_id, step_of
 from .render import filter_grid, filter_layout, png_bytes

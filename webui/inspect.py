@@ -2,14 +2,16 @@
 activation maximisation and top units of a run at one step.
 
 Everything is computed on demand on the server's CPU with ``deepviz.introspect``
-and cached per app: results by (run, step, image, method, normalised
-parameters), rebuilt models by (run, step).  Every response says whether it
-came from the cache (``cached``) and how long the computation took
-(``seconds``), so the UI can show it and tests can check it without timing.
+and cached on the app (``webui.state``): results by (run, step, image, method,
+normalised parameters), rebuilt models by (run, step) (``webui.models``).
+Every response says whether it came from the cache (``cached``), how long the
+computation took (``seconds``), so the UI can show it and tests can check it
+without timing, and, when a model computed it, which weights it used
+(``weights``: ``{"source", "step", "path", "note"}``).
 
-Heatmaps and image grids go out as PNG data URLs (colormapped here with a
-small hand-written table), next to the numbers the UI prints (min, max,
-score, probability); top-unit tables go out as binary arrays.
+Heatmaps and image grids go out as PNG data URLs (``webui.render``), next to
+the numbers the UI prints (min, max, score, probability); top-unit tables go
+out as binary arrays.
 
 Long computations are bounded by validated parameters (``MAX_STEPS``,
 ``MAX_SAMPLES``) so no request ties the server up for minutes; the Python
@@ -28,7 +30,7 @@ from deepviz import introspect
 
 from .errors import ApiError
 from .models import Loaded, model_at
-from .params import STEP_ERRORS, binary, db, get_choice, get_float, get_int, get_str, layer_of, class_count, run_id, step_of
+from .params import STEP_ERRORS, binary, db, get_choice, get_float, get_int, get_str, class_count, layer_of, run_id, step_of
 from .render import colorize, png_data_url, to_display
 from .state import state
 
@@ -36,16 +38,17 @@ bp = Blueprint("inspect", __name__, url_prefix="/api/runs/<run>")
 
 
 @bp.record_once
-def _torch_threads(state) -> None:
+def _torch_threads(setup) -> None:
     # One image at a time is far too small for intra-op parallelism: on a busy
     # 2-core machine OpenMP's spinning threads made an 8x8 conv 250x slower
     # (38 ms vs 0.15 ms).  Requests already run in parallel threads.  Set
     # INSPECT_TORCH_THREADS=0 to leave torch's setting alone.
-    threads = state.app.config.get("INSPECT_TORCH_THREADS", 1)
+    threads = setup.app.config["INSPECT_TORCH_THREADS"]
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
+
 
 METHODS = tuple(introspect.ATTRIBUTIONS)
 MAX_STEPS = 500  # activation maximisation: ~1-3 s on the small CIFAR nets

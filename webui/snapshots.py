@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify
 
 from deepviz import analysis as A
 
-from .params import STEP_ERRORS, binary, db, finite, class_count, run_id, step_of
+from .params import STEP_ERRORS, binary, class_count, db, finite, run_id, step_of
 
 bp = Blueprint("snapshots", __name__, url_prefix="/api/runs/<run>")
 
