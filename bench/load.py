@@ -1,8 +1,8 @@
-"""Load benchmark: 50 concurrent clients against the web UI on waitress, on a cached 5,000-image run.
+"""Load benchmark: concurrent clients (50 by default, --clients N) against the web UI on waitress, on a cached 5,000-image run.
 
 Builds a run through the store (``bench/timeline.py``'s synthetic drifting
 activations, ``--n`` probe images, ``--steps`` snapshots), starts the app on
-waitress (the production WSGI server ``deepviz serve`` uses, 8 threads) in a
+waitress with ``deepviz serve``'s settings (``webui.server``) in a
 subprocess on loopback, caches the projection sequence by requesting it once
 (the app's own background job writes it to the db), and then lets
 ``--clients`` threads, each with its own keep-alive HTTP connection, send
@@ -17,6 +17,7 @@ it fails or answers anything but 200.
 
     python bench/load.py                      # 5,000 images, 50 clients, 1,500 requests
     python bench/load.py --think-ms 0         # closed loop, no think time
+    python bench/load.py --clients 200        # 200 clients, each with its own keep-alive connection
 
 The last line is machine-readable:
     requests=<n> errors=<n> p50_ms=<x> p99_ms=<x>
@@ -46,9 +47,10 @@ from timeline import LAYER, build_run  # noqa: E402  (the same synthetic run as 
 
 SERVER = """
 import sys
-from waitress import create_server
 from webui import create_app
-server = create_server(create_app(sys.argv[1]), host="127.0.0.1", port=0, threads=int(sys.argv[2]))
+from webui.server import WAITRESS, make_server
+threads = int(sys.argv[2]) or WAITRESS["threads"]
+server = make_server(create_app(sys.argv[1]), "127.0.0.1", 0, threads=threads)
 print(server.effective_port, flush=True)
 server.run()
 """
@@ -179,7 +181,7 @@ def main(argv=None) -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=1500)
     p.add_argument("--think-ms", type=float, default=1000.0, help="each client waits uniform(0, x) ms between clicks")
-    p.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    p.add_argument("--threads", type=int, default=0, help="waitress worker threads (default: deepviz serve's, webui.server.WAITRESS)")
     p.add_argument("--method", default="tsne", choices=("tsne", "pca"))
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds for the load phase")
     p.add_argument("--seed", type=int, default=0)
@@ -230,7 +232,7 @@ def main(argv=None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     lat = np.array(latencies) if latencies else np.array([np.nan])
     print(f"{len(latencies)} requests from {args.clients} clients in {wall:.1f} s ({len(latencies) / wall:.0f} req/s), "
-          f"think time uniform(0, {args.think_ms:g}) ms, waitress threads={args.threads}")
+          f"think time uniform(0, {args.think_ms:g}) ms, waitress threads={args.threads or 'default'}")
     print(f"p90_ms={np.percentile(lat, 90):.1f} max_ms={lat.max():.1f}")
     for why in errors[:5]:
         print("error:", why)

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--token", metavar="T", help="access token the UI asks for (generated when binding beyond loopback)")
+    p.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
+                   help="another name the server answers for in the Host header (repeatable); it always answers for "
+                   "the bound address, localhost, 127.0.0.1 and [::1], and refuses others (DNS rebinding)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("runs", help="list the runs in a stats db", description="List the runs in a stats db with "
@@ -262,7 +265,7 @@ def cmd_demo(args) -> int:
 
 def cmd_serve(args) -> int:
     _open_db(args.db)
-    return _serve(_import_webui(), args.db, args.host, args.port, args.token)
+    return _serve(_import_webui(), args.db, args.host, args.port, args.token, args.allowed_host)
 
 
 def cmd_runs(args) -> int:
@@ -357,8 +360,8 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _serve(create_app, db: str, host: str, port: int, token: str | None) -> int:
-    from waitress import create_server
+def _serve(create_app, db: str, host: str, port: int, token: str | None, allowed_hosts=()) -> int:
+    from webui.server import make_server
 
     if token is not None and len(token) < 8:
         raise ConfigurationError(
@@ -367,9 +370,11 @@ def _serve(create_app, db: str, host: str, port: int, token: str | None) -> int:
     if token is None and not _is_loopback(host):
         # Anyone who can reach the address could read the db: require a secret.
         token = secrets.token_urlsafe(16)
-    app = create_app(db, token=token) if token else create_app(db)
+    # The Host header must name this server: the bound address (the machine's name on a wildcard one).
+    names = [host, *([socket.gethostname(), socket.getfqdn()] if host in ("0.0.0.0", "::") else []), *allowed_hosts]
+    app = create_app(db, token=token, allowed_hosts=names)
     try:
-        server = create_server(app, host=host, port=port, threads=8)
+        server = make_server(app, host, port)
     except OSError as exc:
         raise ConfigurationError(
             f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Pick another port with --port, "

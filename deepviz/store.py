@@ -714,6 +714,9 @@ class StatsDB:
             self._newest[slot] = (key, value)
         return value
 
+    def require_step(self, run_id: str, step: int) -> int:
+        return self._require_step(run_id, step)
+
     def _require_step(self, run_id: str, step: int) -> int:
         try:
             step = int(step)
@@ -1083,7 +1086,7 @@ class StatsDB:
         finally:
             con.close()
 
-    def sandboxed_sql(self, query: str, max_rows: int = 1000, timeout_s: float = 5.0) -> dict[str, Any]:
+    def sandboxed_sql(self, query: str, max_rows: int = 1000, timeout_s: float = 5.0, *, memory_limit: str = "512MB", threads: int = 1) -> dict[str, Any]:
         """Run one read-only SELECT over the views, inside the db, within a row and a time limit.
 
         For a query box in front of people who may not own the machine (the web
@@ -1120,6 +1123,8 @@ class StatsDB:
                 "SET enable_external_access = false",
                 "SET autoinstall_known_extensions = false",
                 "SET autoload_known_extensions = false",
+                f"SET memory_limit = '{str(memory_limit).replace(chr(39), '')}'",
+                f"SET threads = {int(threads)}",
                 "SET lock_configuration = true",
             ):
                 con.execute(statement)

@@ -1,9 +1,10 @@
 """The deepviz web UI: a Flask app that reads the stats db only through ``deepviz.StatsDB``.
 
-``create_app(db_path)`` is the app factory; ``deepviz serve`` runs it on waitress.
-One blueprint per area: ``pages`` (HTML), ``runs`` (runs and steps), and one
-per panel family; every JSON error has the shape
-``{"ok": false, "error": "...", "status": N}`` (see ``webui.errors``).
+``create_app(db_path)`` is the app factory; ``deepviz serve`` runs it on
+waitress (``webui.server``). One blueprint per area; every JSON error has the
+shape ``{"ok": false, "error": "...", "status": N}`` (see ``webui.errors``).
+What the app keeps in memory (caches, the background job runner, the SQL
+pool) lives on ``app.extensions["deepviz"]`` (see ``webui.state``).
 """
 
 from __future__ import annotations
@@ -17,42 +18,46 @@ from flask import Flask
 from deepviz import StatsDB
 from deepviz.derived import Derived
 
-from . import errors, security
+from . import analysis, clusters, confusion, embedding, errors, filters, inspect, pages, runs, search, security, snapshots, sql, trajectory
+from .state import AppState
+
+DEFAULTS = {
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # uploads (image search) are small
+    "ALLOWED_HOSTS": (),  # names beyond localhost/127.0.0.1/[::1] the server answers for
+    "SQL_MAX_ROWS": 1000,
+    "SQL_TIMEOUT_S": 5.0,  # the whole request: queueing, the query and the conversion
+    "SQL_MEMORY_LIMIT": "512MB",
+    "SQL_THREADS": 1,
+    "SQL_WORKERS": 2,  # queries at once; more wait in the queue
+    "SQL_QUEUE": 4,  # queries waiting; more are refused with 429
+    "JOB_WORKERS": 2,  # background jobs (projections, quality) at once
+    "JOB_QUEUE": 8,  # background jobs waiting; more are refused with 429
+    "PROJECTION_MAX_SEEDS": 4,  # distinct seeds computing at once, per run, layer and method
+    "MODEL_CACHE_SIZE": 4,
+    "RESULT_CACHE_SIZE": 1024,
+    "LAYOUT_CACHE_SIZE": 512,
+    "HEAVY_CACHE_SIZE": 16,
+    "INSPECT_TORCH_THREADS": 1,  # torch intra-op threads for the Inspect tab; 0 leaves torch's setting
+    "JSON_SORT_KEYS": False,
+}
 
 
-def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = None, test_config: dict | None = None) -> Flask:
+def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = None, allowed_hosts=(), test_config: dict | None = None) -> Flask:
+    """The app over the stats db at ``db_path``; ``token`` locks every route, ``allowed_hosts``
+    adds names to the Host allow-list (``webui.security``)."""
     app = Flask(__name__, static_folder="static", template_folder="templates")
-    app.config.update(
-        DB_PATH=str(Path(db_path)),
-        TOKEN=token,
-        SECRET_KEY=secrets.token_hex(32),  # only signs nothing sensitive; fresh per process
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,  # uploads (image search) are small
-        SQL_MAX_ROWS=1000,
-        SQL_TIMEOUT_S=5.0,
-        JSON_SORT_KEYS=False,
-    )
+    app.config.update(DEFAULTS, DB_PATH=str(Path(db_path)), TOKEN=token, SECRET_KEY=secrets.token_hex(32))
+    app.config["ALLOWED_HOSTS"] = tuple(allowed_hosts)
     if test_config:
         app.config.update(test_config)
     # One StatsDB per app: it caches immutable things (probes, snapshots) and is thread-safe for reads.
     app.extensions["deepviz_db"] = StatsDB(app.config["DB_PATH"])
     app.extensions["deepviz_derived"] = Derived(app.extensions["deepviz_db"])  # its caches, per db
+    app.extensions["deepviz"] = AppState.from_config(app.config)
 
     errors.register(app)
     security.register(app)
-
-    from . import pages, runs, snapshots
-
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(runs.bp)
-    app.register_blueprint(snapshots.bp)
-    for name in ("embedding", "sql", "inspect", "analysis"):
-        # Panel blueprints are optional modules: each area lives in its own file.
-        try:
-            module = __import__(f"webui.{name}", fromlist=["bp"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"webui.{name}":
-                raise
-            continue
+    for module in (pages, runs, snapshots, confusion, trajectory, filters, embedding, clusters, sql, inspect, search, analysis):
         app.register_blueprint(module.bp)
     return app
 

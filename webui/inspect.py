@@ -2,14 +2,16 @@
 activation maximisation and top units of a run at one step.
 
 Everything is computed on demand on the server's CPU with ``deepviz.introspect``
-and cached per app: results by (run, step, image, method, normalised
-parameters), rebuilt models by (run, step).  Every response says whether it
-came from the cache (``cached``) and how long the computation took
-(``seconds``), so the UI can show it and tests can check it without timing.
+and cached on the app (``webui.state``): results by (run, step, image, method,
+normalised parameters), rebuilt models by (run, step) (``webui.models``).
+Every response says whether it came from the cache (``cached``), how long the
+computation took (``seconds``), so the UI can show it and tests can check it
+without timing, and, when a model computed it, which weights it used
+(``weights``: ``{"source", "step", "path", "note"}``).
 
-Heatmaps and image grids go out as PNG data URLs (colormapped here with a
-small hand-written table), next to the numbers the UI prints (min, max,
-score, probability); top-unit tables go out as binary arrays.
+Heatmaps and image grids go out as PNG data URLs (``webui.render``), next to
+the numbers the UI prints (min, max, score, probability); top-unit tables go
+out as binary arrays.
 
 Long computations are bounded by validated parameters (``MAX_STEPS``,
 ``MAX_SAMPLES``) so no request ties the server up for minutes; the Python
@@ -18,160 +20,58 @@ API has no such limits.
 
 from __future__ import annotations
 
-import base64
-import io
-import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from deepviz import introspect
 
 from .errors import ApiError
-from .params import binary, db, derived, get_choice, get_float, get_int, get_str, layer_of, run_id, step_of
+from .models import Loaded, model_at
+from .params import STEP_ERRORS, binary, db, derived, get_choice, get_float, get_int, get_str, class_count, layer_of, run_id, step_of
+from .render import colorize, png_data_url, to_display
+from .state import state
 
 bp = Blueprint("inspect", __name__, url_prefix="/api/runs/<run>")
 
 
 @bp.record_once
-def _torch_threads(state) -> None:
+def _torch_threads(setup) -> None:
     # One image at a time is far too small for intra-op parallelism: on a busy
     # 2-core machine OpenMP's spinning threads made an 8x8 conv 250x slower
     # (38 ms vs 0.15 ms).  Requests already run in parallel threads.  Set
     # INSPECT_TORCH_THREADS=0 to leave torch's setting alone.
-    threads = state.app.config.get("INSPECT_TORCH_THREADS", 1)
+    threads = setup.app.config["INSPECT_TORCH_THREADS"]
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
 
+
 METHODS = tuple(introspect.ATTRIBUTIONS)
 MAX_STEPS = 500  # activation maximisation: ~1-3 s on the small CIFAR nets
 MAX_SAMPLES = 100  # smoothgrad noisy copies
 MAX_K = 50
-RESULT_CACHE_SIZE = 512
-MODEL_CACHE_SIZE = 4
 
 
-# ---------------------------------------------------------------------------
-# per-app caches
-# ---------------------------------------------------------------------------
+def _cached(key: tuple, compute: Callable[[], dict], loaded: Loaded | None = None) -> dict:
+    """``compute()`` once per key (under the model's lock when it runs a model); the answer says
+    whether it came from the cache, and which weights it used."""
 
-
-class _LRU:
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
-
-
-@dataclass
-class _Loaded:
-    """A model rebuilt at one step, the output shape of each of its modules
-    on a probe image, and a lock: Captum hooks the model while it computes,
-    so two requests must not run the same model object at once."""
-
-    model: Any
-    shapes: dict[str, tuple[int, ...]]
-    types: dict[str, str]
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class _Caches:
-    results: _LRU = field(default_factory=lambda: _LRU(RESULT_CACHE_SIZE))
-    models: _LRU = field(default_factory=lambda: _LRU(MODEL_CACHE_SIZE))
-    loading: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _caches() -> _Caches:
-    # Kept on the app, not the module: two apps (tests, two databases) never share results.
-    return current_app.extensions.setdefault("deepviz_inspect", _Caches())
-
-
-def _module_shapes(model, x) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    import torch
-
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
-        handles.append(module.register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape)) if isinstance(out, torch.Tensor) else None
-        ))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    types = {name: type(m).__name__ for name, m in model.named_modules() if name in shapes}
-    return shapes, types
-
-
-def _model(rid: str, step: int) -> _Loaded:
-    caches = _caches()
-    key = (rid, step)
-    loaded = caches.models.get(key)
-    if loaded is not None:
-        return loaded
-    with caches.loading:
-        loaded = caches.models.get(key)
+    def timed() -> dict:
+        start = time.perf_counter()
         if loaded is None:
-            import torch
+            out = compute()
+        else:
+            with loaded.lock:
+                out = compute()
+        out["seconds"] = round(time.perf_counter() - start, 4)
+        return out
 
-            model = db().load_model(step, rid)  # NotFoundError (404) names the steps that have weights
-            x = torch.as_tensor(db().probe_inputs(rid)[:1])
-            shapes, types = _module_shapes(model, x)
-            loaded = _Loaded(model, shapes, types)
-            caches.models.put(key, loaded)
-    return loaded
-
-
-def _cached(key: tuple, compute: Callable[[], dict], lock: threading.Lock | None = None) -> dict:
-    """``compute()`` once per key; the answer says whether it came from the cache."""
-    results = _caches().results
-    hit = results.get(key)
-    if hit is None and lock is not None:
-        with lock:
-            hit = results.get(key)  # another request may have computed it while we waited
-            if hit is None:
-                hit = _timed(compute)
-                results.put(key, hit)
-                return hit | {"cached": False}
-    elif hit is None:
-        hit = _timed(compute)
-        results.put(key, hit)
-        return hit | {"cached": False}
-    return hit | {"cached": True}
-
-
-def _timed(compute: Callable[[], dict]) -> dict:
-    start = time.perf_counter()
-    out = compute()
-    out["seconds"] = round(time.perf_counter() - start, 4)
-    return out
+    value, hit = state().results.get_or_compute(key, timed)
+    return value | {"cached": hit} | ({"weights": loaded.weights} if loaded is not None else {})
 
 
 # ---------------------------------------------------------------------------
@@ -191,19 +91,15 @@ def _probe(rid: str, required: bool = True) -> tuple[int, int] | None:
     return pid, row
 
 
-def _n_classes(rid: str) -> int:
-    return len(db().run_info(rid)["class_names"])
-
-
 def _target(rid: str, step: int, row: int) -> int:
     """``target`` (a class index), defaulting to the model's prediction for the image at this step."""
-    target = get_int("target", lo=0, hi=_n_classes(rid) - 1)
+    target = get_int("target", lo=0, hi=class_count(rid) - 1)
     if target is None:
         target = int(db().predictions(step, rid)["pred"][row])
     return target
 
 
-def _model_layer(loaded: _Loaded, name: str = "layer", *, spatial: bool, default: str | None = None) -> str:
+def _model_layer(loaded: Loaded, name: str = "layer", *, spatial: bool, default: str | None = None) -> str:
     """A module of the model at this step (404 listing the allowed ones)."""
     allowed = [n for n, s in loaded.shapes.items() if len(s) == 4] if spatial else list(loaded.shapes)
     value = get_str(name) or default
@@ -215,11 +111,7 @@ def _model_layer(loaded: _Loaded, name: str = "layer", *, spatial: bool, default
     return value
 
 
-def _convs(loaded: _Loaded) -> list[str]:
-    return [n for n, t in loaded.types.items() if t == "Conv2d"]
-
-
-def _unit(loaded: _Loaded, layer: str, name: str = "unit", required: bool = False) -> int | None:
+def _unit(loaded: Loaded, layer: str, name: str = "unit", required: bool = False) -> int | None:
     unit = get_int(name, required=required)
     if unit is None:
         return None
@@ -247,72 +139,6 @@ def _image(rid: str, row: int):
     return torch.as_tensor(db().probe_inputs(rid)[row])
 
 
-# ---------------------------------------------------------------------------
-# colormaps and PNGs
-# ---------------------------------------------------------------------------
-
-# Eight stops of matplotlib's "inferno" (perceptually uniform, dark = low) and
-# a blue-white-red diverging map for signed values, interpolated linearly.
-_SEQUENTIAL = np.array(
-    [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164]],
-    dtype=np.float32,
-)
-_DIVERGING = np.array([[33, 102, 172], [103, 169, 207], [209, 229, 240], [247, 247, 247], [253, 219, 199], [239, 138, 98], [178, 24, 43]], dtype=np.float32)
-_BACKGROUND = np.array([255, 255, 255], dtype=np.uint8)
-
-
-def _lookup(table: np.ndarray, t: np.ndarray) -> np.ndarray:
-    pos = np.clip(t, 0.0, 1.0) * (len(table) - 1)
-    lo = np.floor(pos).astype(int).clip(0, len(table) - 2)
-    frac = (pos - lo)[..., None]
-    return (table[lo] * (1 - frac) + table[lo + 1] * frac).round().astype(np.uint8)
-
-
-def colorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(H, W)`` values -> opaque ``(H, W, 3)`` and overlay ``(H, W, 4)`` uint8, and the scale used.
-
-    Maps with negative values use the diverging map centred on 0 (white is "no
-    effect"); non-negative maps the sequential one from 0.  The overlay's alpha
-    is the magnitude, so the image shows through where the map is near 0.  NaN
-    (grid padding) is white in the opaque image and transparent in the overlay.
-    """
-    finite = values[np.isfinite(values)]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 0.0
-    signed = lo < 0
-    clean = np.nan_to_num(values)
-    if signed:
-        span = max(abs(lo), abs(hi)) or 1.0
-        rgb = _lookup(_DIVERGING, 0.5 + clean / (2 * span))
-        strength = np.abs(clean) / span
-    else:
-        span = hi or 1.0
-        rgb = _lookup(_SEQUENTIAL, clean / span)
-        strength = clean / span
-    alpha = (np.clip(strength, 0, 1) * 255).round().astype(np.uint8)
-    missing = ~np.isfinite(values)
-    rgb[missing] = _BACKGROUND
-    alpha[missing] = 0
-    return rgb, np.dstack([rgb, alpha]), {"min": lo, "max": hi, "signed": signed}
-
-
-def png_data_url(pixels: np.ndarray) -> str:
-    """uint8 ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` -> a ``data:image/png`` URL."""
-    from PIL import Image
-
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        pixels = pixels[..., 0]
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _to_display(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """A ``(C, H, W)`` model input -> uint8 ``(H, W, C)``, scaled per channel by the probes' range."""
-    scaled = (image - lo[:, None, None]) / np.maximum(hi - lo, 1e-12)[:, None, None]
-    return (np.clip(scaled, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
-
-
 def _probe_range(rid: str) -> tuple[np.ndarray, np.ndarray]:
     x = db().probe_inputs(rid)
     axes = (0, 2, 3)
@@ -329,13 +155,13 @@ def layers(run: str, step: str):
     """The model's modules at this step with their output shapes (for the layer pickers)."""
     rid = run_id(run)
     s = step_of(rid, step)
-    loaded = _model(rid, s)
+    loaded = model_at(rid, s)
     out = [{"name": n, "type": loaded.types[n], "shape": list(shape[1:]), "spatial": len(shape) == 4} for n, shape in loaded.shapes.items()]
-    return jsonify({"step": s, "layers": out, "conv_layers": _convs(loaded),
-                    "n_classes": _n_classes(rid), "input_shape": list(db().probe_inputs(rid).shape[1:])})
+    return jsonify({"step": s, "layers": out, "conv_layers": loaded.convs, "weights": loaded.weights,
+                    "n_classes": class_count(rid), "input_shape": list(db().probe_inputs(rid).shape[1:])})
 
 
-def _attribution_params(method: str, loaded: _Loaded, image_hw: tuple[int, int]) -> tuple[dict, bool]:
+def _attribution_params(method: str, loaded: Loaded, image_hw: tuple[int, int]) -> tuple[dict, bool]:
     """The method's keyword arguments from the query string, and whether it explains a class (takes a target)."""
     h, w = image_hw
     params: dict[str, Any] = {}
@@ -344,7 +170,7 @@ def _attribution_params(method: str, loaded: _Loaded, image_hw: tuple[int, int])
         params["n_samples"] = _bounded_int("samples", 25, MAX_SAMPLES, "noisy samples")
         params["stdev"] = get_float("stdev", 0.15, lo=0.0, hi=1.0)
     elif method == "grad_cam":
-        convs = _convs(loaded)
+        convs = loaded.convs
         params["layer"] = _model_layer(loaded, spatial=True, default=convs[-1] if convs else None)
     elif method == "layer_gradient":
         params["layer"] = _model_layer(loaded, spatial=False)
@@ -371,7 +197,7 @@ def attribution(run: str, step: str):
     method = get_choice("method", METHODS)
     pid, row = _probe(rid)
     target = _target(rid, s, row)
-    loaded = _model(rid, s)
+    loaded = model_at(rid, s)
     image_hw = tuple(db().probe_inputs(rid).shape[-2:])
     params, takes_target = _attribution_params(method, loaded, image_hw)
     if not takes_target:
@@ -387,7 +213,7 @@ def attribution(run: str, step: str):
         rgb, rgba, scale = colorize(values)
         return {"png": png_data_url(rgb), "overlay": png_data_url(rgba), "shape": list(values.shape), **scale}
 
-    result = _cached(key, compute, loaded.lock)
+    result = _cached(key, compute, loaded)
     return jsonify({"ok": True, "method": method, "probe": pid, "step": s, "target": target, "params": params, "notes": notes} | result)
 
 
@@ -397,8 +223,8 @@ def activation_maps(run: str, step: str):
     rid = run_id(run)
     s = step_of(rid, step)
     pid, row = _probe(rid)
-    loaded = _model(rid, s)
-    convs = _convs(loaded)
+    loaded = model_at(rid, s)
+    convs = loaded.convs
     layer = _model_layer(loaded, spatial=True, default=convs[0] if convs else None)
     norm = get_choice("norm", ("layer", "channel"), "layer")
     key = ("activation_maps", rid, s, pid, layer, norm)
@@ -417,7 +243,7 @@ def activation_maps(run: str, step: str):
         return {"png": png_data_url(rgb), "n": int(len(maps)), "map_shape": list(maps.shape[1:]), "ncols": ncols, "pad": 1,
                 "channel_max": [round(float(v), 4) for v in peak], **scale}
 
-    result = _cached(key, compute, loaded.lock)
+    result = _cached(key, compute, loaded)
     return jsonify({"ok": True, "layer": layer, "probe": pid, "step": s, "norm": norm} | result)
 
 
@@ -426,8 +252,8 @@ def filters(run: str, step: str):
     """The weights of a conv layer as small images (first layer RGB, deeper ones channel means)."""
     rid = run_id(run)
     s = step_of(rid, step)
-    loaded = _model(rid, s)
-    convs = _convs(loaded)
+    loaded = model_at(rid, s)
+    convs = loaded.convs
     layer = get_str("layer") or (convs[0] if convs else None)
     if layer not in convs:
         raise ApiError(f"Unknown conv layer {str(layer)[:50]!r} for 'layer'. Available: {', '.join(convs) or '(none)'}.", 404)
@@ -440,7 +266,7 @@ def filters(run: str, step: str):
         return {"png": png_data_url((tiled * 255).round().astype(np.uint8)), "n": int(len(tiles)),
                 "filter_shape": list(tiles.shape[1:3]), "rgb": bool(tiles.shape[-1] == 3), "ncols": ncols, "pad": 1}
 
-    result = _cached(key, compute, loaded.lock)
+    result = _cached(key, compute, loaded)
     return jsonify({"ok": True, "layer": layer, "step": s} | result)
 
 
@@ -453,10 +279,10 @@ def maximize(run: str, step: str):
     s = step_of(rid, step)
     start = get_choice("start", ("zeros", "noise", "probe"), "zeros")
     probe = _probe(rid, required=start == "probe")
-    loaded = _model(rid, s)
+    loaded = model_at(rid, s)
     layer = get_str("layer")
     if layer is None:
-        target = get_int("target", lo=0, hi=_n_classes(rid) - 1, required=True)
+        target = get_int("target", lo=0, hi=class_count(rid) - 1, required=True)
         unit = None
     else:
         if get_str("target") is not None:
@@ -493,11 +319,11 @@ def maximize(run: str, step: str):
         history = np.asarray(res.history, dtype=np.float64)
         if len(history) > 100:  # enough points for a sparkline
             history = history[np.linspace(0, len(history) - 1, 100).round().astype(int)]
-        return {"png": png_data_url(_to_display(res.image, lo, hi)), "score": res.score, "probability": res.probability,
+        return {"png": png_data_url(to_display(res.image, lo, hi)), "score": res.score, "probability": res.probability,
                 "start_score": float(res.history[0]), "history": [round(float(v), 5) for v in history],
                 "top_class": top, "top_probability": float(probs[top])}
 
-    result = _cached(key, compute, loaded.lock)
+    result = _cached(key, compute, loaded)
     return jsonify({"ok": True, "step": s, "target": target, "layer": layer, "unit": unit, "start": start,
                     "probe": probe[0] if probe else None, "params": opts, "value_range": list(value_range)} | result)
 
@@ -523,29 +349,39 @@ def top_units(run: str, step: str):
     return binary(arrays, {"step": s, "layer": layer, "n_units": n_units, "k": kk} | result)
 
 
+def _unit_tops(rid: str, steps: list[int], layer: str, k: int) -> tuple[dict[int, Any], list[dict]]:
+    """Every unit's top-k frame per readable step; an unreadable step is listed, not fatal."""
+    frames, errors = {}, []
+    for s in steps:
+        try:
+            frames[s] = derived().top_units(s, layer, k, rid)
+        except STEP_ERRORS as exc:
+            errors.append({"step": s, "error": str(exc)})
+    return frames, errors
+
+
 @bp.get("/inspect/unit_history")
 def unit_history(run: str):
-    """The top-``k`` probe images of one unit at every step."""
+    """The top-``k`` probe images of one unit at every step; unreadable steps are listed under ``errors``."""
     rid = run_id(run)
     layer = layer_of(rid)
     steps = db().steps(rid)
     if not steps:
         raise ApiError(f"Run {rid!r} has no steps yet.", 404)
-    n_units = db().activations(steps[-1], layer, rid).shape[1]
     unit = get_int("unit", required=True)
-    if not 0 <= unit < n_units:
-        raise ApiError(f"Unknown unit {unit} of layer {layer!r}: it has {n_units} units (0..{n_units - 1}).", 404)
     k = get_int("k", 9, lo=1, hi=MAX_K)
-    key = ("unit_history", rid, tuple(steps), layer, unit, k)
 
     def compute() -> dict:
-        frame = derived().unit_history(layer, unit, k, rid)
-        st = frame["step"].to_numpy()
-        order = np.unique(st)
-        kk = len(frame) // len(order)
-        return {"steps": order, "probe_id": frame["probe_id"].to_numpy().reshape(len(order), kk),
-                "activation": frame["activation"].to_numpy().reshape(len(order), kk)}
+        frames, errors = _unit_tops(rid, steps, layer, k)
+        if not frames:
+            raise ApiError(f"No step of run {rid!r} has readable activations of layer {layer!r}: {errors[0]['error']}", 500)
+        n_units = int(next(iter(frames.values()))["unit"].max()) + 1
+        if not 0 <= unit < n_units:
+            raise ApiError(f"Unknown unit {unit} of layer {layer!r}: it has {n_units} units (0..{n_units - 1}).", 404)
+        rows = [f[f["unit"] == unit] for f in frames.values()]
+        return {"steps": np.asarray(list(frames), dtype=np.int64), "probe_id": np.stack([r["probe_id"].to_numpy() for r in rows]),
+                "activation": np.stack([r["activation"].to_numpy() for r in rows]), "n_units": n_units, "errors": errors}
 
-    result = _cached(key, compute)
+    result = _cached(("unit_history", rid, tuple(steps), layer, unit, k), compute)
     arrays = {name: result.pop(name) for name in ("steps", "probe_id", "activation")}
-    return binary(arrays, {"layer": layer, "unit": unit, "k": arrays["probe_id"].shape[1], "n_units": n_units} | result)
+    return binary(arrays, {"layer": layer, "unit": unit, "k": arrays["probe_id"].shape[1]} | result)

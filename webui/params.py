@@ -6,6 +6,7 @@ what is allowed; run/step/layer lookups raise 404s that name the missing thing.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -13,8 +14,12 @@ from flask import Response, current_app, request
 
 from deepviz import StatsDB
 from deepviz.derived import Derived
+from deepviz.errors import CorruptDataError, NotFoundError
 
 from .errors import ApiError
+
+#: Errors of one step's files that must not take the other steps down.
+STEP_ERRORS = (CorruptDataError, NotFoundError)
 
 
 def db() -> StatsDB:
@@ -22,6 +27,7 @@ def db() -> StatsDB:
 
 
 def derived() -> Derived:
+    """The app's derived-table service: its caches are per db."""
     return current_app.extensions["deepviz_derived"]
 
 
@@ -58,6 +64,14 @@ def get_float(name: str, default: float | None = None, *, lo: float | None = Non
     return number
 
 
+SEED_MAX = 2**31 - 1
+
+
+def get_seed() -> int:
+    """The ``seed`` parameter of the seeded methods (projections, clustering), 0 by default."""
+    return get_int("seed", 0, lo=0, hi=SEED_MAX)
+
+
 def get_choice(name: str, choices, default: str | None = None) -> str:
     value = _raw(name)
     if value is None:
@@ -89,7 +103,49 @@ def step_of(run: str, step) -> int:
         number = int(step)
     except (TypeError, ValueError):
         raise ApiError(f"Step must be an integer, got {str(step)[:50]!r}.", 400) from None
-    return db()._require_step(run, number)
+    return db().require_step(run, number)
+
+
+def step_param(rid: str, name: str, default: int | None = None) -> int:
+    """A step given in the query string as ``name`` (``default`` when absent)."""
+    raw = _raw(name)
+    if raw is None:
+        if default is None:
+            raise ApiError(f"Missing parameter '{name}': give a step of the run.", 400)
+        return default
+    try:
+        int(raw)
+    except ValueError:
+        raise ApiError(f"Parameter '{name}' must be a step (an integer), got {raw[:50]!r}.", 400) from None
+    return step_of(rid, raw)
+
+
+def previous_step(rid: str, step: int) -> int | None:
+    steps = db().steps(rid)
+    i = steps.index(step)
+    return steps[i - 1] if i > 0 else None
+
+
+def class_count(rid: str) -> int:
+    return len(db().run_info(rid)["class_names"])
+
+
+def probe_row(rid: str, probe) -> tuple[int, int]:
+    """(probe id, row in probe order) of a probe id given in a URL or the query string (404 when unknown)."""
+    try:
+        pid = int(probe)
+    except (TypeError, ValueError):
+        raise ApiError(f"Parameter 'probe' must be a probe image id (an integer), got {str(probe)[:50]!r}.", 400) from None
+    ids = db().probes(rid)["probe_id"].to_numpy()
+    row = int(np.searchsorted(ids, pid))
+    if row >= len(ids) or ids[row] != pid:
+        raise NotFoundError(f"Unknown probe image {pid} in run {rid!r}; it has {len(ids)} probe images (ids {ids[0]}..{ids[-1]}).")
+    return pid, row
+
+
+def finite(values) -> list:
+    """Floats as JSON numbers, NaN/Inf as null."""
+    return [None if v is None or not math.isfinite(float(v)) else float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def layer_of(run: str, step: int | None = None, name: str = "layer", required: bool = True) -> str | None:

@@ -75,7 +75,7 @@ def calls(app, store: StatsDB, run: str, step: int | None = None) -> list[Call]:
             # Read by the routes that need them, ignored by the others.
             query = {"probe": known["probe"], "step": known["step"], "cls": 0, "unit": 0, "a": known["step"], "b": known["step"]} | EXTRA.get(rule.endpoint, {})
         body = SQL_BODY if rule.endpoint == "sql.run_sql" else None
-        upload = store.thumbnail(known["probe"], run) if rule.endpoint == "analysis.search_upload" else None
+        upload = store.thumbnail(known["probe"], run) if rule.endpoint == "search.search_upload" else None
         out.append(Call(method, rule.endpoint, rule.rule, path, query, body, upload))
     return out
 

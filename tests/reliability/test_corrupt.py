@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -106,12 +107,16 @@ def test_web_ui(db_copy):
     # Every route at a healthy step answers 200, and the run list shows both runs.
     for call in calls(app, store, d["run"], step=d["steps"][0]):
         res = client.open(call.url, method=call.method, **call.body)
-        if call.endpoint == "inspect.unit_history":
-            # Known gap: deepviz.introspect.unit_history reads every step and stops at the
-            # first bad one; the answer is an error naming it, not a crash.
-            assert res.status_code in (200, 500) and (res.status_code == 200 or "are missing" in res.get_json()["error"])
-            continue
         assert res.status_code == 200, (call.url, res.get_data(as_text=True)[:300])
+    # Unit history spans every step, like the trajectory: the step missing the layer is listed and left out.
+    res = client.get(f"{base}/inspect/unit_history?layer={d['layer']}&unit=0")
+    assert res.status_code == 200, res.get_data(as_text=True)[:300]
+    (n,) = struct.unpack("<I", res.data[:4])
+    header = json.loads(res.data[4 : 4 + n])
+    assert [e["step"] for e in header["meta"]["errors"]] == [d["missing"]]
+    assert "are missing" in header["meta"]["errors"][0]["error"]
+    shapes = {a["name"]: a["shape"] for a in header["arrays"]}
+    assert shapes["steps"] == [len(d["steps"]) - 1]
     runs = client.get("/api/runs").get_json()
     assert {r["run_id"] for r in runs} == {d["run"], "00000000-empty"}
     assert client.get("/api/runs/00000000-empty").status_code == 200

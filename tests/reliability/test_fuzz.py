@@ -24,7 +24,7 @@ from .routes import calls
 WEBUI = Path(__file__).resolve().parents[2] / "webui"
 
 # Every query parameter any route reads, found in the source so new ones are fuzzed too.
-_READ = re.compile(r"""(?:get_int|get_float|get_choice|get_str|_bounded_int|_step_param\(rid,|request\.args\.get\(|request\.args\[)\(?\s*["'](\w+)["']""")
+_READ = re.compile(r"""(?:get_int|get_float|get_choice|get_str|_bounded_int|step_param\(rid,|request\.args\.get\(|request\.args\[)\(?\s*["'](\w+)["']""")
 PARAM_NAMES = sorted({m for f in WEBUI.glob("*.py") for m in _READ.findall(f.read_text())} | {"step", "layer", "probe", "token"})
 
 HOSTILE = st.sampled_from(

@@ -100,6 +100,27 @@ class LiveServer:
         self.server.shutdown()
 
 
+class Waitress:
+    """The app on waitress with ``deepviz serve``'s settings (``webui.server``), on a loopback port."""
+
+    def __init__(self, app, **overrides):
+        from webui.server import make_server
+
+        self.server = make_server(app, "127.0.0.1", 0, **overrides)
+        self.port = self.server.effective_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
+        self.thread.join(5)
+
+
 @pytest.fixture()
 def live_server(app):
     server = LiveServer(app)

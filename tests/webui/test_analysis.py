@@ -100,7 +100,7 @@ def test_search_errors(client, run_id, probe_ids):
 
 
 def test_upload_errors(client, run_id, monkeypatch):
-    from webui import analysis
+    from webui import search as analysis
 
     url = api(run_id, "search")
     form = "multipart/form-data"

@@ -181,6 +181,8 @@ def test_metrics_series_and_per_class_accuracy(client, store, run_id):
 def test_filters_layout_change_and_png(client, store, run_id):
     from PIL import Image
 
+    from deepviz.introspect import filter_images
+
     steps = store.steps(run_id)
     convs = store.run_info(run_id)["conv_layers"]
     first = client.get(api(run_id, f"steps/{steps[0]}/filters")).get_json()
@@ -197,9 +199,14 @@ def test_filters_layout_change_and_png(client, store, run_id):
         img = Image.open(io.BytesIO(res.data))
         gap = body["gap"]
         assert img.size == (gap + body["cols"] * (body["cell_w"] + gap), gap + body["rows"] * (body["cell_h"] + gap))
-        # each filter is scaled to its own range: every cell spans black to white
-        cell = np.asarray(img)[gap : gap + body["cell_h"], gap : gap + body["cell_w"]]
-        assert cell.min() == 0 and cell.max() == 255
+        # every cell is the one filter-to-image function's tile (the Inspect tab's too), zoomed
+        tiles = np.repeat((filter_images(w) * 255).round().astype(np.uint8), 3, axis=-1)
+        z = body["zoom"]
+        for i in (0, len(w) - 1):
+            r, c = divmod(i, body["cols"])
+            y, x = gap + r * (body["cell_h"] + gap), gap + c * (body["cell_w"] + gap)
+            cell = np.asarray(img.convert("RGB"))[y : y + body["cell_h"], x : x + body["cell_w"]]
+            assert np.array_equal(cell, tiles[i].repeat(z, axis=0).repeat(z, axis=1)), (conv, i)
 
 
 # --------------------------------------------------------------------------- errors
@@ -276,25 +283,6 @@ def test_a_corrupt_step_fails_alone(corrupt_db):
     assert client.get(api(run, f"steps/{bad}/filters")).status_code == 200
 
 
-def test_filter_images_rgb_and_channel_mean_each_scaled_to_its_range():
-    from webui.snapshots import _filter_images
-
-    rng = np.random.default_rng(0)
-    w = rng.normal(size=(4, 3, 5, 5)) * np.array([1, 10, 100, 1000])[:, None, None, None]
-    w[3] = 7.0  # a constant filter shows as mid grey, not NaN
-    rgb = _filter_images(w, rgb=True)
-    assert rgb.shape == (4, 5, 5, 3)
-    for k in range(3):
-        assert rgb[k].min() == 0 and rgb[k].max() == 1
-        # the colour channels keep the input channels' order
-        assert np.allclose(rgb[k, ..., 1], (w[k, 1] - w[k].min()) / np.ptp(w[k]))
-    assert np.all(rgb[3] == 0.5)
-    grey = _filter_images(w, rgb=False)
-    assert grey.shape == (4, 5, 5, 3) and np.all(grey[..., 0] == grey[..., 2])
-    mean = w[0].mean(axis=0)
-    assert np.allclose(grey[0, ..., 0], (mean - mean.min()) / np.ptp(mean))
-
-
 # --------------------------------------------------------------------------- small synthetic runs
 
 
@@ -352,11 +340,3 @@ def test_runs_without_filters_steps_or_a_stable_probe_set_say_so(synthetic_clien
     assert_api_error(synthetic_client.get("/api/runs/noconv/steps/0/filters"), 404, "stored no conv layer weights")
     assert_api_error(synthetic_client.get("/api/runs/nosteps/flows"), 404, "has no steps yet")
     assert_api_error(synthetic_client.get("/api/runs/shuffled/flows?a=0&b=10"), 500, "hold different probe images")
-
-
-def test_filter_weights_must_be_four_dimensional():
-    from deepviz.errors import CorruptDataError
-    from webui.snapshots import _filter_images
-
-    with pytest.raises(CorruptDataError, match=r"must be \(out, in, kh, kw\); got shape \(4, 9\)"):
-        _filter_images(np.zeros((4, 9)), rgb=False)

@@ -145,3 +145,28 @@ def test_an_unreadable_file_is_reported_not_a_crash(tmp_path, webui_db):
     body = sql(client, "SELECT count(DISTINCT step) FROM predictions").get_json()
     assert body["rows"][0][0] == len(StatsDB(db_copy).steps()) - 1
     assert any(victim.name in f and "corrupt" in f for f in body["skipped"])
+
+
+def test_a_blow_up_query_is_answered_within_the_time_limit(webui_db):
+    """The limit covers the whole request: a query whose rows are huge lists is answered at the deadline
+    (DuckDB's memory_limit and one thread bound what it takes meanwhile), not when it has finished."""
+    import time
+
+    from webui import create_app
+
+    client = create_app(webui_db, test_config={"TESTING": True, "SQL_TIMEOUT_S": 1.0, "SQL_MEMORY_LIMIT": "200MB"}).test_client()
+    start = time.perf_counter()
+    res = client.post("/api/sql", json={"query": "SELECT range(0, 5000000) FROM range(50)"})
+    elapsed = time.perf_counter() - start
+    assert_api_error(res, 400, r"time limit of 1 s|Out of Memory|memory")
+    assert elapsed < 1.0 + 1.0, elapsed
+
+
+def test_the_console_runs_with_the_configured_memory_limit_and_threads(webui_db):
+    from webui import create_app
+
+    client = create_app(webui_db, test_config={"TESTING": True, "SQL_MEMORY_LIMIT": "200MB", "SQL_THREADS": 1}).test_client()
+    body = client.post("/api/sql", json={"query": "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t"}).get_json()
+    assert body["rows"] == [["190.7 MiB", 1]]  # DuckDB shows 200 MB in MiB
+    # and a query cannot raise them: the configuration is locked
+    assert_api_error(client.post("/api/sql", json={"query": "SET memory_limit = '8GB'"}), 400, "read-only")

@@ -1,0 +1,114 @@
+"""Clusters of a layer at a step, sub-clusters of one class, and cluster purity over the steps.
+
+    GET  /api/runs/<run>/steps/<step>/clusters?layer=&method=&k=&seed=
+    GET  /api/runs/<run>/steps/<step>/subclusters?layer=&cls=&k=&seed=
+    GET  /api/runs/<run>/clusters/purity?layer=&method=&k=&seed=
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flask import Blueprint, jsonify
+
+from deepviz import StatsDB
+from deepviz.analysis import clusters as C
+
+from .params import binary, db, get_choice, get_int, get_seed, layer_of, run_id, step_of
+from .state import state
+
+bp = Blueprint("clusters", __name__, url_prefix="/api/runs/<run>")
+
+CLUSTER_METHODS = ("kmeans", "hdbscan")
+def _cluster_method() -> str:
+    return get_choice("method", CLUSTER_METHODS, default="kmeans")
+
+
+def _k(default: int = 8, hi: int = 50) -> int:
+    return get_int("k", default, lo=2, hi=hi)
+
+
+def cluster_labels(stats: StatsDB, run: str, step: int, layer: str, method: str, k: int, seed: int) -> np.ndarray:
+    """Cluster ids of the probe images (probe order; -1 = noise), cached on the app."""
+
+    def fit() -> np.ndarray:
+        X = stats.activations(step, layer, run)
+        labels = C.kmeans(X, k, random_state=seed) if method == "kmeans" else C.hdbscan(X)
+        return np.asarray(labels, dtype=np.int32)
+
+    key = ("clusters", run, step, layer, method, k if method == "kmeans" else None, seed)
+    return state().results.get_or_compute(key, fit)[0]
+
+
+def _summary(labels: np.ndarray, true: np.ndarray, correct: np.ndarray, confidence: np.ndarray, n_classes: int) -> list[dict]:
+    out = []
+    for c in np.unique(labels[labels >= 0]):
+        members = labels == c
+        counts = np.bincount(true[members], minlength=n_classes)
+        out.append({
+            "id": int(c),
+            "size": int(members.sum()),
+            "majority": int(counts.argmax()),
+            "purity": float(counts.max() / members.sum()),
+            "accuracy": float(correct[members].mean()),
+            "confidence": float(confidence[members].mean()),
+        })
+    return out
+
+
+@bp.get("/steps/<step>/clusters")
+def clusters(run: str, step: str):
+    rid = run_id(run)
+    s = step_of(rid, step)
+    layer = layer_of(rid, s)
+    method, k, seed = _cluster_method(), _k(), get_seed()
+    labels = cluster_labels(db(), rid, s, layer, method, k, seed)
+    p = db().predictions(s, rid)
+    n_classes = len(db().run_info(rid)["class_names"])
+    meta = {
+        "step": s, "layer": layer, "method": method, "k": k, "seed": seed,
+        "clusters": _summary(labels, p["label"], p["correct"], p["confidence"], n_classes),
+        "noise": int((labels < 0).sum()),
+        "purity": float(C.purity(labels, p["label"])),
+    }
+    return binary({"labels": labels}, meta)
+
+
+@bp.get("/steps/<step>/subclusters")
+def subclusters(run: str, step: str):
+    rid = run_id(run)
+    s = step_of(rid, step)
+    layer = layer_of(rid, s)
+    names = db().run_info(rid)["class_names"]
+    cls = get_int("cls", lo=0, hi=len(names) - 1, required=True)
+    k, seed = _k(default=3, hi=20), get_seed()
+    p = db().predictions(s, rid)
+    index = np.flatnonzero(p["label"] == cls)
+
+    def fit() -> np.ndarray:
+        X = db().activations(s, layer, rid)
+        return np.asarray(C.subclusters(X, p["label"], cls, k, random_state=seed), dtype=np.int32)
+
+    labels = state().results.get_or_compute(("subclusters", rid, s, layer, cls, k, seed), fit)[0]
+    meta = {
+        "step": s, "layer": layer, "cls": cls, "class_name": names[cls], "k": k, "seed": seed,
+        "clusters": _summary(labels, p["pred"][index], p["correct"][index], p["confidence"][index], len(names)),
+    }
+    return binary({"index": index.astype(np.int32), "labels": labels}, meta)
+
+
+@bp.get("/clusters/purity")
+def purity_timeline(run: str):
+    rid = run_id(run)
+    layer = layer_of(rid)
+    method, k, seed = _cluster_method(), _k(), get_seed()
+    steps, values, errors = [], [], {}
+    for s in db().steps(rid):
+        try:
+            labels = cluster_labels(db(), rid, s, layer, method, k, seed)
+            values.append(float(C.purity(labels, db().predictions(s, rid)["label"])))
+        except (LookupError, OSError) as exc:
+            # One unreadable step leaves a gap in the line, not an error for the whole chart.
+            errors[str(s)] = str(exc)
+            values.append(None)
+        steps.append(s)
+    return jsonify({"layer": layer, "method": method, "k": k, "seed": seed, "steps": steps, "purity": values, "errors": errors})

@@ -1,0 +1,128 @@
+"""The confusion matrix of a step and its change, the probe images of a cell, and flows between two steps."""
+
+from __future__ import annotations
+
+import numpy as np
+from flask import Blueprint, jsonify
+
+from deepviz import analysis as A
+from deepviz.errors import CorruptDataError, NotFoundError
+
+from .params import STEP_ERRORS, class_count, db, finite, get_choice, get_int, previous_step, run_id, step_of, step_param
+
+bp = Blueprint("confusion", __name__, url_prefix="/api/runs/<run>")
+
+
+@bp.get("/steps/<step>/confusion")
+def confusion(run: str, step: str):
+    """The confusion matrix at a step (rows = true class) and its change from ``prev``."""
+    rid = run_id(run)
+    s = step_of(rid, step)
+    prev = step_param(rid, "prev", default=-1)
+    prev = previous_step(rid, s) if prev == -1 else prev
+    classes = class_count(rid)
+    p = db().predictions(s, rid)
+    matrix = A.confusion(p["label"], p["pred"], classes)
+    out = {
+        "step": s,
+        "prev_step": prev,
+        "n": int(matrix.sum()),
+        "correct": int(np.trace(matrix)),
+        "matrix": matrix.tolist(),
+        "prev": None,
+        "delta": None,
+        "prev_error": None,
+    }
+    if prev is not None:
+        try:
+            q = db().predictions(prev, rid)
+        except STEP_ERRORS as exc:
+            out["prev_error"] = str(exc)
+        else:
+            before = A.confusion(q["label"], q["pred"], classes)
+            out["prev"] = before.tolist()
+            out["delta"] = A.confusion_delta(before, matrix).tolist()
+    return jsonify(out)
+
+
+SORTS = ("confidence", "loss", "probe_id")
+
+
+@bp.get("/steps/<step>/images")
+def images(run: str, step: str):
+    """The probe images at a step, filtered by true class, predicted class and correctness.
+
+    ``sort`` (confidence | loss | probe_id) and ``order`` (desc | asc) order
+    them; ``limit`` caps the list (``total`` says how many matched).
+    """
+    rid = run_id(run)
+    s = step_of(rid, step)
+    classes = class_count(rid)
+    true = get_int("true", lo=0, hi=classes - 1)
+    pred = get_int("pred", lo=0, hi=classes - 1)
+    correct = get_choice("correct", ("0", "1", "any"), "any")
+    sort = get_choice("sort", SORTS, "confidence")
+    order = get_choice("order", ("desc", "asc"), "desc")
+    limit = get_int("limit", 500, lo=1, hi=10_000)
+    p = db().predictions(s, rid)
+    keep = np.ones(len(p["pred"]), dtype=bool)
+    if true is not None:
+        keep &= p["label"] == true
+    if pred is not None:
+        keep &= p["pred"] == pred
+    if correct != "any":
+        keep &= p["correct"] == (correct == "1")
+    rows = np.flatnonzero(keep)
+    key = p[sort][rows] if sort != "probe_id" else p["probe_id"][rows]
+    rows = rows[np.argsort(-key if order == "desc" else key, kind="stable")][:limit]
+    return jsonify(
+        {
+            "step": s,
+            "total": int(keep.sum()),
+            "probe_id": p["probe_id"][rows].tolist(),
+            "label": p["label"][rows].tolist(),
+            "pred": p["pred"][rows].tolist(),
+            "confidence": finite(p["confidence"][rows]),
+            "loss": finite(p["loss"][rows]),
+        }
+    )
+
+
+@bp.get("/flows")
+def flows(run: str):
+    """Which images changed predicted class between steps ``a`` and ``b`` (default: the last two)."""
+    rid = run_id(run)
+    steps = db().steps(rid)
+    if not steps:
+        raise NotFoundError(f"Run {rid!r} has no steps yet.")
+    b = step_param(rid, "b", default=steps[-1])
+    before_b = previous_step(rid, b)
+    a = step_param(rid, "a", default=b if before_b is None else before_b)
+    pa, pb = db().predictions(a, rid), db().predictions(b, rid)
+    if not np.array_equal(pa["probe_id"], pb["probe_id"]):
+        raise CorruptDataError(f"Steps {a} and {b} of run {rid!r} hold different probe images; their predictions cannot be compared.")
+    table = A.flows(pa["pred"], pb["pred"], pa["label"], pa["probe_id"])
+    counts = {(int(r.from_pred), int(r.to_pred)): int(r.count) for r in table.itertuples()}
+    rows = [
+        {
+            "from_pred": int(r.from_pred),
+            "to_pred": int(r.to_pred),
+            "count": int(r.count),
+            "fixed": int(r.fixed),
+            "broken": int(r.broken),
+            "back": counts.get((int(r.to_pred), int(r.from_pred)), 0),
+            "probe_ids": [int(i) for i in r.probe_ids],
+        }
+        for r in table.itertuples()
+    ]
+    return jsonify(
+        {
+            "a": a,
+            "b": b,
+            "n": int(len(pa["pred"])),
+            "changed": int(sum(r["count"] for r in rows)),
+            "fixed": int(sum(r["fixed"] for r in rows)),
+            "broken": int(sum(r["broken"] for r in rows)),
+            "rows": rows,
+        }
+    )
