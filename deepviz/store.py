@@ -230,21 +230,15 @@ class StatsWriter:
         nonfinite_layers: Iterable[str] = (),
         state: bytes | None = None,
         activation_dtype: str = "float16",
-        _after_file=None,
     ) -> None:
-        """Write one snapshot so that it becomes visible all at once or not at all.
-
-        ``_after_file`` is a test hook called with each staged file and, while
-        committing, with each folder moved into place (the fault-injection
-        tests use it to slow the writer down or to be killed at a known point).
-        """
+        """Write one snapshot so that it becomes visible all at once or not at all."""
         step = int(step)
         if (self.root / "steps" / f"run_id={run_id}" / f"step={step}" / "step.parquet").exists():
             raise ConfigurationError(f"Step {step} of run {run_id!r} is already written; a step is never written twice.")
         dtype = {"float16": np.float16, "float32": np.float32}[activation_dtype]
         stage = self.root / STAGING / f"{run_id}--{step}--{uuid.uuid4().hex[:8]}"
         made: set[Path] = set()
-        after = _after_file or (lambda path: None)
+        after = self._on_written
         n = len(probe_ids)
         ids = pa.array(np.asarray(probe_ids, dtype=np.int64))
         run_col = pa.array([run_id] * n, pa.string())
@@ -374,6 +368,9 @@ class StatsWriter:
             raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def _on_written(self, path: Path) -> None:
+        """Called after each staged file and each folder moved in at commit (a seam for fault tests)."""
 
     def _move_state(self, stage: Path, run_id: str, step: int) -> None:
         src = stage / "state.pt"
@@ -880,6 +877,10 @@ class StatsDB:
         path = self.root / "states" / f"run_id={run_id}" / f"step={int(step)}.pt"
         return self._safe(path) if path.exists() else None
 
+    def checkpoint_dir(self, run: str | None = None) -> Path:
+        """The db's own folder of per-step checkpoint files of a run (it may not exist yet)."""
+        return self.root / "checkpoint_files" / f"run_id={self.resolve_run(run)}"
+
     def load_model(self, step: int, run: str | None = None):
         """Rebuild the run's LightningModule with the weights it had at ``step``, in eval mode.
 
@@ -1069,13 +1070,26 @@ class StatsDB:
             raise
         return con
 
-    def sql(self, query: str):
-        """Run a SQL query over the tables (as views) and return a pandas DataFrame."""
+    def sql(self, query: str, max_rows: int | None = None):
+        """Run a SQL query over the tables (as views) and return a pandas DataFrame.
+
+        With ``max_rows``, the result streams and at most that many rows are fetched.
+        """
         import duckdb
+        import pandas as pd
 
         con = self.connect()
         try:
-            return con.execute(query).df()
+            result = con.execute(query)
+            if max_rows is None:
+                return result.df()
+            chunks = [result.fetch_df_chunk()]  # one vector (2048 rows) at a time, never the whole result
+            rows = len(chunks[0])
+            while rows < max_rows and len(chunks[-1]):
+                chunks.append(result.fetch_df_chunk())
+                rows += len(chunks[-1])
+            frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+            return frame.head(max_rows)
         except duckdb.Error as exc:
             raise QueryError(f"{type(exc).__name__}: {exc}") from exc
         finally:

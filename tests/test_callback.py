@@ -17,11 +17,13 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .conftest import digits_loaders, quiet_trainer
+from .faults import fail_on
 from .test_probe import ImagesOnly
 from deepviz import StatsCallback, StatsDB
 from deepviz import schema as S
 from deepviz.errors import ConfigurationError, SchemaVersionError
 from deepviz.probe import build_probe
+from deepviz.store import StatsWriter
 from trainers.models import SmallNet
 
 
@@ -92,12 +94,13 @@ def test_epoch_end_when_there_is_no_validation(tmp_path, digits_tensors):
     assert table.loc[table.step > 0, "train_loss_epoch"].notna().all()
 
 
-def test_never_during_the_sanity_check(tmp_path, digits_tensors):
+def test_never_during_the_sanity_check(tmp_path, digits_tensors, monkeypatch):
     cb = StatsCallback(tmp_path / "db", probe=probe_pair(digits_tensors), probe_size=30)
     states = []
     trainer = quiet_trainer(max_epochs=1, num_sanity_val_steps=2, enable_checkpointing=True,
                             callbacks=[cb, ModelCheckpoint(dirpath=tmp_path / "ckpt")])
-    cb.write_hook = lambda path: states.append(trainer.sanity_checking)
+    # The writer's seam, called after each file it writes: was the trainer in its sanity check then?
+    monkeypatch.setattr(StatsWriter, "_on_written", lambda self, path: states.append(trainer.sanity_checking))
     train, val = digits_loaders(digits_tensors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -323,16 +326,10 @@ def test_nan_is_stored_flagged_and_warned_once(tmp_path, digits_tensors):
     assert db.sql("SELECT count(*) AS n FROM steps WHERE len(nonfinite_layers) > 0").n[0] == 3
 
 
-def test_failed_write_warns_once_and_training_goes_on(tmp_path, digits_tensors):
+def test_failed_write_warns_once_and_training_goes_on(tmp_path, digits_tensors, monkeypatch):
     calls = []
-
-    def disk_full_once(path):
-        calls.append(path)
-        if len(calls) == 1:
-            raise OSError(28, "No space left on device")
-
+    fail_on(monkeypatch, lambda path: calls.append(path) or len(calls) == 1, OSError(28, "No space left on device"))
     cb = StatsCallback(tmp_path / "db", probe=probe_pair(digits_tensors), probe_size=30)
-    cb.write_hook = disk_full_once
     trainer = quiet_trainer(max_epochs=2, callbacks=[cb])
     with pytest.warns(UserWarning, match=r"snapshot at step 0 skipped: \[Errno 28\] No space left.*training goes on"):
         trainer.fit(SmallNet(), *digits_loaders(digits_tensors))
