@@ -1080,16 +1080,10 @@ class StatsDB:
 
         con = self.connect()
         try:
-            result = con.execute(query)
             if max_rows is None:
-                return result.df()
-            chunks = [result.fetch_df_chunk()]  # one vector (2048 rows) at a time, never the whole result
-            rows = len(chunks[0])
-            while rows < max_rows and len(chunks[-1]):
-                chunks.append(result.fetch_df_chunk())
-                rows += len(chunks[-1])
-            frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
-            return frame.head(max_rows)
+                return con.execute(query).df()
+            relation = con.sql(query)  # lazy: the LIMIT on top stops the scan once max_rows rows are out
+            return pd.DataFrame() if relation is None else relation.limit(max_rows).df()
         except duckdb.Error as exc:
             raise QueryError(f"{type(exc).__name__}: {exc}") from exc
         finally:

@@ -204,11 +204,13 @@ def test_train_in_process(trained):
     assert info["name"] == "first" and info["dataset"] == "digits" and info["n_probe"] == 50
     steps = db.steps(run_id)
     assert steps[0] == 0 and len(steps) == 2  # the random init, then the end of the epoch
-    # checkpoints sit beside the db, not in its table folders, and the db records their paths
+    # Lightning's checkpoints sit beside the db; the db records its own per-step copy (a hard link) of
+    # each one saved at a snapshot step, never last.ckpt, which the next epoch overwrites.
     ckpt_dir = trained["db"].parent / "checkpoints" / run_id
     assert (ckpt_dir / "last.ckpt").is_file()
-    assert not list(trained["db"].rglob("*.ckpt"))
-    assert all(Path(p).parent == ckpt_dir.resolve() for p in db.checkpoints(run_id).values())
+    recorded = db.checkpoints(run_id)
+    assert set(recorded) == {steps[-1]}
+    assert all(Path(p) == (db.checkpoint_dir(run_id) / f"step={s}.ckpt").absolute() for s, p in recorded.items())
 
 
 def test_runs_formats_agree(capsys, trained):
@@ -260,7 +262,64 @@ def test_sql_max_rows(capsys, trained):
                               "--format", "csv")
     assert code == 0
     assert len(out.strip().splitlines()) == 1 + 7
-    assert "(50 rows; showing the first 7" in err
+    # Streamed: one row more than shown is fetched, so the total is not known (nor paid for).
+    assert "(more than 7 rows; showing the first 7" in err
+
+
+def test_sql_max_rows_fetches_no_more(tmp_path, trained):
+    """A 30M-row result with --max-rows 5 stays far below the ~650 MB that fetching it all takes."""
+    script = (
+        "import re, sys\n"
+        "from deepviz.cli import main\n"
+        "code = main(['sql', sys.argv[1], 'SELECT range AS x, range * 2 AS y FROM range(30000000)', '--max-rows', '5'])\n"
+        "# VmHWM: this process's peak resident memory (ru_maxrss would include pytest's, inherited at fork)\n"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+        "print('MAXRSS_KB', hwm, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(trained["db"])], env=env_with_repo(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(proc.stdout.strip().splitlines()) == 1 + 5
+    rss_mb = int(re.search(r"MAXRSS_KB (\d+)", proc.stderr).group(1)) / 1024
+    assert rss_mb < 400, f"peak memory {rss_mb:.0f} MB"
+
+
+def test_sql_is_unsandboxed_and_says_so(capsys, trained, tmp_path):
+    code, out, _ = run_main(capsys, "sql", "--help")
+    assert code == 0 and "NOT sandboxed" in out and "--sandbox" in out
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n42\n")
+    code, out, err = run_main(capsys, "sql", trained["db"], f"SELECT a FROM read_csv('{outside}')", "--format", "csv")
+    assert code == 0, err
+    assert out.split() == ["a", "42"]
+
+
+def test_sql_sandbox_applies_the_consoles_rules(capsys, trained, tmp_path):
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n42\n")
+    code, _, err = run_main(capsys, "sql", trained["db"], f"SELECT a FROM read_csv('{outside}')", "--sandbox")
+    assert_error(code, err, r"Refused: the SQL console reads only the db's own tables and files")
+    code, _, err = run_main(capsys, "sql", trained["db"], f"COPY steps TO '{tmp_path / 'out.csv'}'", "--sandbox")
+    assert_error(code, err, r"Refused: the SQL console is read-only and runs only SELECT queries")
+    assert not (tmp_path / "out.csv").exists()
+    code, out, err = run_main(capsys, "sql", trained["db"], "SELECT probe_id FROM probes ORDER BY probe_id",
+                              "--sandbox", "--max-rows", "3", "--format", "csv")
+    assert code == 0 and len(out.strip().splitlines()) == 1 + 3
+    assert "(more than 3 rows; showing the first 3" in err
+
+
+def test_an_os_error_is_one_line_not_a_traceback(capsys, trained, tmp_path):
+    """A derived table that cannot be written (here a file stands where its folder goes, as a full disk
+    would refuse it): `deepviz analyze` says so in one line and exits 1."""
+    import shutil
+
+    copy = tmp_path / "db"
+    shutil.copytree(trained["db"], copy)
+    shutil.rmtree(copy / "data_map", ignore_errors=True)
+    (copy / "data_map").write_text("in the way")
+    code, _, err = run_main(capsys, "analyze", copy)
+    assert_error(code, err, r"\[Errno \d+\] .*data_map.*\. Free space, fix permissions or the path, then run")
 
 
 def test_sql_empty_result(capsys, trained):
