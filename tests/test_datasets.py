@@ -193,12 +193,12 @@ def test_digits_splits_are_disjoint_stratified_and_stable():
 
 def test_stratified_split_partitions_the_indices():
     labels = np.repeat(np.arange(4), [1, 2, 10, 33])
-    train = datasets._stratified_split(labels, "train")
-    test = datasets._stratified_split(labels, "test")
+    train = datasets.base.stratified_split(labels, "train")
+    test = datasets.base.stratified_split(labels, "test")
     assert np.intersect1d(train, test).size == 0
     assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(len(labels)))
     assert 0 not in labels[test]  # a class with one example stays in train
-    assert np.array_equal(test, datasets._stratified_split(labels, "test"))
+    assert np.array_equal(test, datasets.base.stratified_split(labels, "test"))
 
 
 def test_digits_resized_on_request():
@@ -298,8 +298,8 @@ def test_cifar10_download_fetches_verifies_and_extracts(tmp_path, monkeypatch):
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(source, arcname="cifar-10-batches-py")
-    monkeypatch.setattr(datasets, "CIFAR10_URL", archive.as_uri())
-    monkeypatch.setattr(datasets, "CIFAR10_MD5", md5_of(archive))
+    monkeypatch.setattr(datasets.cifar, "CIFAR10_URL", archive.as_uri())
+    monkeypatch.setattr(datasets.cifar, "CIFAR10_MD5", md5_of(archive))
 
     root = tmp_path / "data"
     ds = load_dataset("cifar10", root, download=True, progress=False)
@@ -307,7 +307,7 @@ def test_cifar10_download_fetches_verifies_and_extracts(tmp_path, monkeypatch):
     assert (root / "cifar-10-batches-py" / "test_batch").is_file()
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temp files left
 
-    monkeypatch.setattr(datasets, "CIFAR10_MD5", "0" * 32)
+    monkeypatch.setattr(datasets.cifar, "CIFAR10_MD5", "0" * 32)
     (root / "cifar-10-batches-py" / "test_batch").unlink()
     (root / "cifar-10-python.tar.gz").unlink()
     with pytest.raises(DatasetError, match=f"has MD5 {md5_of(archive)}, expected 0{{32}}"):
@@ -414,8 +414,8 @@ def test_mnist_corrupt_gzip(tmp_path, cut):
 def test_mnist_download_from_mirror(tmp_path, monkeypatch):
     mirror = write_mnist(tmp_path / "mirror", gz=True)
     md5s = {p.name: md5_of(p) for p in mirror.iterdir()}
-    monkeypatch.setitem(datasets.IDX_SOURCES["mnist"], "url", mirror.as_uri() + "/")
-    monkeypatch.setitem(datasets.IDX_SOURCES["mnist"], "md5", md5s)
+    monkeypatch.setitem(datasets.idx.IDX_SOURCES["mnist"], "url", mirror.as_uri() + "/")
+    monkeypatch.setitem(datasets.idx.IDX_SOURCES["mnist"], "md5", md5s)
     root = tmp_path / "data"
     ds = load_dataset("mnist", root, split="test", download=True, progress=False)
     assert len(ds) == 5
