@@ -56,12 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_training_commands(sub)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the web UI over a stats db",
+        description="Serve the web UI with waitress. It binds to loopback unless --host says otherwise; on any "
+        "other address a token is required, and one is generated (and printed in the URL) if not given.",
+    )
+    _add_db_argument(p)
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--token", metavar="T", help="access token the UI asks for (generated when binding beyond loopback)")
+    p.set_defaults(func=cmd_serve)
+
+    _add_query_commands(sub)
+    return parser
+
+
+def _add_training_commands(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a reference model with the StatsCallback",
         description="Train a reference model on a dataset, snapshotting a probe set of test images into the "
         "stats db after every epoch. Checkpoints (best by val_acc, and last) go to "
-        "<db>/../checkpoints/<run_id>/ unless --ckpt-dir is given.",
+        "<db>/../checkpoints/<run_id>/ unless --ckpt-dir is given; the db keeps its own per-step hard link "
+        "(or copy) of each one saved at a snapshot, since last.ckpt is overwritten at every epoch.",
     )
     p.add_argument("--dataset", choices=DATASET_NAMES, default="digits", help="dataset (default: digits, no download needed)")
     p.add_argument("--data-dir", metavar="D", help="folder holding the dataset files (default: ./data); for 'folder', "
@@ -85,18 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser(
-        "serve",
-        help="serve the web UI over a stats db",
-        description="Serve the web UI with waitress. It binds to loopback unless --host says otherwise; on any "
-        "other address a token is required, and one is generated (and printed in the URL) if not given.",
-    )
-    _add_db_argument(p)
-    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
-    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
-    p.add_argument("--token", metavar="T", help="access token the UI asks for (generated when binding beyond loopback)")
-    p.set_defaults(func=cmd_serve)
 
+def _add_query_commands(sub) -> None:
     p = sub.add_parser("runs", help="list the runs in a stats db", description="List the runs in a stats db with "
                        "their number of steps and the probe accuracy at the last step.")
     _add_db_argument(p)
@@ -130,7 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_argument(p)
     p.add_argument("--run", metavar="R", help="run id or name (default: the newest run)")
     p.set_defaults(func=cmd_analyze)
-    return parser
 
 
 def _add_db_argument(p: argparse.ArgumentParser) -> None:
