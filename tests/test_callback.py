@@ -17,13 +17,12 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .conftest import digits_loaders, quiet_trainer
-from .faults import fail_on
+from .faults import fail_on, watch_writes
 from .test_probe import ImagesOnly
 from deepviz import StatsCallback, StatsDB
 from deepviz import schema as S
 from deepviz.errors import ConfigurationError, SchemaVersionError
 from deepviz.probe import build_probe
-from deepviz.store import StatsWriter
 from trainers.models import SmallNet
 
 
@@ -99,8 +98,8 @@ def test_never_during_the_sanity_check(tmp_path, digits_tensors, monkeypatch):
     states = []
     trainer = quiet_trainer(max_epochs=1, num_sanity_val_steps=2, enable_checkpointing=True,
                             callbacks=[cb, ModelCheckpoint(dirpath=tmp_path / "ckpt")])
-    # The writer's seam, called after each file it writes: was the trainer in its sanity check then?
-    monkeypatch.setattr(StatsWriter, "_on_written", lambda self, path: states.append(trainer.sanity_checking))
+    # At each file the writer writes: was the trainer in its sanity check then?
+    watch_writes(monkeypatch, lambda path: states.append(trainer.sanity_checking))
     train, val = digits_loaders(digits_tensors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

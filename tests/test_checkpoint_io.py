@@ -15,9 +15,9 @@ from deepviz.checkpoint_io import RecordingCheckpointIO
 from .test_callback import fit
 
 
-def train_like_deepviz_train(tmp_path, digits_tensors, epochs=3, ckpt_path=None):
+def train_like_deepviz_train(tmp_path, digits_tensors, epochs=3, ckpt_path=None, **cb_kwargs):
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_acc", mode="max", save_top_k=1, save_last=True)
-    return fit(tmp_path, digits_tensors, epochs=epochs, callbacks=[ckpt], ckpt_path=ckpt_path)
+    return fit(tmp_path, digits_tensors, epochs=epochs, callbacks=[ckpt], ckpt_path=ckpt_path, **cb_kwargs)
 
 
 def load(path):
@@ -51,3 +51,14 @@ def test_a_resumed_fit_keeps_the_first_checkpoint_of_a_step_it_trains_again(tmp_
     for step in (5, 10):
         torch.testing.assert_close(load(paths[step])["state_dict"]["conv1.weight"], first[step], rtol=0, atol=0)
     assert load(paths[15])["global_step"] == 15
+
+
+def test_without_stored_states_each_step_loads_its_own_checkpoint(tmp_path, digits_tensors):
+    """The recorded files are what the model loader trusts and reads: with no state dicts stored
+    (a model too big for save_state="auto"), every step's weights come from its own checkpoint."""
+    train_like_deepviz_train(tmp_path, digits_tensors, save_state=False)
+    db = StatsDB(tmp_path / "db")
+    assert db.steps_with_weights() == [5, 10, 15]
+    for step in (5, 10, 15):
+        model = db.load_model(step)
+        np.testing.assert_array_equal(model.conv1.weight.detach().numpy(), db.weights(step, "conv1"))
