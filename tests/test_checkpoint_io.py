@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -62,3 +63,25 @@ def test_without_stored_states_each_step_loads_its_own_checkpoint(tmp_path, digi
     for step in (5, 10, 15):
         model = db.load_model(step)
         np.testing.assert_array_equal(model.conv1.weight.detach().numpy(), db.weights(step, "conv1"))
+
+
+def test_checkpoints_on_another_file_system_are_copied(tmp_path, digits_tensors):
+    """A hard link cannot cross file systems: the db then keeps a copy, which Lightning's next save leaves alone."""
+    import os
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system than the tests' tmp_path")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        ckpt = ModelCheckpoint(dirpath=elsewhere, save_last=True, save_top_k=-1)
+        fit(tmp_path, digits_tensors, epochs=2, callbacks=[ckpt])
+        db = StatsDB(tmp_path / "db")
+        paths = db.checkpoints()
+        assert set(paths) == {5, 10}
+        for step, path in paths.items():
+            assert os.stat(path).st_nlink == 1 and load(path)["global_step"] == step
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
