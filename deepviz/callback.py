@@ -201,6 +201,8 @@ class StatsCallback(*_bases):
             self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=datetime.now(timezone.utc)))
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self.writer is not None:
+            self.writer.close()  # releases the run lock: another fit may resume this run
         if self._recorder is not None:
             checkpoint_io.uninstall(trainer.strategy, self._recorder)
             self._recorder = None

@@ -369,6 +369,9 @@ class StatsWriter:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
+    def close(self) -> None:
+        """Release what this writer holds (temporary no-op here: the store branch's writer releases its run locks)."""
+
     def _on_written(self, path: Path) -> None:
         """Called after each staged file and each folder moved in at commit (a seam for fault tests)."""
 
