@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -13,10 +12,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, weights_of
-from .errors import ConfigurationError
+from . import checkpoint_io
+from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, state_bytes, weights_of
+from .callback_checks import check_arguments, check_labels_named
 from .probe import ProbeSet, build_probe, thumbnails
-from .store import DEFAULT_DB, StatsWriter, check_layer_name, new_run_id
+from .store import DEFAULT_DB, StatsDB, StatsWriter, check_layer_name, new_run_id
 
 # The callback must be an instance of the Callback class of whichever Lightning
 # package the user's Trainer comes from; subclassing both (when both are
@@ -72,13 +72,19 @@ class StatsCallback(*_bases):
             default: every ``nn.Linear``.
         every_n_epochs: snapshot after every n-th validation (or training) epoch.
         every_n_train_steps: snapshot every n optimizer steps instead of per epoch.
-        on_checkpoint: also snapshot whenever a checkpoint is saved, and record its path.
+        on_checkpoint: also snapshot whenever a checkpoint is saved.
         run_name: a readable name for the run (the run id is used when None).
         dataset_name, class_names: recorded in the run's metadata.
         activation_dtype: ``"float16"`` (default, half the disk) or ``"float32"``.
         save_state: store the model's state dict with each snapshot: True, False, or
             ``"auto"`` (models of at most 5M parameters).
         batch_size: probe batch size for the capture forward pass.
+
+    Every checkpoint the trainer saves at a snapshot's step is kept in the db's
+    own checkpoint folder as ``step=<step>.ckpt`` (a hard link where the file
+    system allows, else a copy) and recorded against that step. The file
+    Lightning wrote (``last.ckpt``, a best-k file) is never recorded itself:
+    Lightning rewrites and prunes those, so they are no evidence of a past step.
     """
 
     def __init__(
@@ -100,26 +106,8 @@ class StatsCallback(*_bases):
         batch_size: int = 256,
     ):
         super().__init__()
-        if probe is None:
-            raise ConfigurationError(
-                "StatsCallback needs a probe set: StatsCallback(db, probe=val_dataset, probe_size=1000), "
-                "or probe=(images, labels)."
-            )
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ConfigurationError(f"every_n_epochs must be an integer >= 1, got {every_n_epochs!r}.")
-        if every_n_train_steps is not None and (not isinstance(every_n_train_steps, int) or every_n_train_steps < 1):
-            raise ConfigurationError(f"every_n_train_steps must be None or an integer >= 1, got {every_n_train_steps!r}.")
-        if activation_dtype not in ("float16", "float32"):
-            raise ConfigurationError(f"activation_dtype must be 'float16' or 'float32', got {activation_dtype!r}.")
-        if save_state not in (True, False, "auto"):
-            raise ConfigurationError(f"save_state must be True, False or 'auto', got {save_state!r}.")
-        if probe_size is not None and (not isinstance(probe_size, int) or probe_size < 1):
-            raise ConfigurationError(f"probe_size must be a positive integer or None (all), got {probe_size!r}.")
-        if layers is not None:
-            if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
-                raise ConfigurationError(f"layers must be a list of module names, got {layers!r}.")
-            for name in layers:
-                check_layer_name(name)
+        check_arguments(probe, probe_size, layers, every_n_epochs, every_n_train_steps, activation_dtype,
+                         save_state, class_names, batch_size)
         self.db = os.fspath(db)
         self.probe_source = probe
         self.probe_size = probe_size
@@ -129,7 +117,7 @@ class StatsCallback(*_bases):
         self.on_checkpoint = on_checkpoint
         self.run_name = run_name
         self.dataset_name = dataset_name
-        self.class_names = class_names
+        self.class_names = list(class_names) if class_names is not None else None
         self.probe_seed = probe_seed
         self.activation_dtype = activation_dtype
         self.save_state = save_state
@@ -145,9 +133,9 @@ class StatsCallback(*_bases):
         self._warned_nonfinite = False
         self._warned_write = False
         self._metrics_pending: int | None = None
-        self._skipped: set[int] = set()  # steps whose snapshot could not be written (disk full, ...)
-        self._wrapped_io = None
-        self.write_hook = None  # test hook: called with each staged file path
+        self._committed: set[int] = set()  # steps whose snapshot this fit wrote (not skipped, not resumed)
+        self._kept: set[int] = set()  # steps whose checkpoint is kept and recorded
+        self._recorder: checkpoint_io.RecordingCheckpointIO | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -167,16 +155,8 @@ class StatsCallback(*_bases):
     # ------------------------------------------------------------------ hooks: when
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if stage != "fit":
-            return
-        # Misconfiguration fails here, before the first epoch.
-        self.layers = resolve_layers(pl_module, self.requested_layers)
-        for name in self.layers:
-            check_layer_name(name)
-        self.convs = conv_layers(pl_module)
-        if trainer.is_global_zero:
-            self.writer = StatsWriter(self.db)
-        self.probe = build_probe(self.probe_source, self.probe_size, self.probe_seed)
+        if stage == "fit":
+            self._prepare(trainer, pl_module)  # misconfiguration fails here, before the first epoch
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Here rather than in on_fit_start: some strategies restore callback
@@ -185,21 +165,6 @@ class StatsCallback(*_bases):
         self._begin_run(trainer, pl_module)
         if trainer.global_step == 0:
             self._snapshot(trainer, pl_module, "start")
-
-    def _begin_run(self, trainer, pl_module) -> None:
-        """Continue the run restored from a checkpoint, or start a new one."""
-        resumed = self.run_id is not None
-        if not resumed:
-            self.run_id = self._broadcast(new_run_id() if trainer.is_global_zero else None)
-        if trainer.is_global_zero:
-            if resumed and self.writer.read_run(self.run_id) is not None:
-                # Clear what a crash left, and never write a committed step again.
-                self.written |= set(self.writer.open_run(self.run_id))
-                self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=None))
-            else:
-                self._write_run(trainer, pl_module)
-        self.written = set(self._broadcast(sorted(self.written)))
-        self._wrap_checkpoint_io(trainer)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._validated_this_epoch = False
@@ -213,7 +178,7 @@ class StatsCallback(*_bases):
         if trainer.sanity_checking:
             return
         self._validated_this_epoch = True
-        if self.every_n_train_steps is None and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        if self.every_n_train_steps is None and self._epoch_due(trainer):
             self._snapshot(trainer, pl_module, "validation")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -222,8 +187,7 @@ class StatsCallback(*_bases):
             self._snapshot(trainer, pl_module, "train_steps")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        epoch_due = (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        if self.every_n_train_steps is None and epoch_due and not self._validated_this_epoch:
+        if self.every_n_train_steps is None and self._epoch_due(trainer) and not self._validated_this_epoch:
             self._snapshot(trainer, pl_module, "epoch")  # no validation loop: snapshot at epoch end
         self._flush_metrics(trainer)
 
@@ -237,14 +201,42 @@ class StatsCallback(*_bases):
             self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=datetime.now(timezone.utc)))
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self._wrapped_io is not None:
-            io_obj, original = self._wrapped_io
-            io_obj.__dict__.pop("save_checkpoint", None)
-            if original is not None:
-                io_obj.save_checkpoint = original
-            self._wrapped_io = None
+        if self.writer is not None:
+            self.writer.close()  # releases the run lock: another fit may resume this run
+        if self._recorder is not None:
+            checkpoint_io.uninstall(trainer.strategy, self._recorder)
+            self._recorder = None
 
     # ------------------------------------------------------------------ helpers
+
+    def _epoch_due(self, trainer) -> bool:
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def _prepare(self, trainer, pl_module) -> None:
+        self.layers = resolve_layers(pl_module, self.requested_layers)
+        for name in self.layers:
+            check_layer_name(name)
+        self.convs = conv_layers(pl_module)
+        if trainer.is_global_zero:
+            self.writer = StatsWriter(self.db)
+        self.probe = build_probe(self.probe_source, self.probe_size, self.probe_seed)
+        check_labels_named(self.probe.labels, self.class_names)
+
+    def _begin_run(self, trainer, pl_module) -> None:
+        """Continue the run restored from a checkpoint, or start a new one."""
+        resumed = self.run_id is not None
+        if not resumed:
+            self.run_id = self._broadcast(new_run_id() if trainer.is_global_zero else None)
+        if trainer.is_global_zero:
+            if resumed and self.writer.read_run(self.run_id) is not None:
+                # Clear what a crash left, and never write a committed step again.
+                self.written |= set(self.writer.open_run(self.run_id))
+                self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=None))
+            else:
+                self._write_run(trainer, pl_module)
+            if self._recorder is None:  # rank zero writes the checkpoints, so it alone keeps them
+                self._recorder = checkpoint_io.install(trainer.strategy, self._keep_checkpoint)
+        self.written = set(self._broadcast(sorted(self.written)))
 
     def _broadcast(self, obj):
         rank, world = _dist()
@@ -254,26 +246,23 @@ class StatsCallback(*_bases):
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
-    def _wrap_checkpoint_io(self, trainer) -> None:
-        """Record the path of every checkpoint the trainer saves (rank zero saves)."""
-        if not trainer.is_global_zero or self._wrapped_io is not None:
+    def _keep_checkpoint(self, checkpoint: dict, path) -> None:
+        """Keep and record a checkpoint saved at a step this fit snapshotted (after a resume,
+        a step written before was trained again: its new weights need not be the stored ones)."""
+        step = checkpoint.get("global_step")
+        if step is None or int(step) not in self._committed or int(step) in self._kept:
             return
-        io_obj = trainer.strategy.checkpoint_io
-        inner = io_obj.save_checkpoint
-        had_own = "save_checkpoint" in io_obj.__dict__
+        step = int(step)
 
-        def save_checkpoint(checkpoint, path, storage_options=None):
-            inner(checkpoint, path, storage_options)
-            step = checkpoint.get("global_step")
-            # Only for a step whose snapshot is in the db: a skipped one has no steps row to refer to.
-            if step is not None and self.run_id is not None and int(step) in self.written and int(step) not in self._skipped:
-                self._safe_write(lambda: self.writer.record_checkpoint(self.run_id, int(step), os.fspath(path)))
+        def keep():
+            folder = StatsDB(self.db).checkpoint_dir(self.run_id)
+            kept = checkpoint_io.keep_step_file(path, folder / f"step={step}.ckpt")
+            self.writer.record_checkpoint(self.run_id, step, os.fspath(kept.absolute()))
 
-        io_obj.save_checkpoint = save_checkpoint
-        self._wrapped_io = (io_obj, inner if had_own else None)
+        if self._safe_write(keep):
+            self._kept.add(step)
 
     def _write_run(self, trainer, pl_module) -> None:
-        n_params = sum(p.numel() for p in pl_module.parameters())
         cls = type(pl_module)
         if cls.__module__ == "__main__":
             warnings.warn(
@@ -281,15 +270,26 @@ class StatsCallback(*_bases):
                 "that script's class is importable. Define the model in a module to load it later.",
                 stacklevel=2,
             )
+        class_names = self._run_class_names()
+        # Probes first: a run row is listed by readers, so what it refers to must exist.
+        self.writer.write_probes(
+            self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs), self.probe.inputs.numpy()
+        )
+        self.writer.write_run(self._run_row(trainer, pl_module, class_names))
+
+    def _run_class_names(self) -> list[str]:
+        """The given class names (or the probe dataset's), padded to cover every probe label."""
+        names = list(self.class_names or getattr(self.probe_source, "classes", None) or [])
+        n_classes = int(self.probe.labels.max()) + 1 if len(self.probe) else 0
+        return names + [f"class {i}" for i in range(len(names), n_classes)]
+
+    def _run_row(self, trainer, pl_module, class_names: list[str]) -> dict[str, Any]:
+        cls = type(pl_module)
         try:
             hparams = json.dumps(dict(getattr(pl_module, "hparams", {}) or {}), default=str, sort_keys=True)
         except (TypeError, ValueError):
             hparams = "{}"
-        n_classes = int(self._class_count(pl_module))
-        class_names = list(self.class_names or getattr(self.probe_source, "classes", None) or [])
-        if len(class_names) < n_classes:
-            class_names += [f"class {i}" for i in range(len(class_names), n_classes)]
-        run = {
+        return {
             "run_id": self.run_id,
             "name": self.run_name or self.run_id,
             "started_at": datetime.now(timezone.utc),
@@ -297,7 +297,7 @@ class StatsCallback(*_bases):
             "deepviz_version": __version__,
             "model_class": f"{cls.__module__}:{cls.__qualname__}",
             "model_summary": repr(pl_module),
-            "n_params": n_params,
+            "n_params": sum(p.numel() for p in pl_module.parameters()),
             "hparams": hparams,
             "dataset": self.dataset_name or "",
             "class_names": class_names,
@@ -309,16 +309,6 @@ class StatsCallback(*_bases):
             "world_size": trainer.world_size,
             "activation_dtype": self.activation_dtype,
         }
-        # Probes first: a run row is listed by readers, so what it refers to must exist.
-        self.writer.write_probes(
-            self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs), self.probe.inputs.numpy()
-        )
-        self.writer.write_run(run)
-
-    def _class_count(self, pl_module) -> int:
-        labels_max = int(self.probe.labels.max()) + 1 if len(self.probe) else 0
-        names = len(self.class_names or getattr(self.probe_source, "classes", None) or [])
-        return max(labels_max, names)
 
     def _flush_metrics(self, trainer) -> None:
         """Write the metrics of a snapshot taken after validation, now that the epoch's are all logged."""
@@ -332,64 +322,65 @@ class StatsCallback(*_bases):
         if step in self.written:
             return
         self.written.add(step)
-        rank, world = _dist()
-        probe = self.probe
-        rows = np.arange(rank, len(probe), world)
-        with rank_zero_buffers(pl_module):
-            result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
-        if world > 1:
-            gathered = [None] * world if rank == 0 else None
-            torch.distributed.gather_object((rows, result), gathered, dst=0)
-            if rank != 0:
-                return
-            result = merge(gathered, len(probe))
-        if not trainer.is_global_zero:
+        result = self._capture(pl_module)
+        if result is None or not trainer.is_global_zero:
             return
-        bad = result.nonfinite
-        if bad and not self._warned_nonfinite:
-            self._warned_nonfinite = True
-            warnings.warn(
-                f"deepviz: NaN or Inf in {', '.join(bad)} at step {step}. The values are stored as they are and the "
-                "step is flagged (steps.nonfinite_layers); this warning is given once per run.",
-                stacklevel=2,
-            )
-        state = None
-        if self.save_state is True or (
-            self.save_state == "auto" and sum(p.numel() for p in pl_module.parameters()) <= AUTO_STATE_MAX_PARAMS
-        ):
-            buf = io.BytesIO()
-            torch.save({k: v.detach().cpu() for k, v in pl_module.state_dict().items()}, buf)
-            state = buf.getvalue()
+        self._warn_nonfinite(result.nonfinite, step)
         # After validation the epoch's training metrics (train_loss_epoch,
         # train_acc) are not logged yet: write a per-epoch snapshot's metrics
         # at on_train_epoch_end, not stale ones now.
         deferred = trigger in ("validation", "epoch")
         metrics = {} if deferred else _scalar_metrics(trainer.callback_metrics)
-
-        def write():
-            self.writer.write_snapshot(
-                self.run_id,
-                step,
-                epoch=trainer.current_epoch,
-                trigger=trigger,
-                probe_ids=probe.ids,
-                labels=probe.labels.numpy(),
-                probs=result.probs,
-                loss=result.loss,
-                activations=result.activations,
-                weights=weights_of(pl_module, self.convs),
-                metrics=metrics,
-                nonfinite_layers=bad,
-                state=state,
-                activation_dtype=self.activation_dtype,
-                _after_file=self.write_hook,
-            )
-
-        if self._safe_write(write, step):
+        if self._safe_write(lambda: self._write_snapshot(trainer, pl_module, step, trigger, result, metrics), step):
+            self._committed.add(step)
             if deferred:
                 self._metrics_pending = step
-        else:
-            self._skipped.add(step)
+
+    def _capture(self, pl_module):
+        """This process's share of the probe through the model; on rank zero, the whole probe's result."""
+        rank, world = _dist()
+        probe = self.probe
+        rows = np.arange(rank, len(probe), world)
+        with rank_zero_buffers(pl_module):
+            result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
+        if world == 1:
+            return result
+        gathered = [None] * world if rank == 0 else None
+        torch.distributed.gather_object((rows, result), gathered, dst=0)
+        return merge(gathered, len(probe)) if rank == 0 else None
+
+    def _warn_nonfinite(self, bad: list[str], step: int) -> None:
+        if bad and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"deepviz: NaN or Inf in {', '.join(bad)} at step {step}. The values are stored as they are and the "
+                "step is flagged (steps.nonfinite_layers); this warning is given once per run.",
+                stacklevel=3,
+            )
+
+    def _state(self, pl_module) -> bytes | None:
+        n_params = sum(p.numel() for p in pl_module.parameters())
+        wanted = self.save_state is True or (self.save_state == "auto" and n_params <= AUTO_STATE_MAX_PARAMS)
+        return state_bytes(pl_module) if wanted else None
+
+    def _write_snapshot(self, trainer, pl_module, step: int, trigger: str, result, metrics: dict) -> None:
+        """What one snapshot stores: the capture, the conv weights, metrics and (maybe) the state dict."""
+        self.writer.write_snapshot(
+            self.run_id,
+            step,
+            epoch=trainer.current_epoch,
+            trigger=trigger,
+            probe_ids=self.probe.ids,
+            labels=self.probe.labels.numpy(),
+            probs=result.probs,
+            loss=result.loss,
+            activations=result.activations,
+            weights=weights_of(pl_module, self.convs),
+            metrics=metrics,
+            nonfinite_layers=result.nonfinite,
+            state=self._state(pl_module),
+            activation_dtype=self.activation_dtype,
+        )
 
     def _safe_write(self, fn, step: int | None = None) -> bool:
         """Run a write; an OS error (disk full, permissions) skips it with one warning and training goes on."""

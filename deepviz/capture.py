@@ -7,6 +7,7 @@ restored to its previous mode afterwards. No Lightning or storage imports here.
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,13 +109,9 @@ def capture(
             for start in range(0, len(inputs), batch_size):
                 x = inputs[start : start + batch_size].to(device, non_blocking=True)
                 y = labels[start : start + batch_size].to(device, non_blocking=True)
-                logits = model(x)
-                if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-                    raise ConfigurationError(
-                        f"{type(model).__name__}.forward must return logits of shape (batch, classes) for the "
-                        f"probe set; it returned {type(logits).__name__}"
-                        f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else ''}."
-                    )
+                logits = _forward(model, x)
+                if start == 0:
+                    _check_labels(model, labels, logits.shape[1])
                 logits = logits.float()
                 loss_parts.append(F.cross_entropy(logits, y, reduction="none").cpu().numpy())
                 logits_parts.append(logits.cpu().numpy())
@@ -129,6 +126,54 @@ def capture(
         loss=np.concatenate(loss_parts) if loss_parts else np.zeros(0, np.float32),
         activations={k: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for k, v in outputs.items()},
     )
+
+
+def _expected_input(model: nn.Module, sample: torch.Tensor) -> str:
+    """What the model takes in, as far as its example input or its first layer tells."""
+    example = getattr(model, "example_input_array", None)
+    if isinstance(example, torch.Tensor):
+        return f"Its example_input_array has shape {tuple(example.shape[1:])} per image. "
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return f"Its first layer, {name} ({type(m).__name__}), takes {m.in_channels} input channel(s). "
+        if isinstance(m, nn.Linear):
+            return (f"Its first layer, {name} (Linear), takes {m.in_features} features; "
+                    f"one probe image has {sample[0].numel()} values. ")
+    return ""
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` for a probe batch, with errors that name the probe's shape and the model's."""
+    try:
+        logits = model(x)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ConfigurationError(
+            f"{type(model).__name__}.forward failed on the probe images, of shape {tuple(x.shape[1:])} each "
+            f"(batch {tuple(x.shape)}): {exc}. {_expected_input(model, x)}Give probe images shaped and "
+            "transformed like one training input (same channels, size and normalisation)."
+        ) from exc
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ConfigurationError(
+            f"{type(model).__name__}.forward must return logits of shape (batch, classes) for the "
+            f"probe set; it returned {type(logits).__name__}"
+            f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else ''}."
+        )
+    return logits
+
+
+def _check_labels(model: nn.Module, labels: torch.Tensor, n_outputs: int) -> None:
+    """Probe labels must index the model's class scores (cross-entropy needs it)."""
+    if not len(labels):
+        return
+    bad = labels[(labels < 0) | (labels >= n_outputs)]
+    if len(bad):
+        raise ConfigurationError(
+            f"Probe label {int(bad[0])} is outside [0, {n_outputs}): {type(model).__name__} gives {n_outputs} "
+            f"class scores per image, so labels must be class indices 0..{n_outputs - 1}. Fix the probe labels, "
+            "or the model's number of outputs."
+        )
 
 
 @contextlib.contextmanager
@@ -167,6 +212,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
         z = logits - np.max(logits, axis=1, keepdims=True)
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def state_bytes(model: nn.Module) -> bytes:
+    """The model's state dict on the CPU, serialised with ``torch.save``."""
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    return buf.getvalue()
 
 
 def weights_of(model: nn.Module, layers: list[str]) -> dict[str, np.ndarray]:

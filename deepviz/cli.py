@@ -13,10 +13,7 @@ Exit status: 0 on success, 1 for a deepviz error (printed as
 from __future__ import annotations
 
 import argparse
-import base64
 import ipaddress
-import json
-import math
 import os
 import re
 import secrets
@@ -26,6 +23,8 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .cli_args import port_number, positive_float, positive_int
+from .cli_format import print_frame
 from .errors import ConfigurationError, DeepvizError, NotFoundError
 from .store import DEFAULT_DB
 
@@ -44,39 +43,6 @@ DEFAULT_MAX_ROWS = 1000
 DEMO_EPOCHS = 4
 
 
-# --------------------------------------------------------------------------- argument types
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535 (0 picks a free one), got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -90,34 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser(
-        "train",
-        help="train a reference model with the StatsCallback",
-        description="Train a reference model on a dataset, snapshotting a probe set of test images into the "
-        "stats db after every epoch. Checkpoints (best by val_acc, and last) go to "
-        "<db>/../checkpoints/<run_id>/ unless --ckpt-dir is given.",
-    )
-    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits", help="dataset (default: digits, no download needed)")
-    p.add_argument("--data-dir", metavar="D", help="folder holding the dataset files (default: ./data); for 'folder', "
-                   "a folder of class sub-folders of images")
-    p.add_argument("--download", action="store_true", help="download the dataset into --data-dir if missing")
-    p.add_argument("--model", choices=MODEL_NAMES, help="reference model (default: small for digits, alexnet-small for "
-                   "cifar10/stl10, mnist-cnn for mnist/fashion-mnist, fc64 for folder)")
-    p.add_argument("--epochs", type=_positive_int, default=5, metavar="N", help="training epochs (default: 5)")
-    _add_train_options(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "demo",
-        help="train the default model on digits, then serve the web UI",
-        description=f"Train the default model on scikit-learn's digits (no download) into the stats db, "
-        f"then serve the web UI at http://{DEFAULT_HOST}:{DEFAULT_PORT}/.",
-    )
-    p.add_argument("--epochs", type=_positive_int, default=DEMO_EPOCHS, metavar="N", help=f"training epochs (default: {DEMO_EPOCHS})")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port of the web UI (default: {DEFAULT_PORT})")
-    p.add_argument("--no-serve", action="store_true", help="train only; do not start the web UI")
-    _add_train_options(p)
-    p.set_defaults(func=cmd_demo)
+    _add_training_commands(sub)
 
     p = sub.add_parser(
         "serve",
@@ -127,13 +66,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db_argument(p)
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--token", metavar="T", help="access token the UI asks for (generated when binding beyond loopback)")
     p.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
                    help="another name the server answers for in the Host header (repeatable); it always answers for "
                    "the bound address, localhost, 127.0.0.1 and [::1], and refuses others (DNS rebinding)")
     p.set_defaults(func=cmd_serve)
 
+    _add_query_commands(sub)
+    return parser
+
+
+def _add_training_commands(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a reference model with the StatsCallback",
+        description="Train a reference model on a dataset, snapshotting a probe set of test images into the "
+        "stats db after every epoch. Checkpoints (best by val_acc, and last) go to "
+        "<db>/../checkpoints/<run_id>/ unless --ckpt-dir is given; the db keeps its own per-step hard link "
+        "(or copy) of each one saved at a snapshot, since last.ckpt is overwritten at every epoch.",
+    )
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits", help="dataset (default: digits, no download needed)")
+    p.add_argument("--data-dir", metavar="D", help="folder holding the dataset files (default: ./data); for 'folder', "
+                   "a folder of class sub-folders of images")
+    p.add_argument("--download", action="store_true", help="download the dataset into --data-dir if missing")
+    p.add_argument("--model", choices=MODEL_NAMES, help="reference model (default: small for digits, alexnet-small for "
+                   "cifar10/stl10, mnist-cnn for mnist/fashion-mnist, fc64 for folder)")
+    p.add_argument("--epochs", type=positive_int, default=5, metavar="N", help="training epochs (default: 5)")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "demo",
+        help="train the default model on digits, then serve the web UI",
+        description=f"Train the default model on scikit-learn's digits (no download) into the stats db, "
+        f"then serve the web UI at http://{DEFAULT_HOST}:{DEFAULT_PORT}/.",
+    )
+    p.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS, metavar="N", help=f"training epochs (default: {DEMO_EPOCHS})")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port of the web UI (default: {DEFAULT_PORT})")
+    p.add_argument("--no-serve", action="store_true", help="train only; do not start the web UI")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def _add_query_commands(sub) -> None:
     p = sub.add_parser("runs", help="list the runs in a stats db", description="List the runs in a stats db with "
                        "their number of steps and the probe accuracy at the last step.")
     _add_db_argument(p)
@@ -144,14 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
         "sql",
         help="run a SQL query over a stats db",
         description="Run a DuckDB SQL query over the stats db. Each table (runs, steps, probes, predictions, "
-        "activations, weights, metrics, ...) is a view of the same name.",
+        "activations, weights, metrics, ...) is a view of the same name. The query is NOT sandboxed: like the "
+        "duckdb shell, it can read and write any file you can (COPY, read_csv, ATTACH). That is meant for your "
+        "own machine; for a query from someone else, add --sandbox.",
         epilog='Example: deepviz sql "SELECT step, avg(correct::INT) AS acc FROM predictions GROUP BY step ORDER BY step"',
     )
     _add_db_argument(p)
     p.add_argument("query", metavar="QUERY", help="the SQL query (quote it)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    p.add_argument("--max-rows", type=_positive_int, default=DEFAULT_MAX_ROWS, metavar="N",
-                   help=f"print at most N rows (default: {DEFAULT_MAX_ROWS})")
+    p.add_argument("--max-rows", type=positive_int, default=DEFAULT_MAX_ROWS, metavar="N",
+                   help=f"fetch and print at most N rows (default: {DEFAULT_MAX_ROWS})")
+    p.add_argument("--sandbox", action="store_true",
+                   help="apply the web console's rules: one read-only SELECT over the db's own tables, "
+                   "no other files, with its time and memory limits")
     p.set_defaults(func=cmd_sql)
 
     p = sub.add_parser(
@@ -162,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_argument(p)
     p.add_argument("--run", metavar="R", help="run id or name (default: the newest run)")
     p.set_defaults(func=cmd_analyze)
-    return parser
 
 
 def _add_db_argument(p: argparse.ArgumentParser) -> None:
@@ -172,13 +152,13 @@ def _add_db_argument(p: argparse.ArgumentParser) -> None:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_DB, help=f"stats db folder (default: ./{DEFAULT_DB})")
     p.add_argument("--run-name", metavar="R", help="a readable name for the run (default: its run id)")
-    p.add_argument("--probe-size", type=_positive_int, default=1000, metavar="K",
+    p.add_argument("--probe-size", type=positive_int, default=1000, metavar="K",
                    help="probe images, class-stratified from the test split (default: 1000)")
-    p.add_argument("--batch-size", type=_positive_int, metavar="B", help="training batch size (default: per dataset)")
-    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: the model's own)")
+    p.add_argument("--batch-size", type=positive_int, metavar="B", help="training batch size (default: per dataset)")
+    p.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and the probe (default: 0)")
-    p.add_argument("--image-size", type=_positive_int, metavar="S", help="resize images to S x S (default: native size; 32 for folder)")
-    p.add_argument("--max-train", type=_positive_int, metavar="N", help="train on a class-stratified subset of N images")
+    p.add_argument("--image-size", type=positive_int, metavar="S", help="resize images to S x S (default: native size; 32 for folder)")
+    p.add_argument("--max-train", type=positive_int, metavar="N", help="train on a class-stratified subset of N images")
     p.add_argument("--ckpt-dir", metavar="D", help="folder for checkpoints (default: <db>/../checkpoints)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar and model summary")
 
@@ -205,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         # `deepviz sql ... | head`: the reader left; exit quietly, as cat does.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        # A full disk, a permission, a vanished file: the system's own words, without a traceback.
+        print(f"{PROG}: error: {exc}. Free space, fix permissions or the path, then run the command again.",
+              file=sys.stderr)
         return 1
 
 
@@ -277,7 +262,7 @@ def cmd_runs(args) -> int:
     cols = ["run_id", "name", "model", "dataset", "n_probe", "n_steps", "last_step", "final_acc", "started_at"]
     if "error" in frame:
         cols.append("error")
-    _print_frame(frame[cols], args.format)
+    print_frame(frame[cols], args.format)
     return 0
 
 
@@ -287,12 +272,26 @@ def cmd_sql(args) -> int:
             f"The db folder comes before the query: deepviz sql {args.query} \"{args.db}\" (you gave the query first)."
         )
     db = _open_db(args.db)
-    frame = db.sql(args.query)
-    if len(frame) > args.max_rows:
-        print(f"({len(frame)} rows; showing the first {args.max_rows}: raise --max-rows to see more)", file=sys.stderr)
+    if args.sandbox:
+        frame, truncated = _sandboxed_frame(db, args.query, args.max_rows)
+    else:
+        # One row more than shown tells whether there were more, without fetching them.
+        frame = db.sql(args.query, max_rows=args.max_rows + 1)
+        truncated = len(frame) > args.max_rows
+    if truncated:
+        print(f"(more than {args.max_rows} rows; showing the first {args.max_rows}: raise --max-rows to see more)",
+              file=sys.stderr)
         frame = frame.head(args.max_rows)
-    _print_frame(frame, args.format)
+    print_frame(frame, args.format)
     return 0
+
+
+def _sandboxed_frame(db, query: str, max_rows: int):
+    import pandas as pd
+
+    result = db.sandboxed_sql(query, max_rows=max_rows)
+    frame = pd.DataFrame(result["rows"], columns=[c["name"] for c in result["columns"]])
+    return frame, result["truncated"]
 
 
 def cmd_analyze(args) -> int:
@@ -394,60 +393,3 @@ def _serve(create_app, db: str, host: str, port: int, token: str | None, allowed
     finally:
         server.close()
     return 0
-
-
-def _jsonable(value):
-    """A cell of a query result as JSON: arrays as lists, bytes as base64, NaN and NaT as null."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
-
-def _for_text(value):
-    """A cell for table and CSV output: bytes shown by size rather than dumped."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(bytes(value))} bytes>"
-    return value
-
-
-def _print_frame(frame, fmt: str, out=None) -> None:
-    out = out or sys.stdout
-    if fmt == "json":
-        records = [{str(k): _jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-        json.dump(records, out, indent=None, allow_nan=False)
-        out.write("\n")
-        return
-    if len(frame.columns):
-        # DataFrame.map is pandas >= 2.1; applymap is its older name
-        frame = (frame.map if hasattr(frame, "map") else frame.applymap)(_for_text)
-    if fmt == "csv":
-        frame.to_csv(out, index=False)
-        return
-    if frame.empty:
-        out.write(f"(0 rows; columns: {', '.join(map(str, frame.columns)) or 'none'})\n")
-        return
-    out.write(frame.to_string(index=False, max_colwidth=60) + "\n")

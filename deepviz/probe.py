@@ -47,6 +47,16 @@ def _item(dataset, i):
     return item[0], item[1]
 
 
+def _check_class_indices(labels: np.ndarray) -> np.ndarray:
+    if len(labels) and labels.min() < 0:
+        bad = int(labels.min())
+        raise ConfigurationError(
+            f"Probe label {bad} (at index {int(np.argmin(labels))}) is negative; labels must be class indices "
+            "0..n_classes-1. Map the labels to class indices first (e.g. -1 for 'unlabelled' has no class)."
+        )
+    return labels
+
+
 def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
     """Indices of a class-stratified subset of ``size`` (all when None), sorted.
 
@@ -85,7 +95,7 @@ def build_probe(probe, probe_size: int | None = None, seed: int = 0) -> ProbeSet
             )
         if not np.issubdtype(labels_np.dtype, np.integer):
             raise ConfigurationError(f"Probe labels must be integers (class indices), got dtype {labels_np.dtype}.")
-        ids = stratified_subset(labels_np, probe_size, seed)
+        ids = stratified_subset(_check_class_indices(labels_np), probe_size, seed)
         inputs = images[torch.as_tensor(ids)].float()
         return ProbeSet(ids=ids, inputs=inputs, labels=torch.as_tensor(labels_np[ids], dtype=torch.long))
 
@@ -98,7 +108,7 @@ def build_probe(probe, probe_size: int | None = None, seed: int = 0) -> ProbeSet
     labels_np = _labels_of(probe)
     if labels_np is None:
         labels_np = np.asarray([int(_item(probe, i)[1]) for i in range(len(probe))], dtype=np.int64)
-    ids = stratified_subset(labels_np, probe_size, seed)
+    ids = stratified_subset(_check_class_indices(labels_np), probe_size, seed)
     xs, ys = [], []
     for i in ids:
         x, y = _item(probe, i)

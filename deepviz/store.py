@@ -230,21 +230,15 @@ class StatsWriter:
         nonfinite_layers: Iterable[str] = (),
         state: bytes | None = None,
         activation_dtype: str = "float16",
-        _after_file=None,
     ) -> None:
-        """Write one snapshot so that it becomes visible all at once or not at all.
-
-        ``_after_file`` is a test hook called with each staged file and, while
-        committing, with each folder moved into place (the fault-injection
-        tests use it to slow the writer down or to be killed at a known point).
-        """
+        """Write one snapshot so that it becomes visible all at once or not at all."""
         step = int(step)
         if (self.root / "steps" / f"run_id={run_id}" / f"step={step}" / "step.parquet").exists():
             raise ConfigurationError(f"Step {step} of run {run_id!r} is already written; a step is never written twice.")
         dtype = {"float16": np.float16, "float32": np.float32}[activation_dtype]
         stage = self.root / STAGING / f"{run_id}--{step}--{uuid.uuid4().hex[:8]}"
         made: set[Path] = set()
-        after = _after_file or (lambda path: None)
+        after = self._on_written
         n = len(probe_ids)
         ids = pa.array(np.asarray(probe_ids, dtype=np.int64))
         run_col = pa.array([run_id] * n, pa.string())
@@ -374,6 +368,12 @@ class StatsWriter:
             raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def close(self) -> None:
+        """Release what this writer holds (temporary no-op here: the store branch's writer releases its run locks)."""
+
+    def _on_written(self, path: Path) -> None:
+        """Called after each staged file and each folder moved in at commit (a seam for fault tests)."""
 
     def _move_state(self, stage: Path, run_id: str, step: int) -> None:
         src = stage / "state.pt"
@@ -885,6 +885,10 @@ class StatsDB:
         path = self.root / "states" / f"run_id={run_id}" / f"step={int(step)}.pt"
         return self._safe(path) if path.exists() else None
 
+    def checkpoint_dir(self, run: str | None = None) -> Path:
+        """The db's own folder of per-step checkpoint files of a run (it may not exist yet)."""
+        return self.root / "checkpoint_files" / f"run_id={self.resolve_run(run)}"
+
     def load_model(self, step: int, run: str | None = None):
         """Rebuild the run's LightningModule with the weights it had at ``step``, in eval mode.
 
@@ -1074,13 +1078,20 @@ class StatsDB:
             raise
         return con
 
-    def sql(self, query: str):
-        """Run a SQL query over the tables (as views) and return a pandas DataFrame."""
+    def sql(self, query: str, max_rows: int | None = None):
+        """Run a SQL query over the tables (as views) and return a pandas DataFrame.
+
+        With ``max_rows``, the result streams and at most that many rows are fetched.
+        """
         import duckdb
+        import pandas as pd
 
         con = self.connect()
         try:
-            return con.execute(query).df()
+            if max_rows is None:
+                return con.execute(query).df()
+            relation = con.sql(query)  # lazy: the LIMIT on top stops the scan once max_rows rows are out
+            return pd.DataFrame() if relation is None else relation.limit(max_rows).df()
         except duckdb.Error as exc:
             raise QueryError(f"{type(exc).__name__}: {exc}") from exc
         finally:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .conftest import digits_loaders, quiet_trainer
+from .faults import fail_on, watch_writes
 from .test_probe import ImagesOnly
 from deepviz import StatsCallback, StatsDB
 from deepviz import schema as S
@@ -92,12 +93,13 @@ def test_epoch_end_when_there_is_no_validation(tmp_path, digits_tensors):
     assert table.loc[table.step > 0, "train_loss_epoch"].notna().all()
 
 
-def test_never_during_the_sanity_check(tmp_path, digits_tensors):
+def test_never_during_the_sanity_check(tmp_path, digits_tensors, monkeypatch):
     cb = StatsCallback(tmp_path / "db", probe=probe_pair(digits_tensors), probe_size=30)
     states = []
     trainer = quiet_trainer(max_epochs=1, num_sanity_val_steps=2, enable_checkpointing=True,
                             callbacks=[cb, ModelCheckpoint(dirpath=tmp_path / "ckpt")])
-    cb.write_hook = lambda path: states.append(trainer.sanity_checking)
+    # At each file the writer writes: was the trainer in its sanity check then?
+    watch_writes(monkeypatch, lambda path: states.append(trainer.sanity_checking))
     train, val = digits_loaders(digits_tensors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -261,6 +263,35 @@ def test_probe_without_labels_fails_at_setup(tmp_path, digits_tensors):
                           probe=ImagesOnly(digits_tensors[0][:40]))
 
 
+def test_negative_probe_label_fails_at_setup(tmp_path, digits_tensors):
+    x, y = probe_pair(digits_tensors)
+    fails_before_training(tmp_path, digits_tensors, ConfigurationError,
+                          r"Probe label -1 \(at index 3\) is negative; labels must be class indices",
+                          probe=(x, torch.where(torch.arange(len(y)) == 3, -1, y)))
+
+
+def test_probe_label_beyond_the_class_names_fails_at_setup(tmp_path, digits_tensors):
+    x, y = probe_pair(digits_tensors)
+    fails_before_training(tmp_path, digits_tensors, ConfigurationError,
+                          r"The probe has label 99, but class_names names 10 classes \(labels 0\.\.9\)",
+                          probe=(x, torch.where(y == 3, 99, y)), class_names=[str(i) for i in range(10)])
+
+
+def test_probe_label_beyond_the_models_outputs_fails_before_training(tmp_path, digits_tensors):
+    x, y = probe_pair(digits_tensors)
+    fails_before_training(tmp_path, digits_tensors, ConfigurationError,
+                          r"Probe label 99 is outside \[0, 10\): SmallNet gives 10 class scores per image",
+                          probe=(x, torch.where(y == 3, 99, y)))
+
+
+def test_probe_of_the_wrong_shape_fails_before_training(tmp_path, digits_tensors):
+    x, y = probe_pair(digits_tensors)
+    fails_before_training(tmp_path, digits_tensors, ConfigurationError,
+                          r"SmallNet\.forward failed on the probe images, of shape \(3, 8, 8\) each.*"
+                          r"Its first layer, conv1 \(Conv2d\), takes 1 input channel",
+                          probe=(x.expand(-1, 3, -1, -1), y))
+
+
 def test_unwritable_db_fails_at_setup(tmp_path, digits_tensors):
     # Tests run as root, where permission bits do not stop writes: a regular
     # file in the path makes the folder impossible to create for anyone.
@@ -291,6 +322,12 @@ def test_newer_schema_fails_at_setup(tmp_path, digits_tensors):
         ({"probe_size": 0}, "probe_size must be a positive integer or None"),
         ({"layers": "fc1"}, "layers must be a list of module names, got 'fc1'"),
         ({"layers": ["fc1", "a/b"]}, r"Layer name 'a/b' cannot be used as a file name"),
+        ({"probe_size": True}, r"probe_size must be a positive integer or None \(all\), got True"),
+        ({"batch_size": 0}, r"batch_size must be a positive integer, got 0\."),
+        ({"batch_size": -1}, r"batch_size must be a positive integer, got -1\."),
+        ({"batch_size": "64"}, r"batch_size must be a positive integer, got '64'\."),
+        ({"class_names": "abc"}, r"class_names must be a list of strings.*got 'abc'.*a single string is not split"),
+        ({"class_names": [0, 1]}, r"class_names must be a list of strings, one per class index, got \[0, 1\]"),
     ],
 )
 def test_bad_arguments_fail_in_init(digits_tensors, kwargs, match):
@@ -323,16 +360,10 @@ def test_nan_is_stored_flagged_and_warned_once(tmp_path, digits_tensors):
     assert db.sql("SELECT count(*) AS n FROM steps WHERE len(nonfinite_layers) > 0").n[0] == 3
 
 
-def test_failed_write_warns_once_and_training_goes_on(tmp_path, digits_tensors):
+def test_failed_write_warns_once_and_training_goes_on(tmp_path, digits_tensors, monkeypatch):
     calls = []
-
-    def disk_full_once(path):
-        calls.append(path)
-        if len(calls) == 1:
-            raise OSError(28, "No space left on device")
-
+    fail_on(monkeypatch, lambda path: calls.append(path) or len(calls) == 1, OSError(28, "No space left on device"))
     cb = StatsCallback(tmp_path / "db", probe=probe_pair(digits_tensors), probe_size=30)
-    cb.write_hook = disk_full_once
     trainer = quiet_trainer(max_epochs=2, callbacks=[cb])
     with pytest.warns(UserWarning, match=r"snapshot at step 0 skipped: \[Errno 28\] No space left.*training goes on"):
         trainer.fit(SmallNet(), *digits_loaders(digits_tensors))

@@ -183,3 +183,47 @@ def test_inplace_op_after_a_layer_does_not_change_its_stored_output(digits_tenso
         expected = net.fc1(x.flatten(1)).numpy()
     assert (expected < 0).any(), "the check needs negative pre-activations"
     np.testing.assert_allclose(r.activations["fc1"], expected, rtol=1e-5, atol=1e-6)
+
+
+class Flat(nn.Module):
+    """A first layer that is Linear: it takes C*H*W features."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class WithExample(Flat):
+    example_input_array = torch.zeros(1, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "match"),
+    [
+        (SmallNet(), torch.zeros(4, 3, 8, 8),
+         r"SmallNet\.forward failed on the probe images, of shape \(3, 8, 8\) each \(batch \(4, 3, 8, 8\)\): .*"
+         r"Its first layer, conv1 \(Conv2d\), takes 1 input channel\(s\)\. Give probe images shaped"),
+        (Flat(), torch.zeros(4, 1, 16, 16),
+         r"Flat\.forward failed on the probe images, of shape \(1, 16, 16\) each.*"
+         r"Its first layer, fc \(Linear\), takes 64 features; one probe image has 256 values\."),
+        (WithExample(), torch.zeros(4, 1, 16, 16), r"Its example_input_array has shape \(1, 8, 8\) per image\."),
+    ],
+)
+def test_probe_of_the_wrong_shape_names_both_shapes(model, inputs, match):
+    model.train()
+    with pytest.raises(ConfigurationError, match=match):
+        capture(model, inputs, torch.zeros(len(inputs), dtype=torch.long), [])
+    assert model.training  # restored even so
+
+
+@pytest.mark.parametrize("bad", [99, -1, 10])
+def test_probe_label_outside_the_models_classes(net, digits_tensors, bad):
+    x, y = digits_tensors
+    labels = y[:20].clone()
+    labels[7] = bad
+    with pytest.raises(ConfigurationError, match=rf"Probe label {bad} is outside \[0, 10\): SmallNet gives 10 class "
+                       r"scores per image, so labels must be class indices 0\.\.9"):
+        capture(net, x[:20], labels, ["fc1"], batch_size=8)

@@ -134,3 +134,14 @@ def test_thumbnails_are_small_pngs(channels):
 def test_uint8_images_keep_values():
     x = torch.tensor([0.0, 0.5, 1.0]).reshape(1, 1, 1, 3)
     assert to_uint8_images(x).reshape(-1).tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_probe_negative_label(digits_tensors, as_dataset):
+    x, y = digits_tensors
+    labels = y[:30].clone()
+    labels[4] = -1
+    probe = TensorDataset(x[:30], labels) if as_dataset else (x[:30], labels)
+    with pytest.raises(ConfigurationError, match=r"Probe label -1 \(at index 4\) is negative; labels must be class "
+                       r"indices 0\.\.n_classes-1"):
+        build_probe(probe, 10)

@@ -114,9 +114,11 @@ def test_train_writes_a_run_and_checkpoints(tmp_path):
     assert db.steps(run_id) == [0, 4]  # 100 training images in batches of 32 -> 4 steps
     probes = db.probes(run_id)
     assert probes["label"].value_counts().min() >= 2  # stratified over the 10 classes
+    # Lightning's files go to ckpt_dir/<run_id>; the db records its own per-step copy of each.
+    assert (tmp_path / "ck" / run_id / "last.ckpt").is_file()
     ckpts = db.checkpoints(run_id)
-    assert ckpts and all(Path(p).is_file() and Path(p).parent == (tmp_path / "ck" / run_id).resolve()
-                         for p in ckpts.values())
+    assert ckpts and all(Path(p).is_file() and Path(p) == (db.checkpoint_dir(run_id) / f"step={s}.ckpt").absolute()
+                         for s, p in ckpts.items())
     metrics = final_metrics(db_path, run_id)
     assert 0.0 <= metrics["val_acc"] <= 1.0 and np.isfinite(metrics["val_loss"])
 

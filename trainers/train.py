@@ -5,10 +5,11 @@ and val_acc on it) and, through a class-stratified subset of ``probe_size``
 images, as the probe set that every snapshot records. Using held-out images
 for the probe shows how the network generalises, not how it memorises.
 
-Checkpoints go beside the stats db, not inside it: ``<db>/../checkpoints/<run_id>/``
-(or ``ckpt_dir/<run_id>/``). The db has a ``checkpoints`` *table* that records
-their paths, so a folder of that name inside the db would clash with it, and
-checkpoints are large binary files that SQL readers of the db never need.
+Lightning's checkpoints go beside the stats db: ``<db>/../checkpoints/<run_id>/``
+(or ``ckpt_dir/<run_id>/``). ``last.ckpt`` there is rewritten at every epoch and
+the best-k file pruned, so neither says what the weights were at a past step:
+the StatsCallback keeps a per-step hard link (or copy) of each checkpoint saved
+at a snapshot in the db's own checkpoint folder, and records that.
 """
 
 from __future__ import annotations
@@ -165,24 +166,11 @@ def train(
     model_name = model or DEFAULTS[key].model
     batch_size = batch_size or DEFAULTS[key].batch_size
 
-    train_set = load_dataset(key, data_dir, split="train", download=download, image_size=image_size, progress=progress)
-    test_set = load_dataset(key, data_dir, split="test", download=download, image_size=image_size, progress=progress)
-    if len(train_set) == 0 or len(test_set) == 0:
-        raise ConfigurationError(
-            f"Dataset {key!r} has {len(train_set)} training and {len(test_set)} test images; both splits need at "
-            "least one image (a folder needs at least two images in some class to form a test split)."
-        )
-
-    L.seed_everything(seed, workers=True, verbose=False)
-    x_train, y_train = train_set.to_tensors()
-    if max_train is not None and max_train < len(y_train):
-        keep = torch.as_tensor(stratified_subset(y_train.numpy(), max_train, seed))
-        x_train, y_train = x_train[keep], y_train[keep]
-    x_test, y_test = test_set.to_tensors()
-
-    _, channels, height, width = x_train.shape
+    x_train, y_train, x_test, y_test, class_names = _tensors(key, data_dir, download, image_size, progress,
+                                                               max_train, seed)
+    _, channels, height, _ = x_train.shape
     kwargs = {} if lr is None else {"lr": float(lr)}
-    net = build_model(model_name, in_channels=channels, image_size=height, n_classes=train_set.num_classes, **kwargs)
+    net = build_model(model_name, in_channels=channels, image_size=height, n_classes=len(class_names), **kwargs)
 
     stats = StatsCallback(
         db,
@@ -190,7 +178,7 @@ def train(
         probe_size=probe_size,
         run_name=run_name,
         dataset_name=key,
-        class_names=train_set.class_names,
+        class_names=class_names,
         probe_seed=seed,
     )
     checkpoint = RunCheckpoint(
@@ -205,6 +193,30 @@ def train(
     loader_args = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
     train_loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True, **loader_args)
     val_loader = DataLoader(TensorDataset(x_test, y_test), batch_size=VAL_BATCH_SIZE, **loader_args)
+    _fit(net, train_loader, val_loader, max_epochs=epochs, accelerator=accelerator, callbacks=[stats, checkpoint],
+         progress=progress)
+    return stats.run_id
+
+
+def _tensors(key, data_dir, download, image_size, progress, max_train, seed):
+    """Train and test images as tensors (the training set cut to ``max_train``), and the class names."""
+    train_set = load_dataset(key, data_dir, split="train", download=download, image_size=image_size, progress=progress)
+    test_set = load_dataset(key, data_dir, split="test", download=download, image_size=image_size, progress=progress)
+    if len(train_set) == 0 or len(test_set) == 0:
+        raise ConfigurationError(
+            f"Dataset {key!r} has {len(train_set)} training and {len(test_set)} test images; both splits need at "
+            "least one image (a folder needs at least two images in some class to form a test split)."
+        )
+    L.seed_everything(seed, workers=True, verbose=False)
+    x_train, y_train = train_set.to_tensors()
+    if max_train is not None and max_train < len(y_train):
+        keep = torch.as_tensor(stratified_subset(y_train.numpy(), max_train, seed))
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_test, y_test = test_set.to_tensors()
+    return x_train, y_train, x_test, y_test, train_set.class_names
+
+
+def _fit(net, train_loader, val_loader, *, max_epochs, accelerator, callbacks, progress) -> None:
     with warnings.catch_warnings():
         # In-memory tensors need no loader workers; Lightning's hint says otherwise.
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -216,10 +228,10 @@ def train(
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         with _without_tips():
             trainer = L.Trainer(
-                max_epochs=epochs,
+                max_epochs=max_epochs,
                 accelerator=accelerator,
                 devices=1,
-                callbacks=[stats, checkpoint],
+                callbacks=callbacks,
                 logger=False,  # the stats db holds the metrics; no TensorBoard dependency
                 enable_progress_bar=progress,
                 enable_model_summary=progress,
@@ -227,7 +239,6 @@ def train(
                 log_every_n_steps=10,
             )
             trainer.fit(net, train_loader, val_loader)
-    return stats.run_id
 
 
 def final_metrics(db: str | os.PathLike, run_id: str) -> dict[str, float]:
