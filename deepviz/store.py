@@ -725,6 +725,8 @@ class StatsDB:
             raise NotFoundError(f"Unknown step {step} in run {run_id!r}. Available steps: {shown or '(none)'}.")
         return step
 
+    require_step = _require_step
+
     def _step_dir(self, table: S.Table, run_id: str, step: int) -> Path:
         return self.root / table.name / f"run_id={run_id}" / f"step={step}"
 
@@ -881,53 +883,15 @@ class StatsDB:
         return self._safe(path) if path.exists() else None
 
     def load_model(self, step: int, run: str | None = None):
-        """Rebuild the run's LightningModule with the weights it had at ``step``, in eval mode.
+        """Rebuild the run's LightningModule with the weights it had at ``step``, in eval mode (see deepviz.models)."""
+        from . import models
 
-        Uses the checkpoint saved at that step when there is one, else the
-        state dict stored with the snapshot.
-        """
-        import importlib
-
-        import torch
-
-        run_id = self.resolve_run(run)
-        step = self._require_step(run_id, step)
-        info = self.run_info(run_id)
-        module_name, _, qualname = info["model_class"].partition(":")
-        try:
-            cls = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                cls = getattr(cls, part)
-        except (ImportError, AttributeError) as exc:
-            raise NotFoundError(
-                f"Cannot import the model class {info['model_class']!r} of run {run_id!r} ({exc}). "
-                "Make it importable (install its package, or run from the folder that holds it)."
-            ) from exc
-        ckpt = self.checkpoints(run_id).get(step)
-        state_file = self.state_path(step, run_id)
-        if ckpt and Path(ckpt).exists():
-            model = cls.load_from_checkpoint(ckpt, map_location="cpu")
-        elif state_file is not None:
-            try:
-                model = cls(**info["hparams"])
-            except TypeError as exc:
-                raise ConfigurationError(
-                    f"Cannot rebuild {info['model_class']} from its stored hparams {info['hparams']} ({exc}). "
-                    "Call self.save_hyperparameters() in the module's __init__."
-                ) from exc
-            model.load_state_dict(torch.load(state_file, map_location="cpu", weights_only=True))
-        else:
-            raise NotFoundError(
-                f"Step {step} of run {run_id!r} has no weights: no checkpoint was saved at that step and no state "
-                "dict was stored with it. Steps with weights: "
-                f"{', '.join(map(str, self.steps_with_weights(run_id))) or '(none)'}."
-            )
-        return model.eval()
+        return models.load_model(self, step, run)
 
     def steps_with_weights(self, run: str | None = None) -> list[int]:
-        run_id = self.resolve_run(run)
-        ckpts = {s for s, p in self.checkpoints(run_id).items() if Path(p).exists()}
-        return [s for s in self.steps(run_id) if s in ckpts or self.state_path(s, run_id) is not None]
+        from . import models
+
+        return models.steps_with_weights(self, run)
 
     # -- derived tables
 
