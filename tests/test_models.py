@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,15 @@ import torch
 from deepviz import StatsDB
 from deepviz.errors import ConfigurationError, NotFoundError, UntrustedDataError
 from deepviz.introspect import saliency
-from deepviz.models import StepModel, check_hparams, load_model, load_weights, own_checkpoint_dir, steps_with_weights
+from deepviz.models import (
+    StepModel,
+    check_hparams,
+    load_model,
+    load_weights,
+    own_checkpoint_dir,
+    resolve_model_class,
+    steps_with_weights,
+)
 
 #: Stored probabilities and weights are float16: about three significant digits.
 F16 = {"rtol": 2e-3, "atol": 2e-3}
@@ -20,11 +29,11 @@ F16 = {"rtol": 2e-3, "atol": 2e-3}
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """`deepviz train digits --epochs 3` as the CLI runs it: ModelCheckpoint with save_last, best-k by val_acc."""
+    """`deepviz train digits --epochs 2` as the CLI runs it: ModelCheckpoint with save_last, best-k by val_acc."""
     from trainers.train import train
 
     db = tmp_path_factory.mktemp("models") / "stats_db"
-    train("digits", epochs=3, probe_size=120, db=db, progress=False)
+    train("digits", epochs=2, probe_size=120, db=db, progress=False)
     return db
 
 
@@ -55,7 +64,7 @@ def _probs(model, inputs) -> np.ndarray:
 def test_every_step_loads_that_steps_weights(trained):
     db = StatsDB(trained)
     steps = db.steps()
-    assert len(steps) == 4 and db.checkpoints(), "the run has a snapshot per epoch and recorded checkpoints"
+    assert len(steps) == 3 and db.checkpoints(), "the run has a snapshot per epoch and recorded checkpoints"
     inputs = db.probe_inputs()
     for step in steps:
         model = load_model(db, step)
@@ -186,3 +195,52 @@ def test_hparams_that_do_not_fit_the_class(db_copy):
     _writer(db_copy).update_run(db_copy.resolve_run(), hparams='{"no_such_arg": 1}')
     with pytest.raises(ConfigurationError, match=r"Cannot rebuild trainers\.models:SmallNet from its stored hparams"):
         load_weights(db_copy, db_copy.steps()[0])
+
+
+def test_the_run_class_resolves_to_its_lightning_module():
+    from trainers.models import SmallNet
+
+    assert resolve_model_class("trainers.models:SmallNet", "r") is SmallNet
+
+
+@pytest.mark.parametrize(
+    "spec, kind",
+    [("subprocess:Popen", "a class"), ("os:system", "a builtin_function_or_method"), ("builtins:eval", "a builtin_function_or_method"),
+     ("json:dumps", "a function"), ("torch:nn", "a module")],
+)
+def test_a_model_class_that_is_no_module_is_refused(spec, kind):
+    with pytest.raises(UntrustedDataError, match=rf"Run 'r' names '{spec}' as its model class, but that is {kind}, not a subclass of torch\.nn\.Module: deepviz refuses to call it"):
+        resolve_model_class(spec, "r")
+
+
+@pytest.mark.parametrize("spec", ["SmallNet", "trainers.models:", "os:system()", "../evil:X", 42, None])
+def test_a_model_class_that_is_no_import_path_is_refused(spec):
+    with pytest.raises(UntrustedDataError, match=r"Run 'r' names the model class .* expected 'package\.module:Class'"):
+        resolve_model_class(spec, "r")
+
+
+def test_a_module_not_imported_yet_is_read_before_it_is_run(tmp_path, monkeypatch):
+    # `this` prints the Zen of Python when imported; it defines no class, so it is never imported.
+    assert "this" not in sys.modules
+    with pytest.raises(UntrustedDataError, match=r"names 'this:Zen' as its model class, but module this defines no class Zen: deepviz does not import it"):
+        resolve_model_class("this:Zen", "r")
+    assert "this" not in sys.modules
+    marker = tmp_path / "ran"
+    (tmp_path / "dv_sideeffect.py").write_text(f"open({str(marker)!r}, 'w').close()\n\ndef Net():\n    pass\n")
+    (tmp_path / "dv_broken.py").write_text("class Net(:\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    with pytest.raises(UntrustedDataError, match=r"module dv_sideeffect defines no class Net"):
+        resolve_model_class("dv_sideeffect:Net", "r")
+    assert not marker.exists()
+    with pytest.raises(NotFoundError, match=r"Cannot import the model class 'dv_broken:Net' of run 'r' \(invalid syntax"):
+        resolve_model_class("dv_broken:Net", "r")
+
+
+@pytest.mark.parametrize("spec, why", [("no_such_pkg.models:Net", "No module named 'no_such_pkg'"),
+                                       ("no_such_module_dv:Net", "no module named 'no_such_module_dv'"),
+                                       ("trainers.models:NoSuchNet", "has no attribute 'NoSuchNet'")])
+def test_a_model_class_that_cannot_be_imported(spec, why):
+    import trainers.models  # noqa: F401  (imported: its missing attribute is looked up, not its source)
+
+    with pytest.raises(NotFoundError, match=rf"Cannot import the model class '{spec}' of run 'r' \(.*{why}.*\)\. Make it importable"):
+        resolve_model_class(spec, "r")
