@@ -128,7 +128,10 @@ class _Trust:
         """Why the checkpoint path a db names may not be read, or None when it may."""
         if not os.path.isabs(recorded):
             return f"the checkpoint path {recorded!r} is not absolute, so it cannot be placed in a folder"
-        real = Path(recorded).resolve()  # symlinks and ".." resolved before the check
+        try:
+            real = Path(recorded).resolve()  # symlinks and ".." resolved before the check
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+            return f"the checkpoint path {recorded!r} cannot be resolved ({exc})"
         if any(real == d or real.is_relative_to(d) for d in (self.own, *self.allowed) if d is not None):
             return None
         return (f"the checkpoint {recorded} is outside the db's checkpoint folder {self.own}; to read it anyway, "

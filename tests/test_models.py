@@ -244,3 +244,23 @@ def test_a_model_class_that_cannot_be_imported(spec, why):
 
     with pytest.raises(NotFoundError, match=rf"Cannot import the model class '{spec}' of run 'r' \(.*{why}.*\)\. Make it importable"):
         resolve_model_class(spec, "r")
+
+
+def test_checkpoint_paths_that_name_no_folder_are_refused(db_copy):
+    _without_states(db_copy)
+    run_id = db_copy.resolve_run()
+    step = max(db_copy.checkpoints())
+    folder = own_checkpoint_dir(db_copy, run_id)
+    (folder / "loop.ckpt").symlink_to(folder / "loop.ckpt")
+    for named, why in [("last.ckpt", r"path 'last\.ckpt' is not absolute"),
+                       (f"{folder}/nul\x00.ckpt", r"path '.*nul\\x00\.ckpt' cannot be resolved \(embedded null byte\)"),
+                       (f"{folder}/loop.ckpt", r"path '.*loop\.ckpt' cannot be resolved \((Symlink loop|.*too many levels of symbolic links)"),
+                       (f"{folder}/gone.ckpt", r"/.*gone\.ckpt does not exist")]:
+        _writer(db_copy).record_checkpoint(run_id, step, named)
+        with pytest.raises(NotFoundError, match=rf"Step {step} .*has no weights: no state dict was stored with it and the checkpoint {why}"):
+            load_weights(db_copy, step)
+
+
+def test_a_run_id_that_is_no_folder_name_trusts_no_checkpoint_folder(db_copy):
+    assert own_checkpoint_dir(db_copy, "..") is None and own_checkpoint_dir(db_copy, ".hidden") is None
+    assert own_checkpoint_dir(db_copy, "run-1") == (db_copy.root.parent / "checkpoints" / "run-1").resolve()
