@@ -254,7 +254,7 @@ def test_checkpoint_paths_that_name_no_folder_are_refused(db_copy):
     (folder / "loop.ckpt").symlink_to(folder / "loop.ckpt")
     for named, why in [("last.ckpt", r"path 'last\.ckpt' is not absolute"),
                        (f"{folder}/nul\x00.ckpt", r"path '.*nul\\x00\.ckpt' cannot be resolved \(embedded null byte\)"),
-                       (f"{folder}/loop.ckpt", r"path '.*loop\.ckpt' cannot be resolved \((Symlink loop|.*too many levels of symbolic links)"),
+                       (f"{folder}/loop.ckpt", r"path '.*loop\.ckpt' cannot be resolved \((Symlink loop|.*[Tt]oo many levels of symbolic links)"),
                        (f"{folder}/gone.ckpt", r"/.*gone\.ckpt does not exist")]:
         _writer(db_copy).record_checkpoint(run_id, step, named)
         with pytest.raises(NotFoundError, match=rf"Step {step} .*has no weights: no state dict was stored with it and the checkpoint {why}"):
