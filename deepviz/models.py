@@ -126,15 +126,16 @@ class _Trust:
 
     def refusal(self, recorded: str) -> str | None:
         """Why the checkpoint path a db names may not be read, or None when it may."""
-        if not os.path.isabs(recorded):
+        if not isinstance(recorded, str) or not os.path.isabs(recorded):
             return f"the checkpoint path {recorded!r} is not absolute, so it cannot be placed in a folder"
         try:
             real = Path(recorded).resolve()  # symlinks and ".." resolved before the check
         except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
             return f"the checkpoint path {recorded!r} cannot be resolved ({exc})"
-        if any(real == d or real.is_relative_to(d) for d in (self.own, *self.allowed) if d is not None):
+        if any(real.is_relative_to(d) for d in (self.own, *self.allowed) if d is not None):
             return None
-        return (f"the checkpoint {recorded} is outside the db's checkpoint folder {self.own}; to read it anyway, "
+        own = self.own or "(none: the run id is not a folder name)"
+        return (f"the checkpoint {recorded} is outside the db's checkpoint folder {own}; to read it anyway, "
                 "pass its folder in allow_checkpoints_from")
 
 
@@ -155,7 +156,7 @@ def _weights_at(db: StatsDB, run_id: str, step: int, trust: _Trust) -> tuple[dic
     else:
         state, refusal = _checkpoint_state(recorded, step, trust)
         if state is not None:
-            note = f"{reasons[0][0].upper()}{reasons[0][1:]}; the checkpoint holds step {step}." if state_file else None
+            note = f"{reasons[0][0].upper()}{reasons[0][1:]}; used the checkpoint, which holds step {step}." if state_file else None
             return state, "checkpoint", recorded, note
         reasons.append(refusal)
     listed = ", ".join(map(str, steps_with_weights(db, run_id, allow_checkpoints_from=trust.allowed))) or "(none)"
