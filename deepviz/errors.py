@@ -32,3 +32,7 @@ class DatasetError(DeepvizError, ValueError):
 
 class QueryError(DeepvizError, ValueError):
     """A SQL query was refused or failed."""
+
+
+class UntrustedDataError(ConfigurationError):
+    """A value in a stats db that deepviz refuses to act on, e.g. a model class that is not an nn.Module."""
