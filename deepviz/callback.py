@@ -147,7 +147,6 @@ class StatsCallback(*_bases):
         self._metrics_pending: int | None = None
         self._skipped: set[int] = set()  # steps whose snapshot could not be written (disk full, ...)
         self._wrapped_io = None
-        self.write_hook = None  # test hook: called with each staged file path
 
     # ------------------------------------------------------------------ state
 
@@ -237,6 +236,8 @@ class StatsCallback(*_bases):
             self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=datetime.now(timezone.utc)))
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self.writer is not None:
+            self.writer.close()  # releases the run lock: another fit may resume this run
         if self._wrapped_io is not None:
             io_obj, original = self._wrapped_io
             io_obj.__dict__.pop("save_checkpoint", None)
@@ -382,7 +383,6 @@ class StatsCallback(*_bases):
                 nonfinite_layers=bad,
                 state=state,
                 activation_dtype=self.activation_dtype,
-                _after_file=self.write_hook,
             )
 
         if self._safe_write(write, step):

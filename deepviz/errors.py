@@ -32,3 +32,7 @@ class DatasetError(DeepvizError, ValueError):
 
 class QueryError(DeepvizError, ValueError):
     """A SQL query was refused or failed."""
+
+
+class RunLockedError(DeepvizError, RuntimeError):
+    """Another process is writing the same run; the message names it and how to break a stale lock."""

@@ -84,7 +84,7 @@ def step_of(run: str, step) -> int:
         number = int(step)
     except (TypeError, ValueError):
         raise ApiError(f"Step must be an integer, got {str(step)[:50]!r}.", 400) from None
-    return db()._require_step(run, number)
+    return db().require_step(run, number)
 
 
 def layer_of(run: str, step: int | None = None, name: str = "layer", required: bool = True) -> str | None:

@@ -175,7 +175,7 @@ def layer_quality(db, step: int, layer: str, run: str | None = None, *, random_s
     if layer in BASELINES:
         frame = baselines(db, run_id, random_state=random_state, _data=_data)
         return frame[frame["layer"] == layer].reset_index(drop=True)
-    step = db._require_step(run_id, step)
+    step = db.require_step(run_id, step)
     key = {"step": step, "layer": layer}
     cached = db.get_derived("layer_quality", key, run_id)
     if cached is not None:
@@ -316,7 +316,7 @@ def cka_steps(db, layer: str, run: str | None = None, steps: list[int] | None = 
     """
     run_id = db.resolve_run(run)
     explicit = steps is not None
-    steps = db.steps(run_id) if steps is None else [db._require_step(run_id, s) for s in steps]
+    steps = db.steps(run_id) if steps is None else [db.require_step(run_id, s) for s in steps]
     if not steps:
         raise NotFoundError(f"Run {run_id!r} has no committed steps yet.")
     rows = _rows(len(db.probes(run_id)), CKA_ROWS, random_state)
@@ -342,7 +342,7 @@ def cka_layers(db, step: int, run: str | None = None, layers: list[str] | None =
                random_state: int = 0) -> tuple[list[str], np.ndarray]:
     """Linear CKA between every pair of layers at one step: ``(layers, (L, L) matrix)``."""
     run_id = db.resolve_run(run)
-    step = db._require_step(run_id, step)
+    step = db.require_step(run_id, step)
     layers = db.layers(step, run_id) if layers is None else list(layers)
     if not layers:
         raise NotFoundError(f"Step {step} of run {run_id!r} holds no layers.")
