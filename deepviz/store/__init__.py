@@ -2,7 +2,7 @@
 
 ``StatsWriter`` (``writer``) writes runs and snapshots, one writer per run;
 ``StatsDB`` (``reader``) reads them back as numpy arrays and pandas frames and
-runs SQL over views of the tables (``sql``). Every path comes from
+runs SQL over views of the tables (``sql``; the web console's limits in ``sandbox``). Every path comes from
 ``layout``, which derives it from ``deepviz/schema.py``; ``codec`` holds the
 Arrow and Parquet helpers, ``tables`` builds a snapshot's tables, ``cache`` is
 the reader's one bounded cache, ``lock`` the run lock, ``derived`` the
@@ -17,7 +17,7 @@ from .writer import StatsWriter
 def __getattr__(name):
     # The SQL module loads DuckDB: only when its names are asked for.
     if name == "SQL_MAX_QUERY_CHARS":
-        from .sql import SQL_MAX_QUERY_CHARS
+        from .sandbox import SQL_MAX_QUERY_CHARS
 
         return SQL_MAX_QUERY_CHARS
     raise AttributeError(f"module 'deepviz.store' has no attribute {name!r}")

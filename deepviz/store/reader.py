@@ -402,7 +402,7 @@ class StatsDB:
         """Cache a derived result (a DataFrame holding the table's columns) atomically."""
         _derived.put(self, table, key, frame, self.resolve_run(run))
 
-    # -- SQL (deepviz.store.sql, imported when first used: it loads DuckDB)
+    # -- SQL (deepviz.store.sql and .sandbox, imported when first used: they load DuckDB)
 
     def connect(self):
         """A DuckDB connection with a view per table (see ``deepviz.store.sql.connect``)."""
@@ -418,11 +418,11 @@ class StatsDB:
 
     def sandboxed_sql(self, query: str, max_rows: int = 1000, timeout_s: float = 5.0, *,
                       memory_limit: str | None = None, threads: int | None = None) -> dict[str, Any]:
-        """One read-only SELECT inside the db, within row, time, memory and thread limits (``deepviz.store.sql.sandboxed``).
+        """One read-only SELECT inside the db, within row, time, memory and thread limits (``deepviz.store.sandbox``).
 
-        ``memory_limit`` and ``threads`` are DuckDB's; None takes ``sql.MEMORY_LIMIT`` and ``sql.THREADS``.
+        ``memory_limit`` and ``threads`` are DuckDB's; None takes ``sandbox.MEMORY_LIMIT`` and ``sandbox.THREADS``.
         """
-        from . import sql
+        from . import sandbox
 
-        limits = {"memory_limit": memory_limit or sql.MEMORY_LIMIT, "threads": threads or sql.THREADS}
-        return sql.sandboxed(self, query, max_rows, timeout_s, **limits)
+        limits = {"memory_limit": memory_limit or sandbox.MEMORY_LIMIT, "threads": threads or sandbox.THREADS}
+        return sandbox.sandboxed(self, query, max_rows, timeout_s, **limits)
