@@ -38,11 +38,11 @@ def fill(folder: Path) -> Path:
     """Write a ballast file until the filesystem says it is full."""
     ballast = folder / "ballast"
     chunk = b"\0" * 65536
-    with open(ballast, "wb") as f:
+    # Unbuffered: a buffer holding the last partial chunk would fail again when the file closes.
+    with open(ballast, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(chunk)
-                f.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return ballast
