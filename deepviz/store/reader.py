@@ -424,5 +424,8 @@ class StatsDB:
         """
         from . import sandbox
 
-        limits = {"memory_limit": memory_limit or sandbox.MEMORY_LIMIT, "threads": threads or sandbox.THREADS}
-        return sandbox.sandboxed(self, query, max_rows, timeout_s, **limits)
+        return sandbox.sandboxed(
+            self, query, max_rows, timeout_s,
+            memory_limit=sandbox.MEMORY_LIMIT if memory_limit is None else memory_limit,
+            threads=sandbox.THREADS if threads is None else threads,
+        )
