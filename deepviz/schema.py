@@ -272,6 +272,22 @@ def all_tables() -> list[Table]:
     return list(CORE_TABLES) + list(DERIVED_TABLES.values())
 
 
+def _table_markdown(table: Table) -> list[str]:
+    kind = "derived" if table.name in DERIVED_TABLES else ("snapshot" if table.snapshot else "core")
+    out = [
+        f"### `{table.name}` ({kind})",
+        "",
+        f"- One row: {table.row}.",
+        f"- Key: {', '.join(f'`{k}`' for k in table.key)}.",
+        f"- Written by: {table.written_by}.",
+        f"- Files: `{table.layout}`.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    return out + [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in table.columns] + [""]
+
+
 def render_markdown() -> str:
     """The schema as Markdown, for ``stats_db/README.md``."""
     out = [
@@ -317,28 +333,15 @@ def render_markdown() -> str:
         "",
     ]
     for table in all_tables():
-        kind = "derived" if table.name in DERIVED_TABLES else ("snapshot" if table.snapshot else "core")
-        out += [
-            f"### `{table.name}` ({kind})",
-            "",
-            f"- One row: {table.row}.",
-            f"- Key: {', '.join(f'`{k}`' for k in table.key)}.",
-            f"- Written by: {table.written_by}.",
-            f"- Files: `{table.layout}`.",
-            "",
-            "| column | type | meaning |",
-            "|---|---|---|",
-        ]
-        out += [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in table.columns]
-        out.append("")
+        out += _table_markdown(table)
     out += [
         "## Other files",
         "",
         f"- `{STATES_LAYOUT}`: the model's `state_dict` at a step (saved with",
         "  `torch.save`), for models small enough (`save_state` of `StatsCallback`); used by",
         "  `StatsDB.load_model` when no checkpoint was saved at that step.",
-        "- `_staging/`: snapshots being written. Never read it.",
-        "- `_locks/run_id=<run_id>.lock`: held by the process writing that run, so a second writer",
+        f"- `{STAGING}/`: snapshots being written. Never read it.",
+        f"- `{LOCKS_LAYOUT}`: held by the process writing that run, so a second writer",
         "  of the same run stops at once and names the holder. A lock is released when its process exits.",
         "",
     ]

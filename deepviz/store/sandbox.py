@@ -14,7 +14,6 @@ under ``if __name__ == "__main__":`` (the child imports the main module).
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
