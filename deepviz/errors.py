@@ -36,3 +36,7 @@ class QueryError(DeepvizError, ValueError):
 
 class UntrustedDataError(ConfigurationError):
     """A value in a stats db that deepviz refuses to act on, e.g. a model class that is not an nn.Module."""
+
+
+class RunLockedError(DeepvizError, RuntimeError):
+    """Another process is writing the same run; the message names it and how to break a stale lock."""

@@ -97,19 +97,34 @@ def steps_with_weights(db: StatsDB, run: str | None = None, *,
     """Steps with a stored state dict, or a trusted checkpoint that holds that step."""
     run_id = db.resolve_run(run)
     trust = _Trust.of(db, run_id, allow_checkpoints_from)
-    ckpts = db.checkpoints(run_id)
     return [s for s in db.steps(run_id)
-            if db.state_path(s, run_id) is not None or (s in ckpts and _checkpoint_state(ckpts[s], s, trust)[0] is not None)]
+            if db.state_path(s, run_id) is not None
+            or any(_checkpoint_state(path, s, trust)[0] is not None for path in _checkpoint_candidates(db, run_id, s))]
 
 
 def own_checkpoint_dir(db: StatsDB, run_id: str) -> Path | None:
-    """``<db>/../checkpoints/<run_id>``, symlinks resolved: where ``deepviz train`` saves a run's checkpoints.
+    """The db's own folder of the run's per-step checkpoints (``StatsDB.checkpoint_dir``), symlinks resolved.
 
-    None for a run id that is not a plain folder name (then no folder is trusted by default).
+    The callback keeps each checkpoint saved at a snapshot step there as
+    ``step=<step>.ckpt``. None, so that no folder is trusted by default, for a
+    run id that is not a plain folder name or a folder that a link leads out
+    of the db.
     """
     if not _FOLDER_NAME.match(run_id):
         return None
-    return (Path(db.root).absolute().parent / "checkpoints" / run_id).resolve()
+    own = Path(db.checkpoint_dir(run_id)).absolute().resolve()
+    return own if own.is_relative_to(Path(db.root).absolute().resolve()) else None
+
+
+def _checkpoint_candidates(db: StatsDB, run_id: str, step: int) -> list[str]:
+    """The recorded checkpoint of a step, then the db's own ``step=<step>.ckpt`` (a copied db keeps its files,
+    not the absolute paths it recorded)."""
+    recorded = db.checkpoints(run_id).get(step)
+    own = db.checkpoint_dir(run_id) / f"step={step}.ckpt"
+    candidates = [recorded] if recorded is not None else []
+    if os.path.isfile(own) and str(own.absolute()) != recorded:
+        candidates.append(str(own.absolute()))
+    return candidates
 
 
 # --------------------------------------------------------------------------- which weights
@@ -150,14 +165,14 @@ def _weights_at(db: StatsDB, run_id: str, step: int, trust: _Trust) -> tuple[dic
             return torch.load(state_file, map_location="cpu", weights_only=True), "state", str(state_file), None
         except _UNREADABLE as exc:
             reasons.append(f"the stored state dict {state_file} cannot be read ({exc})")
-    recorded = db.checkpoints(run_id).get(step)
-    if recorded is None:
+    candidates = _checkpoint_candidates(db, run_id, step)
+    if not candidates:
         reasons.append("no checkpoint was recorded at that step")
-    else:
-        state, refusal = _checkpoint_state(recorded, step, trust)
+    for path in candidates:
+        state, refusal = _checkpoint_state(path, step, trust)
         if state is not None:
             note = f"{reasons[0][0].upper()}{reasons[0][1:]}; used the checkpoint, which holds step {step}." if state_file else None
-            return state, "checkpoint", recorded, note
+            return state, "checkpoint", path, note
         reasons.append(refusal)
     listed = ", ".join(map(str, steps_with_weights(db, run_id, allow_checkpoints_from=trust.allowed))) or "(none)"
     raise NotFoundError(f"Step {step} of run {run_id!r} has no weights: {' and '.join(reasons)}. "

@@ -14,13 +14,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
+import re
 
 #: Bumped whenever a reader of the previous version would misread new files.
 SCHEMA_VERSION = 1
 
 #: Name of the file at the database root that records the schema version.
 VERSION_FILE = "deepviz.json"
+
+
+#: Column types, named as Arrow names them (the store maps them to Arrow and
+#: DuckDB types): ``string``, ``int32``, ``int64``, ``float16``, ``float32``,
+#: ``float64``, ``bool``, ``binary``, ``timestamp[ms, UTC]`` and ``list<T>``.
+#: Kept as names so that importing the schema loads no pyarrow.
+
+#: Files outside the tables, laid out like them.
+STATES_LAYOUT = "states/run_id=<run_id>/step=<step>.pt"
+#: Per-step copies of checkpoint files, one folder per run (the db's own checkpoints).
+CHECKPOINT_FILES_LAYOUT = "checkpoint_files/run_id=<run_id>"
+#: Snapshots being written, one folder each: ``<run_id>--<step>--<id>``.
+STAGING = "_staging"
+#: One lock file per run, held by the process writing that run.
+LOCKS_LAYOUT = "_locks/run_id=<run_id>.lock"
+
+_PLACEHOLDER = re.compile(r"<(\w+)>")
+
+
+def fill(pattern: str, **values) -> str:
+    """A layout pattern with its ``<name>`` placeholders filled in: ``fill("a/run_id=<run_id>", run_id="r")``."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), pattern)
 
 
 @dataclass(frozen=True)
@@ -30,12 +52,12 @@ class Table:
     key: tuple[str, ...]
     written_by: str
     layout: str  # path pattern under the database root
-    columns: tuple[tuple[str, pa.DataType, str], ...]
+    columns: tuple[tuple[str, str, str], ...]  # (name, type, meaning)
     snapshot: bool = False  # part of a step's snapshot: visible only once the step is committed
 
     @property
-    def schema(self) -> pa.Schema:
-        return pa.schema([pa.field(name, dtype) for name, dtype, _ in self.columns])
+    def column_names(self) -> list[str]:
+        return [name for name, _, _ in self.columns]
 
 
 def _t(*cols):
@@ -49,25 +71,25 @@ RUNS = Table(
     "StatsCallback, when the run starts (rewritten in place, atomically, when it ends)",
     "runs/run_id=<run_id>/run.parquet",
     _t(
-        ("run_id", pa.string(), "unique id, e.g. `20261123-171835-3f2a`"),
-        ("name", pa.string(), "the user's name for the run (`--run-name`), or the run id"),
-        ("started_at", pa.timestamp("ms", tz="UTC"), "when the run started"),
-        ("ended_at", pa.timestamp("ms", tz="UTC"), "when fitting ended; null while training or after a crash"),
-        ("schema_version", pa.int32(), "schema version the run was written with"),
-        ("deepviz_version", pa.string(), "deepviz version that wrote it"),
-        ("model_class", pa.string(), "import path of the LightningModule, `package.module:Class`"),
-        ("model_summary", pa.string(), "readable summary of the model's modules"),
-        ("n_params", pa.int64(), "number of model parameters"),
-        ("hparams", pa.string(), "the module's hyperparameters, as JSON"),
-        ("dataset", pa.string(), "dataset name"),
-        ("class_names", pa.list_(pa.string()), "class names, indexed by label"),
-        ("input_shape", pa.list_(pa.int32()), "shape of one model input, e.g. [3, 32, 32]"),
-        ("layers", pa.list_(pa.string()), "captured layers (module names)"),
-        ("conv_layers", pa.list_(pa.string()), "Conv2d layers whose weights are stored"),
-        ("n_probe", pa.int32(), "number of probe images"),
-        ("probe_seed", pa.int64(), "seed of the stratified probe selection"),
-        ("world_size", pa.int32(), "number of processes that trained"),
-        ("activation_dtype", pa.string(), "`float16` or `float32`"),
+        ("run_id", "string", "unique id, e.g. `20261123-171835-3f2a`"),
+        ("name", "string", "the user's name for the run (`--run-name`), or the run id"),
+        ("started_at", "timestamp[ms, UTC]", "when the run started"),
+        ("ended_at", "timestamp[ms, UTC]", "when fitting ended; null while training or after a crash"),
+        ("schema_version", "int32", "schema version the run was written with"),
+        ("deepviz_version", "string", "deepviz version that wrote it"),
+        ("model_class", "string", "import path of the LightningModule, `package.module:Class`"),
+        ("model_summary", "string", "readable summary of the model's modules"),
+        ("n_params", "int64", "number of model parameters"),
+        ("hparams", "string", "the module's hyperparameters, as JSON"),
+        ("dataset", "string", "dataset name"),
+        ("class_names", "list<string>", "class names, indexed by label"),
+        ("input_shape", "list<int32>", "shape of one model input, e.g. [3, 32, 32]"),
+        ("layers", "list<string>", "captured layers (module names)"),
+        ("conv_layers", "list<string>", "Conv2d layers whose weights are stored"),
+        ("n_probe", "int32", "number of probe images"),
+        ("probe_seed", "int64", "seed of the stratified probe selection"),
+        ("world_size", "int32", "number of processes that trained"),
+        ("activation_dtype", "string", "`float16` or `float32`"),
     ),
 )
 
@@ -78,12 +100,12 @@ PROBES = Table(
     "StatsCallback, when the run starts",
     "probes/run_id=<run_id>/probes.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("probe_id", pa.int64(), "index of the image in the dataset the user gave as probe; stable across steps"),
-        ("label", pa.int32(), "true class"),
-        ("class_name", pa.string(), "name of the true class"),
-        ("thumbnail", pa.binary(), "PNG thumbnail (at most 64 px a side)"),
-        ("input", pa.list_(pa.float32()), "the model input, flattened (reshape with `runs.input_shape`)"),
+        ("run_id", "string", "run"),
+        ("probe_id", "int64", "index of the image in the dataset the user gave as probe; stable across steps"),
+        ("label", "int32", "true class"),
+        ("class_name", "string", "name of the true class"),
+        ("thumbnail", "binary", "PNG thumbnail (at most 64 px a side)"),
+        ("input", "list<float32>", "the model input, flattened (reshape with `runs.input_shape`)"),
     ),
 )
 
@@ -94,17 +116,17 @@ STEPS = Table(
     "StatsCallback, at each snapshot",
     "steps/run_id=<run_id>/step=<step>/step.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("step", pa.int64(), "the trainer's global step: the one time key"),
-        ("epoch", pa.int32(), "epoch during which the snapshot was taken"),
-        ("wall_time", pa.timestamp("ms", tz="UTC"), "when the snapshot was taken"),
-        ("trigger", pa.string(), "`start`, `validation`, `epoch`, `train_steps` or `checkpoint`"),
-        ("probe_acc", pa.float64(), "accuracy on the probe set"),
-        ("probe_loss", pa.float64(), "mean cross-entropy on the probe set"),
-        ("n_probe", pa.int32(), "probe rows written for this step"),
-        ("layers", pa.list_(pa.string()), "layers written for this step"),
-        ("nonfinite_layers", pa.list_(pa.string()), "layers (or `logits`) holding NaN or Inf at this step"),
-        ("has_state", pa.bool_(), "a model state dict is stored with this step (`states/`)"),
+        ("run_id", "string", "run"),
+        ("step", "int64", "the trainer's global step: the one time key"),
+        ("epoch", "int32", "epoch during which the snapshot was taken"),
+        ("wall_time", "timestamp[ms, UTC]", "when the snapshot was taken"),
+        ("trigger", "string", "`start`, `validation`, `epoch`, `train_steps` or `checkpoint`"),
+        ("probe_acc", "float64", "accuracy on the probe set"),
+        ("probe_loss", "float64", "mean cross-entropy on the probe set"),
+        ("n_probe", "int32", "probe rows written for this step"),
+        ("layers", "list<string>", "layers written for this step"),
+        ("nonfinite_layers", "list<string>", "layers (or `logits`) holding NaN or Inf at this step"),
+        ("has_state", "bool", "a model state dict is stored with this step (`states/`)"),
     ),
     snapshot=True,
 )
@@ -116,10 +138,10 @@ METRICS = Table(
     "StatsCallback, at each snapshot and at the end of its epoch",
     "metrics/run_id=<run_id>/step=<step>/<part>.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("step", pa.int64(), "step"),
-        ("name", pa.string(), "metric name as logged with `self.log`"),
-        ("value", pa.float64(), "value"),
+        ("run_id", "string", "run"),
+        ("step", "int64", "step"),
+        ("name", "string", "metric name as logged with `self.log`"),
+        ("value", "float64", "value"),
     ),
     snapshot=True,
 )
@@ -131,15 +153,15 @@ PREDICTIONS = Table(
     "StatsCallback, at each snapshot",
     "predictions/run_id=<run_id>/step=<step>/predictions.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("step", pa.int64(), "step"),
-        ("probe_id", pa.int64(), "probe image"),
-        ("label", pa.int32(), "true class"),
-        ("pred", pa.int32(), "predicted class (argmax)"),
-        ("probs", pa.list_(pa.float32()), "softmax probabilities, one per class; sums to 1"),
-        ("loss", pa.float32(), "cross-entropy of this image"),
-        ("correct", pa.bool_(), "pred = label"),
-        ("confidence", pa.float32(), "probability of the predicted class"),
+        ("run_id", "string", "run"),
+        ("step", "int64", "step"),
+        ("probe_id", "int64", "probe image"),
+        ("label", "int32", "true class"),
+        ("pred", "int32", "predicted class (argmax)"),
+        ("probs", "list<float32>", "softmax probabilities, one per class; sums to 1"),
+        ("loss", "float32", "cross-entropy of this image"),
+        ("correct", "bool", "pred = label"),
+        ("confidence", "float32", "probability of the predicted class"),
     ),
     snapshot=True,
 )
@@ -151,11 +173,11 @@ ACTIVATIONS = Table(
     "StatsCallback, at each snapshot",
     "activations/run_id=<run_id>/step=<step>/<layer>.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("step", pa.int64(), "step"),
-        ("layer", pa.string(), "module name as `named_modules()` reports it"),
-        ("probe_id", pa.int64(), "probe image"),
-        ("vector", pa.list_(pa.float16()), "flattened layer output; float16 by default (reads as FLOAT[] in DuckDB), float32 on request"),
+        ("run_id", "string", "run"),
+        ("step", "int64", "step"),
+        ("layer", "string", "module name as `named_modules()` reports it"),
+        ("probe_id", "int64", "probe image"),
+        ("vector", "list<float16>", "flattened layer output; float16 by default (reads as FLOAT[] in DuckDB), float32 on request"),
     ),
     snapshot=True,
 )
@@ -167,11 +189,11 @@ WEIGHTS = Table(
     "StatsCallback, at each snapshot",
     "weights/run_id=<run_id>/step=<step>/weights.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("step", pa.int64(), "step"),
-        ("layer", pa.string(), "module name"),
-        ("shape", pa.list_(pa.int32()), "tensor shape, e.g. [96, 3, 5, 5]"),
-        ("values", pa.list_(pa.float32()), "the tensor, flattened in C order"),
+        ("run_id", "string", "run"),
+        ("step", "int64", "step"),
+        ("layer", "string", "module name"),
+        ("shape", "list<int32>", "tensor shape, e.g. [96, 3, 5, 5]"),
+        ("values", "list<float32>", "the tensor, flattened in C order"),
     ),
     snapshot=True,
 )
@@ -183,9 +205,9 @@ CHECKPOINTS = Table(
     "StatsCallback, whenever the trainer saves a checkpoint",
     "checkpoints/run_id=<run_id>/step=<step>/<part>.parquet",
     _t(
-        ("run_id", pa.string(), "run"),
-        ("step", pa.int64(), "global step stored in the checkpoint"),
-        ("path", pa.string(), "checkpoint path as the trainer wrote it"),
+        ("run_id", "string", "run"),
+        ("step", "int64", "global step stored in the checkpoint"),
+        ("path", "string", "checkpoint path as the trainer wrote it"),
     ),
 )
 
@@ -204,14 +226,14 @@ DERIVED_TABLES = {
         "the web UI or `deepviz analyze`, on first request; never recomputed",
         "projections/run_id=<run_id>/<key>/part.parquet",
         _t(
-            ("run_id", pa.string(), "run"),
-            ("layer", pa.string(), "layer"),
-            ("method", pa.string(), "`pca`, `tsne` or `umap`"),
-            ("seed", pa.int64(), "random seed"),
-            ("step", pa.int64(), "step"),
-            ("probe_id", pa.int64(), "probe image"),
-            ("x", pa.float32(), "x"),
-            ("y", pa.float32(), "y"),
+            ("run_id", "string", "run"),
+            ("layer", "string", "layer"),
+            ("method", "string", "`pca`, `tsne` or `umap`"),
+            ("seed", "int64", "random seed"),
+            ("step", "int64", "step"),
+            ("probe_id", "int64", "probe image"),
+            ("x", "float32", "x"),
+            ("y", "float32", "y"),
         ),
     ),
     "layer_quality": Table(
@@ -221,11 +243,11 @@ DERIVED_TABLES = {
         "`deepviz analyze` or the web UI",
         "layer_quality/run_id=<run_id>/<key>/part.parquet",
         _t(
-            ("run_id", pa.string(), "run"),
-            ("step", pa.int64(), "step"),
-            ("layer", pa.string(), "layer, or `pixels` / `mean_image` for the baselines (stored once, at the run's first step)"),
-            ("metric", pa.string(), "`knn_accuracy`, `linear_probe_accuracy`, `silhouette`, `class_purity`, `colour_agreement`, `class_agreement`; `mean_image_accuracy` for the `mean_image` baseline"),
-            ("value", pa.float64(), "value"),
+            ("run_id", "string", "run"),
+            ("step", "int64", "step"),
+            ("layer", "string", "layer, or `pixels` / `mean_image` for the baselines (stored once, at the run's first step)"),
+            ("metric", "string", "`knn_accuracy`, `linear_probe_accuracy`, `silhouette`, `class_purity`, `colour_agreement`, `class_agreement`; `mean_image_accuracy` for the `mean_image` baseline"),
+            ("value", "float64", "value"),
         ),
     ),
     "data_map": Table(
@@ -235,14 +257,14 @@ DERIVED_TABLES = {
         "`deepviz analyze` or the web UI",
         "data_map/run_id=<run_id>/<key>/part.parquet",
         _t(
-            ("run_id", pa.string(), "run"),
-            ("probe_id", pa.int64(), "probe image"),
-            ("confidence", pa.float64(), "mean probability of the true class over the steps"),
-            ("variability", pa.float64(), "standard deviation of that probability"),
-            ("correctness", pa.float64(), "fraction of steps where it was classified correctly"),
-            ("forgetting_events", pa.int32(), "number of correct -> incorrect transitions"),
-            ("n_steps", pa.int64(), "committed steps of the run when the map was computed (a map covering fewer is recomputed)"),
-            ("last_step", pa.int64(), "the latest of those steps"),
+            ("run_id", "string", "run"),
+            ("probe_id", "int64", "probe image"),
+            ("confidence", "float64", "mean probability of the true class over the steps"),
+            ("variability", "float64", "standard deviation of that probability"),
+            ("correctness", "float64", "fraction of steps where it was classified correctly"),
+            ("forgetting_events", "int32", "number of correct -> incorrect transitions"),
+            ("n_steps", "int64", "committed steps of the run when the map was computed (a map covering fewer is recomputed)"),
+            ("last_step", "int64", "the latest of those steps"),
         ),
     ),
 }
@@ -250,6 +272,22 @@ DERIVED_TABLES = {
 
 def all_tables() -> list[Table]:
     return list(CORE_TABLES) + list(DERIVED_TABLES.values())
+
+
+def _table_markdown(table: Table) -> list[str]:
+    kind = "derived" if table.name in DERIVED_TABLES else ("snapshot" if table.snapshot else "core")
+    out = [
+        f"### `{table.name}` ({kind})",
+        "",
+        f"- One row: {table.row}.",
+        f"- Key: {', '.join(f'`{k}`' for k in table.key)}.",
+        f"- Written by: {table.written_by}.",
+        f"- Files: `{table.layout}`.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    return out + [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in table.columns] + [""]
 
 
 def render_markdown() -> str:
@@ -297,27 +335,16 @@ def render_markdown() -> str:
         "",
     ]
     for table in all_tables():
-        kind = "derived" if table.name in DERIVED_TABLES else ("snapshot" if table.snapshot else "core")
-        out += [
-            f"### `{table.name}` ({kind})",
-            "",
-            f"- One row: {table.row}.",
-            f"- Key: {', '.join(f'`{k}`' for k in table.key)}.",
-            f"- Written by: {table.written_by}.",
-            f"- Files: `{table.layout}`.",
-            "",
-            "| column | type | meaning |",
-            "|---|---|---|",
-        ]
-        out += [f"| `{name}` | `{dtype}` | {doc} |" for name, dtype, doc in table.columns]
-        out.append("")
+        out += _table_markdown(table)
     out += [
         "## Other files",
         "",
-        "- `states/run_id=<run_id>/step=<step>.pt`: the model's `state_dict` at a step (saved with",
+        f"- `{STATES_LAYOUT}`: the model's `state_dict` at a step (saved with",
         "  `torch.save`), for models small enough (`save_state` of `StatsCallback`); used by",
         "  `StatsDB.load_model` when no checkpoint was saved at that step.",
-        "- `_staging/`: snapshots being written. Never read it.",
+        f"- `{STAGING}/`: snapshots being written. Never read it.",
+        f"- `{LOCKS_LAYOUT}`: held by the process writing that run, so a second writer",
+        "  of the same run stops at once and names the holder. A lock is released when its process exits.",
         "",
     ]
     return "\n".join(out)

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepviz import schema as S
+from deepviz.store.codec import arrow_schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,7 @@ def test_table_definitions_are_consistent(table):
     assert set(table.key) <= set(names)
     assert "run_id" in names and table.layout.startswith(f"{table.name}/run_id=<run_id>")
     assert all(doc for _, _, doc in table.columns)
-    assert table.schema.names == names
+    assert arrow_schema(table).names == names
 
 
 def test_readme_documents_every_table_and_column():
@@ -48,4 +49,4 @@ def test_written_files_follow_the_schema(populated_db, table):
     files = sorted((populated_db / table.name).glob("**/*.parquet"))
     assert files, f"the populated db has no {table.name} files"
     for path in files:
-        assert pq.read_schema(path).remove_metadata() == table.schema, path
+        assert pq.read_schema(path).remove_metadata() == arrow_schema(table), path

@@ -24,7 +24,7 @@ from PIL import Image
 from deepviz import StatsDB, StatsWriter
 from deepviz import schema as S
 from deepviz.errors import ConfigurationError, CorruptDataError, NotFoundError, QueryError, SchemaVersionError
-from deepviz.store import _list_to_numpy
+from deepviz.store.codec import arrow_schema, list_to_numpy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def test_sql_views_of_every_table(db):
     ).iloc[0]
     assert counts.to_dict() == {"p": 360, "a": 720, "w": 6, "s": 3, "r": 1, "pr": 120, "m": 2, "c": 2}
     for name in S.DERIVED_TABLES:  # empty views with the right columns until something is cached
-        assert list(db.sql(f"SELECT * FROM {name}").columns) == S.DERIVED_TABLES[name].schema.names
+        assert list(db.sql(f"SELECT * FROM {name}").columns) == arrow_schema(S.DERIVED_TABLES[name]).names
     acc = db.sql("SELECT step, avg(correct::INT) AS acc FROM predictions GROUP BY step ORDER BY step")
     np.testing.assert_allclose(acc.acc, db.step_table().probe_acc)
     joined = db.sql("SELECT count(*) AS n FROM activations a JOIN probes p USING (run_id, probe_id) WHERE a.layer = 'fc1'")
@@ -311,7 +311,7 @@ def test_derived_tables_round_trip(tmp_path):
 def test_ragged_vector_column_is_corrupt():
     column = pa.array([[1.0, 2.0], [3.0]], pa.list_(pa.float32()))
     with pytest.raises(CorruptDataError, match="different lengths"):
-        _list_to_numpy(column)
+        list_to_numpy(column)
 
 
 def test_load_model_without_weights(tmp_path):
@@ -348,8 +348,8 @@ def test_corrupt_parquet_names_the_file_and_other_steps_stay_readable(populated_
 
 # --------------------------------------------------------------------------- atomic snapshots
 
-# A training run in a subprocess, so it can be SIGKILLed; the callback's
-# write_hook makes the writer stop at a known point.
+# A training run in a subprocess, so it can be SIGKILLed; tests.faults.install
+# makes the writer stop at a known point.
 TRAIN_SCRIPT = textwrap.dedent(
     """
     import os, sys, time, warnings
@@ -361,6 +361,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     from sklearn.datasets import load_digits
     from torch.utils.data import DataLoader, TensorDataset
     from deepviz import StatsCallback
+    from tests.faults import install
     from trainers.models import SmallNet
 
     db, ckpt_dir, mode, arg, max_epochs = sys.argv[1:6]
@@ -384,10 +385,10 @@ TRAIN_SCRIPT = textwrap.dedent(
                 if len(seen) == n:
                     Path(db, "ARMED").write_text(str(path))
                     time.sleep(600)
-        cb.write_hook = hook
+        install(hook)
     elif mode == "slow":
         delay = float(arg.split(":")[0])
-        cb.write_hook = lambda path: time.sleep(delay)
+        install(lambda path: time.sleep(delay))
     trainer = pl.Trainer(
         max_epochs=int(max_epochs), accelerator="cpu", logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0,

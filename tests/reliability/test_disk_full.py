@@ -19,6 +19,7 @@ import pytest
 from deepviz import StatsCallback, StatsDB
 from deepviz import schema as S
 from tests.conftest import digits_loaders, quiet_trainer
+from tests.faults import watch_writes
 from trainers.models import SmallNet
 
 
@@ -37,17 +38,17 @@ def fill(folder: Path) -> Path:
     """Write a ballast file until the filesystem says it is full."""
     ballast = folder / "ballast"
     chunk = b"\0" * 65536
-    with open(ballast, "wb") as f:
+    # Unbuffered: a buffer holding the last partial chunk would fail again when the file closes.
+    with open(ballast, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(chunk)
-                f.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return ballast
 
 
-def test_full_disk_skips_one_snapshot_with_one_warning(small_fs, tmp_path, digits_tensors):
+def test_full_disk_skips_one_snapshot_with_one_warning(small_fs, tmp_path, digits_tensors, monkeypatch):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -62,7 +63,7 @@ def test_full_disk_skips_one_snapshot_with_one_warning(small_fs, tmp_path, digit
         if f"--{full_at}--" in str(path) and not ballast:
             ballast.append(fill(small_fs))
 
-    cb.write_hook = hook
+    watch_writes(monkeypatch, hook)
 
     class FreeSpace(pl.Callback):
         def on_train_epoch_start(self, trainer, pl_module):

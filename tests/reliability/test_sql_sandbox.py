@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
 from deepviz import StatsDB
-from deepviz.errors import QueryError
+from deepviz.errors import ConfigurationError, QueryError
 
 
 @pytest.fixture()
@@ -95,3 +96,42 @@ def test_bad_arguments(store):
         store.sandboxed_sql("", 10, 5.0)
     with pytest.raises(QueryError, match="characters long; at most 20000"):
         store.sandboxed_sql("SELECT 1" + " " * 20_000, 10, 5.0)
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory, in bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def test_duckdb_runs_with_the_memory_limit_and_threads_given(store):
+    query = "SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m"
+    assert store.sandboxed_sql(query, 10, 30.0)["rows"] == [[1, "488.2 MiB"]]  # 512MB, as DuckDB shows it
+    assert store.sandboxed_sql(query, 10, 30.0, memory_limit="1GB", threads=2)["rows"] == [[2, "953.6 MiB"]]
+    with pytest.raises(ConfigurationError, match=r"memory_limit must be a size such as '512MB' or '2GB'; got 'lots'"):
+        store.sandboxed_sql("SELECT 1", 10, 30.0, memory_limit="lots")
+    with pytest.raises(ConfigurationError, match=r"threads must be a whole number, 1 or more; got 0"):
+        store.sandboxed_sql("SELECT 1", 10, 30.0, threads=0)
+
+
+def test_a_blow_up_query_is_stopped_within_the_time_limit_holding_no_memory_here(store):
+    store.sandboxed_sql("SELECT 1", 1, 30.0)  # the first call starts the forkserver: no part of a query's time
+    before = peak_rss()
+    start = time.perf_counter()
+    # One chunk of 50 lists of 5M numbers (2 GB): DuckDB cannot interrupt it; the child is killed.
+    with pytest.raises(QueryError, match=r"stopped after the time limit of 2 s|memory limit of 512MB"):
+        store.sandboxed_sql("SELECT range(0, 5000000) FROM range(50)", 1000, 2.0)
+    assert time.perf_counter() - start < 2.0 + 1.0
+    assert peak_rss() - before < 32 * 2**20  # the rows were never here
+
+
+def test_a_query_over_its_memory_cap_is_stopped(store):
+    start = time.perf_counter()
+    with pytest.raises(QueryError, match=r"stopped: it needed more than the memory limit of 64MB"):
+        store.sandboxed_sql("SELECT range(0, 5000000) FROM range(50)", 1000, 60.0, memory_limit="64MB")
+    assert time.perf_counter() - start < 60
+
+
+def test_a_result_too_large_to_convert_is_refused(store):
+    with pytest.raises(QueryError, match=r"The result is too large: its first \d+ rows hold more than 16 MB"):
+        store.sandboxed_sql("SELECT range(0, 100000) AS r FROM range(300)", 1000, 30.0)

@@ -1,0 +1,147 @@
+"""Arrow and Parquet: the schema's type names as Arrow types, vector columns, reading and atomic writing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import schema as S
+from ..errors import CorruptDataError
+
+_SCALARS = {
+    "string": pa.string(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float16": pa.float16(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "binary": pa.binary(),
+    "timestamp[ms, UTC]": pa.timestamp("ms", tz="UTC"),
+}
+_DUCK = {
+    "string": "VARCHAR",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float16": "FLOAT",
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "bool": "BOOLEAN",
+    "binary": "BLOB",
+    "timestamp[ms, UTC]": "TIMESTAMP WITH TIME ZONE",
+}
+_LIST = re.compile(r"^list<(.+)>$")
+
+
+def arrow_type(name: str) -> pa.DataType:
+    """The Arrow type of a schema type name (``list<float32>`` -> ``pa.list_(pa.float32())``)."""
+    m = _LIST.match(name)
+    return pa.list_(arrow_type(m.group(1))) if m else _SCALARS[name]
+
+
+def duck_type(name: str) -> str:
+    """The DuckDB type of a schema type name (``list<float16>`` -> ``FLOAT[]``)."""
+    m = _LIST.match(name)
+    return duck_type(m.group(1)) + "[]" if m else _DUCK[name]
+
+
+def arrow_schema(table: S.Table) -> pa.Schema:
+    return pa.schema([pa.field(name, arrow_type(dtype)) for name, dtype, _ in table.columns])
+
+
+def vector_column(arr: np.ndarray, dtype) -> pa.Array:
+    """(N, ...) numpy -> a list column of flattened rows, converted in numpy first (faster than in arrow)."""
+    arr = np.asarray(arr)
+    arr = np.ascontiguousarray(arr.reshape(len(arr), int(np.prod(arr.shape[1:], dtype=np.int64))), dtype=dtype)
+    n, d = arr.shape
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * d)
+    return pa.ListArray.from_arrays(offsets, pa.array(arr.reshape(-1)))
+
+
+def list_to_numpy(column: pa.ChunkedArray | pa.Array, dtype=np.float32) -> np.ndarray:
+    """A list column of equal-length rows -> (N, D) numpy, without a Python loop."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    n = len(column)
+    if n == 0:
+        return np.zeros((0, 0), dtype=dtype)
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
+    width = int(offsets[1] - offsets[0])
+    if not np.all(np.diff(offsets) == width):
+        raise CorruptDataError("rows of a vector column have different lengths")
+    return values.reshape(n, width).astype(dtype, copy=False)
+
+
+def write_parquet(table: pa.Table, path: Path, vector_columns: Iterable[str] = ()) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vectors = set(vector_columns)
+    # Dictionary encoding of float vectors halves write speed for no gain:
+    # use it only for the small repeated string columns.
+    dictionary = [c for c in table.column_names if c not in vectors and pa.types.is_string(table.schema.field(c).type)]
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=dictionary,
+        write_statistics=[c for c in table.column_names if c not in vectors],
+    )
+
+
+#: Temporary files of ``publish`` end with this; ``layout.remove_stale_temps`` finds them by it.
+TMP_SUFFIX = ".tmp"
+
+
+def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Iterable[str] = ()) -> None:
+    """Write ``table`` to ``final`` atomically: a hidden temporary name, then a rename.
+
+    A failed write (a full disk) removes its temporary file, so nothing
+    partial stays behind; a folder it had to create stays only if something
+    else is in it.
+    """
+    tmp = final.with_name(f".{tmp_prefix}-{uuid.uuid4().hex}{TMP_SUFFIX}")
+    created = not final.parent.exists()
+    try:
+        write_parquet(table, tmp, vector_columns)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                final.parent.rmdir()
+        raise
+
+
+def read(path: Path, columns=None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError as exc:
+        # Callers check what may legitimately be absent before reading: a file
+        # that vanishes here is a lost part of the db, not an unknown name.
+        raise CorruptDataError(f"Missing file {path}: it was deleted or never written. Other steps stay readable.") from exc
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptDataError(f"Cannot read {path}: {_reason(exc, path)} The file is truncated or corrupt; other steps stay readable.") from exc
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """Arrow's message without the path it repeats (the caller's message names the file once)."""
+    text = re.sub(r"^Could not open Parquet input source '[^']*':\s*", "", str(exc).strip())
+    text = text.replace(f"'{path}'", "the file").replace(str(path), "the file")
+    return text if text.endswith(".") else text + "."
+
+
+def parquet_ok(path: Path) -> bool:
+    """A cheap validity check: the footer parses (a truncated or garbage file fails it)."""
+    try:
+        pq.read_metadata(path)
+        return True
+    except (pa.ArrowException, OSError):
+        return False

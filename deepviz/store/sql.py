@@ -1,0 +1,153 @@
+"""SQL over the db: one DuckDB view per table over the files readable now (the web console's limits are in ``sandbox``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import duckdb
+import pyarrow as pa
+
+from .. import schema as S
+from ..errors import ConfigurationError, QueryError
+from .codec import duck_type, parquet_ok
+from .layout import RUN_DIR, STEP_DIR, inside
+
+if TYPE_CHECKING:
+    from .reader import StatsDB
+
+# --------------------------------------------------------------------------- views
+
+
+def _file_ok(db: StatsDB, path: Path) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return db.cache.get(("footer", str(path), st.st_size, st.st_mtime_ns), lambda: parquet_ok(path))
+
+
+def _parquet_files(db: StatsDB, base: Path, skipped: list[str]) -> list[Path]:
+    """The ``*.parquet`` files under ``base``; folders linked from outside the db are reported, not entered."""
+    out = []
+    for folder, dirs, files in os.walk(base):
+        for name in list(dirs):
+            sub = Path(folder, name)
+            if sub.is_symlink() and not inside(db._real_root, sub):
+                skipped.append(f"{sub.relative_to(db.root)}/ (a link leading outside the db)")
+                dirs.remove(name)
+        out.extend(Path(folder, f) for f in files if f.endswith(".parquet"))
+    return sorted(out)
+
+
+def _committed(rel: Path, committed: Mapping[str, set[int]]) -> bool:
+    """Is the file at ``rel`` (``<table>/run_id=<R>/step=<S>/<file>``) part of a committed step?"""
+    if len(rel.parts) <= 3:
+        return False
+    run, step = RUN_DIR.match(rel.parts[1]), STEP_DIR.match(rel.parts[2])
+    return bool(run and step and int(step.group(1)) in committed.get(run.group(1), ()))
+
+
+def _table_files(db: StatsDB, table: S.Table, committed: Mapping[str, set[int]], skipped: list[str]) -> list[str]:
+    """The readable Parquet files of a table, resolved, inside the db; snapshot tables only for committed steps."""
+    out = []
+    base = db.root / table.name
+    if not base.is_dir():
+        return out
+    for path in _parquet_files(db, base, skipped):
+        rel = path.relative_to(db.root)
+        if table.snapshot and not _committed(rel, committed):
+            continue  # not committed yet, or a crash leftover: invisible
+        if not inside(db._real_root, path):
+            skipped.append(f"{rel} (a link leading outside the db)")
+        elif not _file_ok(db, path):
+            skipped.append(f"{rel} (truncated or corrupt)")
+        else:
+            out.append(os.path.realpath(path))
+    return out
+
+
+def views_sql(db: StatsDB) -> list[str]:
+    """Statements that make one view per table over the files readable now.
+
+    The file lists are built here, not globbed by DuckDB at query time: a
+    glob would fail every query on one truncated file, and could follow a
+    link out of the db. Commit markers are listed first: a step's other
+    folders were moved in before its marker, so every committed step is
+    whole in the lists that follow.
+    """
+    committed = {run_id: set(db.layout.committed_steps(run_id)) for run_id in db.layout.step_runs()}
+    skipped: list[str] = []
+    statements = []
+    for table in [S.STEPS] + [t for t in S.all_tables() if t is not S.STEPS]:
+        files = _table_files(db, table, committed, skipped)
+        if files:
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            source = f"read_parquet([{listed}], hive_partitioning=false, union_by_name=true)"
+        else:
+            cols = ", ".join(f"NULL::{duck_type(t)} AS {n}" for n, t, _ in table.columns)
+            source = f"(SELECT {cols} WHERE false)"
+        if table is S.STEPS:
+            # A table, read once: every query of this connection sees the same steps.
+            statements.append(f"CREATE OR REPLACE TEMP TABLE steps AS SELECT * FROM {source}")
+        else:
+            statements.append(f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM {source}")
+    db.skipped_files = skipped
+    return statements
+
+
+def connect(db: StatsDB, config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per table.
+
+    ``steps`` is read when the connection is made, and each view lists the
+    files of the steps committed by then; connect again to see newer steps.
+    Unreadable files, and links leading out of the db, are left out of the
+    views (``db.skipped_files`` names them), so one bad file does not stop
+    every query. ``config`` is DuckDB's, set before the views are made.
+    """
+    con = duckdb.connect(config=dict(config or {}))
+    try:
+        for statement in views_sql(db):
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def check_max_rows(max_rows) -> int:
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0:
+        raise ConfigurationError(f"max_rows must be a whole number of rows, 0 or more; got {max_rows!r}.")
+    return max_rows
+
+
+def run(db: StatsDB, query: str, max_rows: int | None = None):
+    """Run a SQL query over the views and return a pandas DataFrame; with ``max_rows``, fetch only that many rows."""
+    if max_rows is not None:
+        check_max_rows(max_rows)
+    con = connect(db)
+    try:
+        if max_rows is None:
+            return con.execute(query).df()
+        relation = con.sql(query)
+        if relation is None:  # a statement without rows (CREATE, SET, ...)
+            return con.execute("SELECT NULL WHERE false").df().iloc[:, :0]
+        # A relation streams: only the batches needed for max_rows rows are ever produced.
+        return _first_rows(relation.to_arrow_reader(max(1, min(max_rows, 2048))), max_rows).to_pandas()
+    except (duckdb.Error, pa.ArrowException) as exc:
+        raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        con.close()
+
+
+def _first_rows(reader: pa.RecordBatchReader, max_rows: int) -> pa.Table:
+    batches, n = [], 0
+    while n < max_rows:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        batches.append(batch.slice(0, max_rows - n))
+        n += len(batches[-1])
+    return pa.Table.from_batches(batches, schema=reader.schema)

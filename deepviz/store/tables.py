@@ -1,0 +1,114 @@
+"""The Arrow tables of one snapshot, row by row as ``schema.py`` defines them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from .. import schema as S
+from .codec import arrow_schema, vector_column
+
+ACTIVATION_DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def _keys(run_id: str, step: int, n: int) -> dict[str, pa.Array]:
+    return {"run_id": pa.array([run_id] * n, pa.string()), "step": pa.array(np.full(n, step, dtype=np.int64))}
+
+
+def predictions(run_id: str, step: int, probe_ids, labels, probs, loss) -> pa.Table:
+    n = len(probe_ids)
+    probs = np.asarray(probs, dtype=np.float32)
+    pred = probs.argmax(axis=1).astype(np.int32) if probs.size else np.zeros(n, np.int32)
+    labels = np.asarray(labels, dtype=np.int32)
+    columns = {
+        **_keys(run_id, step, n),
+        "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
+        "label": pa.array(labels),
+        "pred": pa.array(pred),
+        "probs": vector_column(probs, np.float32),
+        "loss": pa.array(np.asarray(loss, dtype=np.float32)),
+        "correct": pa.array(pred == labels),
+        "confidence": pa.array(probs.max(axis=1) if probs.size else np.zeros(n, np.float32)),
+    }
+    return pa.table(columns, schema=arrow_schema(S.PREDICTIONS))
+
+
+def activations(run_id: str, step: int, layer: str, probe_ids, values, activation_dtype: str) -> pa.Table:
+    n = len(probe_ids)
+    schema = arrow_schema(S.ACTIVATIONS)
+    if activation_dtype == "float32":
+        schema = schema.set(schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.float32())))
+    columns = {
+        **_keys(run_id, step, n),
+        "layer": pa.array([layer] * n, pa.string()),
+        "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
+        "vector": vector_column(np.asarray(values), ACTIVATION_DTYPES[activation_dtype]),
+    }
+    return pa.table(columns, schema=schema)
+
+
+def weights(run_id: str, step: int, tensors: Mapping[str, np.ndarray]) -> pa.Table:
+    names = list(tensors)
+    columns = {
+        **_keys(run_id, step, len(names)),
+        "layer": pa.array(names, pa.string()),
+        "shape": pa.array([list(np.shape(tensors[k])) for k in names], pa.list_(pa.int32())),
+        "values": pa.array([np.asarray(tensors[k], np.float32).ravel() for k in names], pa.list_(pa.float32())),
+    }
+    return pa.table(columns, schema=arrow_schema(S.WEIGHTS))
+
+
+def metrics(run_id: str, step: int, values: Mapping[str, float]) -> pa.Table:
+    names = sorted(values)
+    columns = {
+        **_keys(run_id, step, len(names)),
+        "name": pa.array(names, pa.string()),
+        "value": pa.array([float(values[k]) for k in names], pa.float64()),
+    }
+    return pa.table(columns, schema=arrow_schema(S.METRICS))
+
+
+def step_row(
+    run_id: str, step: int, *, epoch: int, trigger: str, correct: np.ndarray, loss, layers: Iterable[str],
+    nonfinite_layers: Iterable[str], has_state: bool,
+) -> pa.Table:
+    """The commit marker: one ``steps`` row summing up the snapshot."""
+    n = len(correct)
+    row = {
+        "run_id": run_id,
+        "step": step,
+        "epoch": int(epoch),
+        "wall_time": datetime.now(timezone.utc),
+        "trigger": trigger,
+        "probe_acc": float(np.mean(correct)) if n else float("nan"),
+        "probe_loss": float(np.mean(loss)) if n else float("nan"),
+        "n_probe": n,
+        "layers": list(layers),
+        "nonfinite_layers": list(nonfinite_layers),
+        "has_state": has_state,
+    }
+    return pa.Table.from_pylist([row], schema=arrow_schema(S.STEPS))
+
+
+def checkpoint(run_id: str, step: int, path: str) -> pa.Table:
+    return pa.Table.from_pylist([{"run_id": run_id, "step": int(step), "path": str(path)}], schema=arrow_schema(S.CHECKPOINTS))
+
+
+def run(row: dict) -> pa.Table:
+    return pa.Table.from_pylist([row], schema=arrow_schema(S.RUNS))
+
+
+def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs) -> pa.Table:
+    labels = np.asarray(labels, dtype=np.int32)
+    columns = {
+        "run_id": pa.array([run_id] * len(labels), pa.string()),
+        "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
+        "label": pa.array(labels),
+        "class_name": pa.array([class_names[i] for i in labels], pa.string()),
+        "thumbnail": pa.array(thumbnails, pa.binary()),
+        "input": vector_column(np.asarray(inputs), np.float32),
+    }
+    return pa.table(columns, schema=arrow_schema(S.PROBES))
