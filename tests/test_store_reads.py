@@ -98,3 +98,11 @@ def test_a_db_keeps_one_bounded_cache(small_db):
         small_db.activations(step, "fc")
     assert len(small_db.cache) <= 4
     np.testing.assert_array_equal(small_db.activations(0, "fc"), StatsDB(small_db.root).activations(0, "fc"))
+
+
+def test_an_unknown_activation_dtype_is_refused_before_anything_is_written(tmp_path):
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    with pytest.raises(ConfigurationError, match=r"activation_dtype must be one of float16, float32; got 'int8'"):
+        write_step(writer, step=0, activation_dtype="int8")
+    assert StatsDB(tmp_path).steps() == [] and not list((tmp_path / "_staging").glob("*"))
