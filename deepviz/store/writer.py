@@ -114,6 +114,12 @@ class StatsWriter:
             lock.release()
         self._locks.clear()
 
+    def __enter__(self) -> StatsWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- runs
 
     def write_run(self, run: Mapping[str, Any]) -> None:

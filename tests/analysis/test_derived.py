@@ -38,10 +38,16 @@ CENTRES = np.random.default_rng(0).normal(size=(C, 16)) * 20
 
 
 def write_run(root, *, ended: bool = True, steps=STEPS, run_id: str = RUN) -> str:
+    with StatsWriter(root) as w:
+        _write_run_row(w, run_id, ended)
+    write_steps(root, steps, run_id=run_id)
+    return run_id
+
+
+def _write_run_row(w: StatsWriter, run_id: str, ended: bool) -> None:
     rng = np.random.default_rng(0)
     # Images whose colour follows the class a little (so colour features are not constant).
     inputs = rng.random((N, 3, 4, 4)).astype(np.float32) * 0.5 + LABELS[:, None, None, None] * 0.2
-    w = StatsWriter(root)
     info = {
         "run_id": run_id, "name": "derive-test", "started_at": datetime.now(timezone.utc),
         "ended_at": datetime.now(timezone.utc) if ended else None, "model_class": "x:Y", "hparams": "{}",
@@ -50,13 +56,15 @@ def write_run(root, *, ended: bool = True, steps=STEPS, run_id: str = RUN) -> st
     }
     w.write_run(info)
     w.write_probes(run_id, np.arange(N) * 7, LABELS, info["class_names"], [_png()] * N, inputs)
-    write_steps(root, steps, run_id=run_id)
-    return run_id
 
 
 def write_steps(root, steps, *, first: int = 0, run_id: str = RUN) -> None:
     """Snapshots at ``steps``, the first being the run's ``first``-th (0-based): image 0 is wrong at every odd one."""
-    w = StatsWriter(root)
+    with StatsWriter(root) as w:
+        _write_steps(w, steps, first, run_id)
+
+
+def _write_steps(w: StatsWriter, steps, first: int, run_id: str) -> None:
     rng = np.random.default_rng(first)
     for i, step in enumerate(steps, start=first):
         probs = np.full((N, C), 0.1, np.float32)
@@ -265,21 +273,25 @@ def test_rows_of_an_older_metric_vocabulary_are_recomputed(analysed):
 
 
 def test_a_truncated_projection_is_a_cache_miss_and_is_recomputed(analysed):
-    from webui.embedding import Projections
+    from webui import DEFAULTS
+    from webui.projections import Projections
+    from webui.state import AppState
+
+    def computed(store) -> Projections:
+        projections = Projections(store, AppState.from_config(DEFAULTS), max_seeds=4)
+        projections.start(RUN, "blobs", "pca", 0)
+        projections._job(RUN, "blobs", "pca", 0).wait(60)
+        return projections
 
     key = {"layer": "blobs", "method": "pca", "seed": 0, "step": 10}
-    projections = Projections(analysed)
-    projections.start(RUN, "blobs", "pca", 0)
-    projections.jobs[(RUN, "blobs", "pca", 0)].thread.join(60)
+    computed(analysed)
     path = next((analysed.root / "projections").rglob("step=10/*.parquet"))
     _truncate(path)
     store = StatsDB(analysed.root)
     with pytest.raises(CorruptDataError, match=r"Cannot read .*truncated or corrupt"):
         store.get_derived("projections", key)
     assert derived.read_derived(store, "projections", key) is None
-    again = Projections(store)
-    again.start(RUN, "blobs", "pca", 0)
-    again.jobs[(RUN, "blobs", "pca", 0)].thread.join(60)
+    again = computed(store)
     assert again.status(RUN, "blobs", "pca", 0)["cached_steps"] == [0, 10]
     assert len(derived.read_derived(store, "projections", key)) == N
 

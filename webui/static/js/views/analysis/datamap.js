@@ -20,7 +20,7 @@ function correctnessColor(c) {
   return `rgb(${rgb.join(',')})`;
 }
 
-// Axes, and the regions' boundaries (datamap_region's thresholds).
+// Axes, and the regions' boundaries (data_map_region's thresholds).
 function frame(meta) {
   const grid = svg('g', {class: 'grid'});
   for (const t of [0, 0.25, 0.5, 0.75, 1]) grid.append(svg('line', {x1: M.l, x2: W - M.r, y1: Y(t), y2: Y(t)}), svg('text', {x: M.l - 4, y: Y(t) + 3, 'text-anchor': 'end'}, t));
