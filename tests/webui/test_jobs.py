@@ -26,13 +26,13 @@ def test_a_key_already_queued_or_running_is_one_job():
 
 
 def test_the_queue_is_bounded_and_the_workers_fixed():
-    runner = JobRunner("test", workers=2, max_queued=3)
+    runner = JobRunner("bounded-test", workers=2, max_queued=3)
     gate = threading.Event()
-    before = threading.active_count()
     jobs = [runner.submit(i, lambda job: gate.wait(10)) for i in range(5)]
-    with pytest.raises(Busy, match=r"5 test jobs are running or queued \(at most 2 at once and 3 waiting\)"):
+    with pytest.raises(Busy, match=r"5 bounded-test jobs are running or queued \(at most 2 at once and 3 waiting\)"):
         runner.submit(5, lambda job: None)
-    assert threading.active_count() - before == 2
+    # Counted by name: other tests' threads may come and go meanwhile.
+    assert sum(t.name.startswith("deepviz-bounded-test-") for t in threading.enumerate()) == 2
     deadline = time.monotonic() + 10
     while sum(j.state == "running" for j in jobs) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)  # the two workers pick up their jobs
