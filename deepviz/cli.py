@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-host", metavar="NAME", action="append", default=[],
                    help="another name the server answers for in the Host header (repeatable); it always answers for "
                    "the bound address, localhost, 127.0.0.1 and [::1], and refuses others (DNS rebinding)")
+    p.add_argument("--trust-checkpoints", metavar="DIR", action="append", default=[],
+                   help="a folder outside the db whose checkpoints the db may name (repeatable); by default only the "
+                   "db's own checkpoint_files/ are read, as a db from elsewhere may name any file")
     p.set_defaults(func=cmd_serve)
 
     _add_query_commands(sub)
@@ -250,7 +253,7 @@ def cmd_demo(args) -> int:
 
 def cmd_serve(args) -> int:
     _open_db(args.db)
-    return _serve(_import_webui(), args.db, args.host, args.port, args.token, args.allowed_host)
+    return _serve(_import_webui(), args.db, args.host, args.port, args.token, args.allowed_host, args.trust_checkpoints)
 
 
 def cmd_runs(args) -> int:
@@ -359,7 +362,7 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _serve(create_app, db: str, host: str, port: int, token: str | None, allowed_hosts=()) -> int:
+def _serve(create_app, db: str, host: str, port: int, token: str | None, allowed_hosts=(), trusted=()) -> int:
     from webui.server import make_server
 
     if token is not None and len(token) < 8:
@@ -371,7 +374,7 @@ def _serve(create_app, db: str, host: str, port: int, token: str | None, allowed
         token = secrets.token_urlsafe(16)
     # The Host header must name this server: the bound address (the machine's name on a wildcard one).
     names = [host, *([socket.gethostname(), socket.getfqdn()] if host in ("0.0.0.0", "::") else []), *allowed_hosts]
-    app = create_app(db, token=token, allowed_hosts=names)
+    app = create_app(db, token=token, allowed_hosts=names, trusted_checkpoints=trusted)
     try:
         server = make_server(app, host, port)
     except OSError as exc:

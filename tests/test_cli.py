@@ -331,3 +331,11 @@ def test_demo_checks_the_port_before_training(capsys, tmp_path):
 def test_serve_refuses_an_empty_or_short_token(capsys, trained, token):
     code, _, err = run_main(capsys, "serve", trained["db"], "--host", "0.0.0.0", "--port", "0", "--token", token)
     assert_error(code, err, r"--token must be at least 8 characters")
+
+
+def test_serve_takes_folders_of_checkpoints_to_trust():
+    from deepviz.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "db", "--trust-checkpoints", "/ckpt/a", "--trust-checkpoints", "/ckpt/b"])
+    assert args.trust_checkpoints == ["/ckpt/a", "/ckpt/b"]
+    assert build_parser().parse_args(["serve", "db"]).trust_checkpoints == []

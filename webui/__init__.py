@@ -24,6 +24,7 @@ from .state import AppState
 DEFAULTS = {
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # uploads (image search) are small
     "ALLOWED_HOSTS": (),  # names beyond localhost/127.0.0.1/[::1] the server answers for
+    "TRUSTED_CHECKPOINT_DIRS": (),  # folders outside the db whose checkpoints the db may name (deepviz serve --trust-checkpoints)
     "SQL_MAX_ROWS": 1000,
     "SQL_TIMEOUT_S": 5.0,  # the whole request: queueing, the query and the conversion
     "SQL_MEMORY_LIMIT": "512MB",
@@ -42,12 +43,15 @@ DEFAULTS = {
 }
 
 
-def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = None, allowed_hosts=(), test_config: dict | None = None) -> Flask:
+def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = None, allowed_hosts=(),
+               trusted_checkpoints=(), test_config: dict | None = None) -> Flask:
     """The app over the stats db at ``db_path``; ``token`` locks every route, ``allowed_hosts``
-    adds names to the Host allow-list (``webui.security``)."""
+    adds names to the Host allow-list (``webui.security``), ``trusted_checkpoints`` folders
+    outside the db whose checkpoints its runs may name (``deepviz.models``)."""
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config.update(DEFAULTS, DB_PATH=str(Path(db_path)), TOKEN=token, SECRET_KEY=secrets.token_hex(32))
     app.config["ALLOWED_HOSTS"] = tuple(allowed_hosts)
+    app.config["TRUSTED_CHECKPOINT_DIRS"] = tuple(map(str, trusted_checkpoints))
     if test_config:
         app.config.update(test_config)
     # One StatsDB per app: it caches immutable things (probes, snapshots) and is thread-safe for reads.

@@ -14,6 +14,8 @@ from typing import Any
 
 from deepviz.models import load_weights
 
+from flask import current_app
+
 from .params import db
 from .state import state
 
@@ -63,7 +65,7 @@ def model_at(rid: str, step: int) -> Loaded:
     def build() -> Loaded:
         import torch
 
-        loaded = load_weights(db(), step, rid)
+        loaded = load_weights(db(), step, rid, allow_checkpoints_from=current_app.config["TRUSTED_CHECKPOINT_DIRS"])
         x = torch.as_tensor(db().probe_inputs(rid)[:1])
         shapes, types = _module_shapes(loaded.model, x)
         return Loaded(loaded.model, loaded.describe(), shapes, types)

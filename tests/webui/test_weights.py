@@ -44,3 +44,32 @@ def test_each_model_answer_names_the_weights_of_its_own_step(app, client, run_id
     again = client.get(f"/api/runs/{run_id}/steps/{first}/inspect/filters").get_json()
     assert again["cached"] is True and again["weights"]["step"] == first
 
+
+
+def test_a_checkpoint_outside_the_db_is_read_only_from_a_folder_the_server_was_told_to_trust(webui_db, tmp_path):
+    """`deepviz serve --trust-checkpoints DIR`: a db naming a checkpoint elsewhere is refused unless DIR holds it."""
+    import shutil
+
+    from deepviz import StatsDB, StatsWriter
+    from webui import create_app
+
+    db = tmp_path / "db"
+    shutil.copytree(webui_db, db)
+    store = StatsDB(db)
+    run = store.resolve_run()
+    step = store.steps(run)[-1]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    own = store.checkpoint_dir(run) / f"step={step}.ckpt"
+    moved = outside / own.name
+    shutil.move(own, moved)  # the only checkpoint of the step now lies outside the db
+    store.state_path(step, run).unlink()  # and the step has no stored state
+    with StatsWriter(db) as writer:
+        writer.record_checkpoint(run, step, str(moved))
+    url = f"/api/runs/{run}/steps/{step}/inspect/layers"
+
+    refused = create_app(db, test_config={"TESTING": True}).test_client().get(url)
+    assert refused.status_code == 404 and "outside the db's checkpoint folder" in refused.get_json()["error"]
+    trusted = create_app(db, trusted_checkpoints=[outside], test_config={"TESTING": True}).test_client().get(url)
+    assert trusted.status_code == 200, trusted.get_json()
+    assert trusted.get_json()["weights"] == {"source": "checkpoint", "step": step, "path": str(moved), "note": None}
