@@ -10,7 +10,7 @@ import pytest
 
 from deepviz import StatsDB, StatsWriter
 from deepviz.errors import ConfigurationError, CorruptDataError, NotFoundError
-from deepviz.store.cache import Cache
+from deepviz.cache import Cache
 from tests.test_store import write_run, write_step
 
 

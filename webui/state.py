@@ -3,7 +3,8 @@
 Nothing here is module-global: two apps (tests, two databases) never share a
 cached answer, a model or a job.
 
-- ``Cache``: a thread-safe least-recently-used map of bounded size, with
+- ``Cache`` (``deepviz.cache``, the one cache class of the project): a
+  thread-safe least-recently-used map of bounded size, with
   ``get_or_compute`` computing a missing value at most once at a time per key.
 - ``JobRunner``: a fixed number of worker threads and a bounded queue. A job
   is submitted under a key; a key already queued or running returns that job
@@ -22,6 +23,8 @@ from typing import Any, Callable, Hashable
 
 from flask import current_app
 
+from deepviz.cache import Cache
+
 from .errors import ApiError
 
 
@@ -30,52 +33,6 @@ class Busy(ApiError):
 
     def __init__(self, message: str):
         super().__init__(message, 429)
-
-
-class Cache:
-    """A bounded, locked LRU map."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._computing: dict[Hashable, threading.Lock] = {}
-
-    def get(self, key):
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key, value):
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-    def get_or_compute(self, key, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        """``(value, hit)``: the cached value, else ``compute()`` once while others asking for the key wait."""
-        value = self.get(key)
-        if value is not None:
-            return value, True
-        with self._lock:
-            gate = self._computing.setdefault(key, threading.Lock())
-        with gate:
-            value = self.get(key)
-            if value is not None:
-                return value, True
-            try:
-                return self.put(key, compute()), False
-            finally:
-                with self._lock:
-                    self._computing.pop(key, None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
 
 
 @dataclass
@@ -211,10 +168,10 @@ class AppState:
     @classmethod
     def from_config(cls, config) -> "AppState":
         return cls(
-            models=Cache(int(config["MODEL_CACHE_SIZE"])),
-            results=Cache(int(config["RESULT_CACHE_SIZE"])),
-            layouts=Cache(int(config["LAYOUT_CACHE_SIZE"])),
-            heavy=Cache(int(config["HEAVY_CACHE_SIZE"])),
+            models=Cache(int(config["MODEL_CACHE_SIZE"]), max_bytes=None),
+            results=Cache(int(config["RESULT_CACHE_SIZE"]), max_bytes=None),
+            layouts=Cache(int(config["LAYOUT_CACHE_SIZE"]), max_bytes=None),
+            heavy=Cache(int(config["HEAVY_CACHE_SIZE"]), max_bytes=None),
             jobs=JobRunner("background", int(config["JOB_WORKERS"]), int(config["JOB_QUEUE"])),
             sql=JobRunner("SQL", int(config["SQL_WORKERS"]), int(config["SQL_QUEUE"]), keep=0),
         )

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from deepviz.analysis import cka_matrix_or_nan, subsample_rows
+from deepviz.cache import Cache
 from deepviz.errors import CorruptDataError, NotFoundError
 
 from . import cartography, quality, units
@@ -44,25 +44,6 @@ RUN_DATA_CACHE_SIZE = 4  # runs whose probe labels, pixels and colour features a
 Progress = Callable[[int, int, str], None]
 
 
-class _Recent:
-    """A bounded, thread-safe map of the most recently used values; each computed outside the lock."""
-
-    def __init__(self, size: int):
-        self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key, compute: Callable[[], object]):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = compute()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
 class Derived:
     """The derived tables of the runs in ``db`` (a :class:`deepviz.StatsDB`); thread-safe."""
 
@@ -70,8 +51,8 @@ class Derived:
         self.db = db
         self._lock = threading.Lock()
         self._live_maps: dict[str, pd.DataFrame] = {}  # run -> map of a run still training
-        self._run_data = _Recent(RUN_DATA_CACHE_SIZE)  # probes never change once written
-        self._cka = _Recent(CKA_CACHE_SIZE)
+        self._run_data = Cache(RUN_DATA_CACHE_SIZE, max_bytes=None)  # probes never change once written
+        self._cka = Cache(CKA_CACHE_SIZE, max_bytes=None)
 
     def __repr__(self) -> str:
         return f"Derived({self.db!r})"

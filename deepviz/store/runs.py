@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import ConfigurationError, CorruptDataError, NotFoundError
-from .cache import Cache
+from ..cache import Cache
 from .codec import read
 from .layout import DEFAULT_DB, Layout, check_is_db, check_version, mtime, refuse_outside
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from webui.state import Busy, Cache, JobRunner
+from deepviz.cache import Cache
+from webui.state import Busy, JobRunner
 
 from .conftest import assert_api_error
 
