@@ -4,8 +4,8 @@
 ``StatsDB`` (``reader``) reads them back as numpy arrays and pandas frames and
 runs SQL over views of the tables (``sql``; the web console's limits in ``sandbox``). Every path comes from
 ``layout``, which derives it from ``deepviz/schema.py``; ``codec`` holds the
-Arrow and Parquet helpers, ``tables`` builds a snapshot's tables, ``cache`` is
-the reader's one bounded cache, ``lock`` the run lock, ``derived`` the
+Arrow and Parquet helpers, ``tables`` builds a snapshot's tables, ``runs`` the
+run-level reads (``StatsDB``'s base; its one bounded cache is ``deepviz.cache.Cache``), ``lock`` the run lock, ``derived`` the
 derived tables' files. DuckDB loads only when SQL is first used.
 """
 
