@@ -94,11 +94,11 @@ def load_model(db: StatsDB, step: int, run: str | None = None) -> nn.Module:
 
 def steps_with_weights(db: StatsDB, run: str | None = None, *,
                        allow_checkpoints_from: Iterable[str | os.PathLike] = ()) -> list[int]:
-    """Steps with a stored state dict, or a trusted checkpoint that holds that step."""
+    """Steps with a readable stored state dict, or a trusted checkpoint that holds that step."""
     run_id = db.resolve_run(run)
     trust = _Trust.of(db, run_id, allow_checkpoints_from)
     return [s for s in db.steps(run_id)
-            if db.state_path(s, run_id) is not None
+            if _stored_state(db.state_path(s, run_id))[0] is not None
             or any(_checkpoint_state(path, s, trust)[0] is not None for path in _checkpoint_candidates(db, run_id, s))]
 
 
@@ -149,22 +149,18 @@ class _Trust:
             return f"the checkpoint path {recorded!r} cannot be resolved ({exc})"
         if any(real.is_relative_to(d) for d in (self.own, *self.allowed) if d is not None):
             return None
-        own = self.own or "(none: the run id is not a folder name)"
+        own = self.own or "(none: the run id is not a folder name, or its folder leads out of the db)"
         return (f"the checkpoint {recorded} is outside the db's checkpoint folder {own}; to read it anyway, "
                 "pass its folder in allow_checkpoints_from")
 
 
 def _weights_at(db: StatsDB, run_id: str, step: int, trust: _Trust) -> tuple[dict, str, str | None, str | None]:
     """(state dict, source, path, note) of the step's weights, or NotFoundError saying why there are none."""
-    reasons = []
     state_file = db.state_path(step, run_id)
-    if state_file is None:
-        reasons.append("no state dict was stored with it")
-    else:
-        try:
-            return torch.load(state_file, map_location="cpu", weights_only=True), "state", str(state_file), None
-        except _UNREADABLE as exc:
-            reasons.append(f"the stored state dict {state_file} cannot be read ({exc})")
+    state, why = _stored_state(state_file)
+    if state is not None:
+        return state, "state", str(state_file), None
+    reasons = [why]
     candidates = _checkpoint_candidates(db, run_id, step)
     if not candidates:
         reasons.append("no checkpoint was recorded at that step")
@@ -177,6 +173,20 @@ def _weights_at(db: StatsDB, run_id: str, step: int, trust: _Trust) -> tuple[dic
     listed = ", ".join(map(str, steps_with_weights(db, run_id, allow_checkpoints_from=trust.allowed))) or "(none)"
     raise NotFoundError(f"Step {step} of run {run_id!r} has no weights: {' and '.join(reasons)}. "
                         f"Steps with weights: {listed}.")
+
+
+def _stored_state(path: Path | None) -> tuple[dict | None, str | None]:
+    """(the state dict stored with a snapshot, None), else (None, why not). Memory-mapped: tensors are read
+    only when used, so checking that a state can be loaded is cheap."""
+    if path is None:
+        return None, "no state dict was stored with it"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except _UNREADABLE as exc:
+        return None, f"the stored state dict {path} cannot be read ({exc})"
+    if not isinstance(state, dict):
+        return None, f"the stored state dict {path} holds a {type(state).__name__}, not a state dict"
+    return state, None
 
 
 def _checkpoint_state(recorded: str, step: int, trust: _Trust) -> tuple[dict | None, str | None]:

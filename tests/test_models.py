@@ -39,14 +39,12 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def db_copy(trained, tmp_path) -> StatsDB:
-    """A private copy of the trained db and its checkpoint folder, laid out as `deepviz train` wrote them."""
+    """A private copy of the trained db (its checkpoint files included) that records its own files."""
     shutil.copytree(trained, tmp_path / "stats_db")
-    shutil.copytree(trained.parent / "checkpoints", tmp_path / "checkpoints")
     db = StatsDB(tmp_path / "stats_db")
-    old = str(trained.parent / "checkpoints")
     writer = _writer(db)
-    for step, path in db.checkpoints().items():  # the copy records the copied files
-        writer.record_checkpoint(db.resolve_run(), step, path.replace(old, str(tmp_path / "checkpoints")))
+    for step, path in db.checkpoints().items():  # the copy records the copied files, not the module's
+        writer.record_checkpoint(db.resolve_run(), step, path.replace(str(trained), str(db.root)))
     return db
 
 
@@ -102,14 +100,19 @@ def test_checkpoint_used_only_for_the_step_it_holds(db_copy):
     _without_states(db_copy)
     run_id = db_copy.resolve_run()
     ckpts = db_copy.checkpoints()
-    last = max(ckpts)
+    past, last = min(ckpts), max(ckpts)
     loaded = load_weights(db_copy, last)
     assert loaded.source == "checkpoint" and loaded.step == last and loaded.note is None
     np.testing.assert_allclose(loaded.model.conv1.weight.detach().numpy(), db_copy.weights(last, "conv1"), **F16)
-    # last.ckpt was recorded against every epoch's step; it holds only the last one.
-    past = min(s for s, p in ckpts.items() if Path(p).name == "last.ckpt" and s != last)
-    with pytest.raises(NotFoundError, match=rf"Step {past} of run '{run_id}' has no weights.*last\.ckpt holds step {last}, not {past}.*Steps with weights: {last}"):
-        load_weights(db_copy, past)
+    # An older db recorded last.ckpt against every epoch's step, and a step file may be overwritten:
+    # each now holds the last step only, and is not used for the past one.
+    folder = db_copy.checkpoint_dir()
+    shutil.copy(ckpts[last], folder / "last.ckpt")
+    _writer(db_copy).record_checkpoint(run_id, past, str(folder / "last.ckpt"))
+    shutil.copy(ckpts[last], folder / f"step={past}.ckpt")
+    for name in ("last", f"step={past}"):
+        with pytest.raises(NotFoundError, match=rf"Step {past} of run '{run_id}' has no weights.*{name}\.ckpt holds step {last}, not {past}.*Steps with weights: {last}\."):
+            load_weights(db_copy, past)
     assert steps_with_weights(db_copy) == [last]
 
 
@@ -122,6 +125,7 @@ def test_corrupt_checkpoint_is_not_used(db_copy):
     _without_states(db_copy)
     with pytest.raises(NotFoundError, match=rf"Step {step} .*has no weights.*{path.name} cannot be read"):
         load_weights(db_copy, step)
+    assert step not in steps_with_weights(db_copy)
 
 
 def test_corrupt_state_falls_back_to_a_checkpoint_of_that_step_with_a_note(db_copy):
@@ -136,19 +140,38 @@ def test_corrupt_state_falls_back_to_a_checkpoint_of_that_step_with_a_note(db_co
 
 def test_checkpoint_outside_the_db_folder_is_refused_unless_allowed(db_copy, tmp_path):
     _without_states(db_copy)
+    run_id = db_copy.resolve_run()
     step = max(db_copy.checkpoints())
+    folder = own_checkpoint_dir(db_copy, run_id)
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    shutil.move(folder, elsewhere)  # the db keeps no checkpoint file; the one of the step lies elsewhere
     moved = elsewhere / "last.ckpt"
-    shutil.copy(db_copy.checkpoints()[step], moved)
-    _writer(db_copy).record_checkpoint(db_copy.resolve_run(), step, str(moved))
-    folder = own_checkpoint_dir(db_copy, db_copy.resolve_run())
+    (elsewhere / f"step={step}.ckpt").rename(moved)
+    _writer(db_copy).record_checkpoint(run_id, step, str(moved))
     with pytest.raises(NotFoundError, match=rf"{moved} is outside the db's checkpoint folder {folder}.*allow_checkpoints_from"):
         load_weights(db_copy, step)
     assert steps_with_weights(db_copy) == []
     loaded = load_weights(db_copy, step, allow_checkpoints_from=[elsewhere])
     assert loaded.source == "checkpoint" and loaded.path == str(moved)
     assert steps_with_weights(db_copy, allow_checkpoints_from=[elsewhere]) == [step]
+    # A link planted in the db's folder, named as the callback names its files, leads out too.
+    folder.mkdir(parents=True)
+    (folder / f"step={step}.ckpt").symlink_to(moved)
+    _writer(db_copy).record_checkpoint(run_id, step, str(folder / f"step={step}.ckpt"))
+    with pytest.raises(NotFoundError, match=rf"step={step}\.ckpt is outside the db's checkpoint folder {folder}"):
+        load_weights(db_copy, step)
+    assert steps_with_weights(db_copy) == []
+
+
+def test_a_copied_db_reads_its_own_step_files(trained, tmp_path):
+    # Copied as is: the recorded absolute paths name the original db, which the copy does not trust.
+    db = StatsDB(shutil.copytree(trained, tmp_path / "stats_db"))
+    _without_states(db)
+    step = max(db.checkpoints())
+    assert db.checkpoints()[step].startswith(str(trained))
+    loaded = load_weights(db, step)
+    assert loaded.source == "checkpoint" and loaded.path == str(db.checkpoint_dir().absolute() / f"step={step}.ckpt")
+    assert steps_with_weights(db) == sorted(db.checkpoints())
 
 
 def test_symlink_and_dotdot_out_of_the_checkpoint_folder_are_refused(db_copy, tmp_path):
@@ -157,9 +180,9 @@ def test_symlink_and_dotdot_out_of_the_checkpoint_folder_are_refused(db_copy, tm
     step = max(db_copy.checkpoints())
     folder = own_checkpoint_dir(db_copy, run_id)
     outside = tmp_path / "outside.ckpt"
-    shutil.copy(db_copy.checkpoints()[step], outside)
+    shutil.move(db_copy.checkpoints()[step], outside)  # the db's own step file would be used instead
     (folder / "link.ckpt").symlink_to(outside)
-    for named in (folder / "link.ckpt", folder / ".." / ".." / "outside.ckpt"):
+    for named in (folder / "link.ckpt", folder / ".." / ".." / ".." / "outside.ckpt"):
         _writer(db_copy).record_checkpoint(run_id, step, str(named))
         with pytest.raises(NotFoundError, match=r"is outside the db's checkpoint folder"):
             load_weights(db_copy, step)
@@ -167,11 +190,17 @@ def test_symlink_and_dotdot_out_of_the_checkpoint_folder_are_refused(db_copy, tm
 
 def test_no_weights_names_the_steps_that_have_them(db_copy):
     run_id = db_copy.resolve_run()
-    step = db_copy.steps()[1]
+    first, step, last = db_copy.steps()
     db_copy.state_path(step).unlink()
-    others = [s for s in db_copy.steps() if s != step]
-    with pytest.raises(NotFoundError, match=rf"Step {step} of run '{run_id}' has no weights.*Steps with weights: {', '.join(map(str, others))}\."):
+    Path(db_copy.checkpoints()[step]).unlink()
+    with pytest.raises(NotFoundError, match=rf"Step {step} of run '{run_id}' has no weights.*Steps with weights: {first}, {last}\."):
         load_weights(db_copy, step)
+    # A step whose state and checkpoint files exist but cannot be read has no weights either.
+    for path in (db_copy.state_path(last), Path(db_copy.checkpoints()[last])):
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(NotFoundError, match=rf"Step {step} of run '{run_id}' has no weights.*Steps with weights: {first}\."):
+        load_weights(db_copy, step)
+    assert steps_with_weights(db_copy) == [first]
     with pytest.raises(NotFoundError, match=r"Unknown step 7 "):
         load_weights(db_copy, 7)
 
@@ -251,6 +280,7 @@ def test_checkpoint_paths_that_name_no_folder_are_refused(db_copy):
     run_id = db_copy.resolve_run()
     step = max(db_copy.checkpoints())
     folder = own_checkpoint_dir(db_copy, run_id)
+    Path(db_copy.checkpoints()[step]).unlink()  # else the db's own step file is used instead
     (folder / "loop.ckpt").symlink_to(folder / "loop.ckpt")
     for named, why in [("last.ckpt", r"path 'last\.ckpt' is not absolute"),
                        (f"{folder}/nul\x00.ckpt", r"path '.*nul\\x00\.ckpt' cannot be resolved \(embedded null byte\)"),
@@ -263,4 +293,18 @@ def test_checkpoint_paths_that_name_no_folder_are_refused(db_copy):
 
 def test_a_run_id_that_is_no_folder_name_trusts_no_checkpoint_folder(db_copy):
     assert own_checkpoint_dir(db_copy, "..") is None and own_checkpoint_dir(db_copy, ".hidden") is None
-    assert own_checkpoint_dir(db_copy, "run-1") == (db_copy.root.parent / "checkpoints" / "run-1").resolve()
+    run_id = db_copy.resolve_run()
+    assert own_checkpoint_dir(db_copy, run_id) == (db_copy.root / "checkpoint_files" / f"run_id={run_id}").resolve()
+
+
+def test_a_checkpoint_folder_that_leads_out_of_the_db_is_not_trusted(db_copy, tmp_path):
+    _without_states(db_copy)
+    run_id = db_copy.resolve_run()
+    step = max(db_copy.checkpoints())
+    folder = db_copy.checkpoint_dir()
+    shutil.move(folder, tmp_path / "outside")
+    folder.symlink_to(tmp_path / "outside", target_is_directory=True)
+    assert own_checkpoint_dir(db_copy, run_id) is None
+    with pytest.raises(NotFoundError, match=rf"step={step}\.ckpt is outside the db's checkpoint folder \(none: .*its folder leads out of the db\)"):
+        load_weights(db_copy, step)
+    assert steps_with_weights(db_copy) == []

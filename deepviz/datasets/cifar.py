@@ -10,8 +10,8 @@ import numpy as np
 
 from deepviz.errors import DatasetError
 
-from .base import ImageDataset, as_labels, dataset_folder, missing_error
-from .download import fetch_archive
+from .base import ImageDataset, as_labels, missing_error
+from .download import folder_with
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -92,11 +92,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_cifar10(root: Path, split: str, download: bool, progress: bool) -> ImageDataset:
     needed = ["batches.meta", *_CIFAR10_FILES[split]]
-    folder = dataset_folder(root, CIFAR10_FOLDER, needed)
-    missing = [f for f in needed if not (folder / f).is_file()]
-    if missing and download:
-        fetch_archive(CIFAR10_URL, CIFAR10_MD5, folder.parent, progress)
-        missing = [f for f in needed if not (folder / f).is_file()]
+    folder, missing = folder_with(root, CIFAR10_FOLDER, needed, CIFAR10_URL, CIFAR10_MD5, download, progress)
     if missing:
         raise missing_error(
             "CIFAR-10", folder, missing,

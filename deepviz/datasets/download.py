@@ -137,3 +137,17 @@ def extract_archive(archive: str | Path, dest_dir: str | Path) -> Path:
 def fetch_archive(url: str, md5: str, dest_dir: Path, progress: bool) -> None:
     archive = download_file(url, dest_dir / url.rsplit("/", 1)[-1], md5=md5, progress=progress)
     extract_archive(archive, dest_dir)
+
+
+def folder_with(root: Path, folder_name: str, needed: list[str], url: str, md5: str, download: bool,
+                progress: bool) -> tuple[Path, list[str]]:
+    """The dataset's folder under ``root`` and the ``needed`` files still missing there, after fetching
+    the archive once when ``download`` is set and something is missing."""
+    from .base import dataset_folder
+
+    folder = dataset_folder(root, folder_name, needed)
+    missing = [f for f in needed if not (folder / f).is_file()]
+    if missing and download:
+        fetch_archive(url, md5, folder.parent, progress)
+        missing = [f for f in needed if not (folder / f).is_file()]
+    return folder, missing

@@ -8,8 +8,8 @@ import numpy as np
 
 from deepviz.errors import DatasetError
 
-from .base import ImageDataset, as_labels, dataset_folder, missing_error, stratified_split
-from .download import fetch_archive
+from .base import ImageDataset, as_labels, missing_error, stratified_split
+from .download import folder_with
 
 # The default square size of images read from a folder.
 FOLDER_IMAGE_SIZE = 32
@@ -42,11 +42,7 @@ _STL10_IMAGE_BYTES = 3 * 96 * 96
 
 def load_stl10(root: Path, split: str, download: bool, progress: bool) -> ImageDataset:
     needed = ["class_names.txt", f"{split}_X.bin", f"{split}_y.bin"]
-    folder = dataset_folder(root, STL10_FOLDER, needed)
-    missing = [f for f in needed if not (folder / f).is_file()]
-    if missing and download:
-        fetch_archive(STL10_URL, STL10_MD5, folder.parent, progress)
-        missing = [f for f in needed if not (folder / f).is_file()]
+    folder, missing = folder_with(root, STL10_FOLDER, needed, STL10_URL, STL10_MD5, download, progress)
     if missing:
         raise missing_error("STL-10", folder, missing, f"Point data_dir at the {STL10_FOLDER} folder (or its parent),")
 

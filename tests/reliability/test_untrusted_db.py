@@ -19,7 +19,7 @@ from .routes import calls
 
 #: The views that rebuild the run's model; every other route reads only stored data.
 MODEL_VIEWS = {"inspect.layers", "inspect.attribution", "inspect.activation_maps", "inspect.filters",
-               "inspect.maximize", "analysis.search_upload"}
+               "inspect.maximize", "search.search_upload"}
 
 
 def _hostile(marker) -> dict:
@@ -58,5 +58,5 @@ def test_every_route_runs_nothing_from_the_db(db_copy, tmp_path, model_class):
         refused.add(call.endpoint)
     assert refused == MODEL_VIEWS
     # Predictions, confusion, embedding, metrics, SQL, pages...: everything else answers 200.
-    assert answered == {c.endpoint for c in routes} - MODEL_VIEWS and "snapshots.confusion" in answered
+    assert answered == {c.endpoint for c in routes} - MODEL_VIEWS and "confusion.confusion" in answered
     assert not marker.exists()
