@@ -155,24 +155,23 @@ def guided_backprop(model: nn.Module, image: Tensor, target: int, *, reduce: str
     module).  In-place ReLUs work.  ``reduce="none"`` gives the ``(C, H, W)``
     colour map usually shown for this method.
     """
-    reduce = _check_reduce(reduce)
-    _warn_without_relu_modules(model, "guided_backprop")
-    x = _as_batch(image, model)
-    with _inspecting(model):
-        target = _validated(model, x, target)
-        attr = GuidedBackprop(model).attribute(_grad_input(x), target=target)
-    return _reduce(attr, reduce)
+    return _relu_rule(GuidedBackprop, "guided_backprop", model, image, target, reduce)
 
 
 def deconvnet(model: nn.Module, image: Tensor, target: int, *, reduce: str = "max_abs") -> np.ndarray:
     """Deconvnet (Zeiler & Fergus 2014) via Captum's ``Deconvolution``.  Same
     ``nn.ReLU``-module caveat as :func:`guided_backprop`."""
+    return _relu_rule(Deconvolution, "deconvnet", model, image, target, reduce)
+
+
+def _relu_rule(method, name: str, model: nn.Module, image: Tensor, target: int, reduce: str) -> np.ndarray:
+    """A Captum method that overrides the gradient of ``nn.ReLU`` modules (guided backprop, deconvnet)."""
     reduce = _check_reduce(reduce)
-    _warn_without_relu_modules(model, "deconvnet")
+    _warn_without_relu_modules(model, name)
     x = _as_batch(image, model)
     with _inspecting(model):
         target = _validated(model, x, target)
-        attr = Deconvolution(model).attribute(_grad_input(x), target=target)
+        attr = method(model).attribute(_grad_input(x), target=target)
     return _reduce(attr, reduce)
 
 
