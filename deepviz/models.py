@@ -19,7 +19,7 @@ A db may come from elsewhere, so nothing in it is run:
 - a checkpoint path outside the db's own checkpoint folder (see
   :func:`own_checkpoint_dir`) is refused unless the caller trusts its folder.
 
-docs/threat-model.md says what this protects against and what it does not.
+docs/reliability.md ("Threat model") says what this protects against and what it does not.
 """
 
 from __future__ import annotations
