@@ -33,6 +33,9 @@ DEFAULTS = {
     "SQL_QUEUE": 4,  # queries waiting; more are refused with 429
     "JOB_WORKERS": 2,  # background jobs (projections, quality) at once
     "JOB_QUEUE": 8,  # background jobs waiting; more are refused with 429
+    "COMPUTE_WORKERS": 2,  # computations a request waits for (clustering) at once
+    "COMPUTE_QUEUE": 8,  # such computations waiting; more are refused with 429
+    "COMPUTE_WAIT_S": 60.0,  # how long a request waits for its computation before a 503 "ask again"
     "PROJECTION_MAX_SEEDS": 4,  # distinct seeds computing at once, per run, layer and method
     "MODEL_CACHE_SIZE": 4,
     "RESULT_CACHE_SIZE": 1024,

@@ -36,7 +36,7 @@ def cluster_labels(stats: StatsDB, run: str, step: int, layer: str, method: str,
         return np.asarray(labels, dtype=np.int32)
 
     key = ("clusters", run, step, layer, method, k if method == "kmeans" else None, seed)
-    return state().results.get_or_compute(key, fit)[0]
+    return state().computed(key, fit)
 
 
 def _summary(labels: np.ndarray, true: np.ndarray, correct: np.ndarray, confidence: np.ndarray, n_classes: int) -> list[dict]:
@@ -84,11 +84,13 @@ def subclusters(run: str, step: str):
     p = db().predictions(s, rid)
     index = np.flatnonzero(p["label"] == cls)
 
+    store = db()  # the job runs on a worker thread, outside this request's app context
+
     def fit() -> np.ndarray:
-        X = db().activations(s, layer, rid)
+        X = store.activations(s, layer, rid)
         return np.asarray(C.subclusters(X, p["label"], cls, k, random_state=seed), dtype=np.int32)
 
-    labels = state().results.get_or_compute(("subclusters", rid, s, layer, cls, k, seed), fit)[0]
+    labels = state().computed(("subclusters", rid, s, layer, cls, k, seed), fit)
     meta = {
         "step": s, "layer": layer, "cls": cls, "class_name": names[cls], "k": k, "seed": seed,
         "clusters": _summary(labels, p["pred"][index], p["correct"][index], p["confidence"][index], len(names)),

@@ -162,8 +162,10 @@ class AppState:
     results: Cache  # small answers: Inspect results, neighbours, cluster labels
     layouts: Cache  # projection layouts, stored and provisional
     heavy: Cache  # large arrays: search indexes, sprite sheets
-    jobs: JobRunner
+    jobs: JobRunner  # background sequences the UI polls: projections, layer quality
+    compute: JobRunner  # computations a request waits for: clustering
     sql: JobRunner
+    compute_wait_s: float = 60.0
 
     @classmethod
     def from_config(cls, config) -> "AppState":
@@ -173,5 +175,24 @@ class AppState:
             layouts=Cache(int(config["LAYOUT_CACHE_SIZE"]), max_bytes=None),
             heavy=Cache(int(config["HEAVY_CACHE_SIZE"]), max_bytes=None),
             jobs=JobRunner("background", int(config["JOB_WORKERS"]), int(config["JOB_QUEUE"])),
+            compute=JobRunner("compute", int(config["COMPUTE_WORKERS"]), int(config["COMPUTE_QUEUE"])),
+            compute_wait_s=float(config["COMPUTE_WAIT_S"]),
             sql=JobRunner("SQL", int(config["SQL_WORKERS"]), int(config["SQL_QUEUE"]), keep=0),
         )
+
+    def computed(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """``build()``'s value, cached in ``results``, computed on the ``compute`` runner (bounded: a full queue
+        is a 429; deduplicated: requests for one key share one computation) while the request waits."""
+
+        def run():
+            job = self.compute.get(key)
+            if job is None or job.state == "failed":
+                job = self.compute.submit(key, lambda job: build())
+            if not job.wait(self.compute_wait_s):
+                raise ApiError(f"Still computing after {self.compute_wait_s:g} s; ask again in a moment "
+                               "(the computation goes on).", 503)
+            if job.exception is not None:
+                raise job.exception
+            return job.result
+
+        return self.results.get_or_compute(key, run)[0]

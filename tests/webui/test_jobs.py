@@ -101,3 +101,25 @@ def test_sixteen_seeds_do_not_start_sixteen_jobs(app, client, run_id):
         gate.set()
         for job in blockers:
             job.wait(30)
+
+
+def test_clustering_runs_on_the_bounded_compute_runner(webui_db):
+    from webui import create_app
+
+    app = create_app(webui_db, test_config={"TESTING": True, "COMPUTE_WORKERS": 1, "COMPUTE_QUEUE": 1})
+    client, runner = app.test_client(), app.extensions["deepviz"].compute
+    run = app.extensions["deepviz_db"].resolve_run()
+    step = app.extensions["deepviz_db"].steps(run)[-1]
+    url = f"/api/runs/{run}/steps/{step}/clusters?layer=fc1&k=4&seed=1"
+    assert client.get(url).status_code == 200
+    assert [j.state for j in runner.active()] == [] and len(runner._threads) == 1
+    assert runner._threads[0].name == "deepviz-compute-0"
+    # Both places of the runner taken: a new clustering is refused at once instead of starting more work.
+    gate = threading.Event()
+    held = [runner.submit(("hold", i), lambda job: gate.wait(10)) for i in range(2)]
+    try:
+        assert_api_error(client.get(url.replace("seed=1", "seed=2")), 429, r"2 compute jobs are running or queued")
+    finally:
+        gate.set()
+    assert all(j.wait(10) for j in held)
+    assert client.get(url.replace("seed=1", "seed=2")).status_code == 200
