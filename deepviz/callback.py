@@ -16,7 +16,7 @@ from . import checkpoint_io
 from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, state_bytes, weights_of
 from .callback_checks import check_arguments, check_labels_named
 from .probe import ProbeSet, build_probe, thumbnails
-from .store import DEFAULT_DB, StatsDB, StatsWriter, check_layer_name, new_run_id
+from .store import DEFAULT_DB, StatsWriter, check_layer_name, new_run_id
 
 # The callback must be an instance of the Callback class of whichever Lightning
 # package the user's Trainer comes from; subclassing both (when both are
@@ -255,7 +255,7 @@ class StatsCallback(*_bases):
         step = int(step)
 
         def keep():
-            folder = StatsDB(self.db).checkpoint_dir(self.run_id)
+            folder = self.writer.layout.checkpoint_dir(self.run_id)
             kept = checkpoint_io.keep_step_file(path, folder / f"step={step}.ckpt")
             self.writer.record_checkpoint(self.run_id, step, os.fspath(kept.absolute()))
 
