@@ -47,9 +47,9 @@ class TimedStatsCallback(StatsCallback):
         super().__init__(*args, **kwargs)
         self.snapshot_seconds: list[float] = []
 
-    def _snapshot(self, trainer, pl_module, trigger):
+    def _snapshot(self, trainer, trigger):
         t0 = time.perf_counter()
-        super()._snapshot(trainer, pl_module, trigger)
+        super()._snapshot(trainer, trigger)
         self.snapshot_seconds.append(time.perf_counter() - t0)
 
 
@@ -172,7 +172,7 @@ def main():
             without.append(t_without)
             with_cb.append(t_with)
             snap.extend(cb.snapshot_seconds)
-            fwd.append(bare_forward_seconds(model, cb.probe.inputs, cb.batch_size))
+            fwd.append(bare_forward_seconds(model, cb.recorder.probe.inputs, cb.recorder.batch_size))
             print(f"pair {i}: without={t_without:.2f}s with={t_with:.2f}s snapshots="
                   + ",".join(f"{s:.3f}" for s in cb.snapshot_seconds) + f" bare_forward={fwd[-1]:.3f}s", flush=True)
         probe = build_probe(probe_source, args.probe_size, 0)

@@ -1,6 +1,7 @@
 """deepviz: training-time monitoring for image classifiers.
 
-Add :class:`StatsCallback` to a Lightning ``Trainer``; read the stats database
+Add :class:`StatsCallback` to a Lightning ``Trainer`` (or call a :class:`Recorder`
+from any training loop); read the stats database
 back with :class:`StatsDB` (or plain DuckDB: it is Parquet).
 """
 
@@ -20,6 +21,7 @@ from .errors import (  # noqa: E402
 # pulls in neither Lightning nor pyarrow/DuckDB until they are used.
 _LAZY = {
     "StatsCallback": ".callback",
+    "Recorder": ".recorder",
     "StatsDB": ".store",
     "StatsWriter": ".store",
     "Snapshot": ".store",
@@ -38,6 +40,7 @@ def __getattr__(name):
 
 __all__ = [
     "StatsCallback",
+    "Recorder",
     "StatsDB",
     "StatsWriter",
     "Snapshot",

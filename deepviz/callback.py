@@ -1,22 +1,17 @@
-"""``StatsCallback``: decides *when* to snapshot; capture decides what, the store writes it."""
+"""``StatsCallback``: decides *when* to snapshot; the ``Recorder`` captures, gathers and writes."""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-import torch
-
-from . import __version__
 from . import checkpoint_io
-from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, state_bytes, weights_of
-from .callback_checks import check_arguments, check_labels_named
-from .probe import ProbeSet, build_probe, thumbnails
-from .store import DEFAULT_DB, StatsWriter, check_layer_name, new_run_id
+from .callback_checks import PROBE_SPLITS, check_recording, check_schedule
+from .errors import ConfigurationError
+from .probe import SPLIT_NAMES, dataset_of
+from .recorder import AUTO_STATE_MAX_PARAMS, Recorder
+from .store import DEFAULT_DB
 
 # The callback must be an instance of the Callback class of whichever Lightning
 # package the user's Trainer comes from; subclassing both (when both are
@@ -38,26 +33,11 @@ except ImportError:  # pragma: no cover
 if not _bases:  # pragma: no cover
     raise ImportError("deepviz.StatsCallback needs `lightning` or `pytorch-lightning`: pip install lightning")
 
-#: Models with at most this many parameters get their state dict stored with
-#: every snapshot (``save_state="auto"``), so ``StatsDB.load_model`` works at
-#: every step, step 0 included, without checkpoints.
-AUTO_STATE_MAX_PARAMS = 5_000_000
+__all__ = ["AUTO_STATE_MAX_PARAMS", "StatsCallback"]
 
 
-def _dist():
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _scalar_metrics(metrics: dict) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        try:
-            out[str(k)] = float(v.item() if isinstance(v, torch.Tensor) else v)
-        except (TypeError, ValueError, RuntimeError):
-            continue
-    return out
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
 
 
 class StatsCallback(*_bases):
@@ -65,13 +45,21 @@ class StatsCallback(*_bases):
 
     Args:
         db: folder of the stats database (created if missing).
-        probe: a torch ``Dataset`` of (image, label) pairs, or a pair ``(images, labels)``.
+        probe: a torch ``Dataset`` of (image, label) pairs, or a pair ``(images, labels)``;
+            or ``"val"`` (``"train"``): the dataset of the trainer's validation (training)
+            dataloader, whether given to ``fit`` or by a DataModule, taken when training
+            starts. It must be one map-style dataset of (image, label) pairs: several
+            loaders, an IterableDataset or items without labels are refused.
         probe_size: number of probe images, picked class-stratified with ``probe_seed``
             (all of ``probe`` when None).
         layers: module names to capture (as ``named_modules()`` reports them);
             default: every ``nn.Linear``.
         every_n_epochs: snapshot after every n-th validation (or training) epoch.
-        every_n_train_steps: snapshot every n optimizer steps instead of per epoch.
+        every_n_train_steps: snapshot every n optimizer steps instead of per epoch
+            (``every_n_epochs`` must then stay 1).
+        schedule: ``"log"`` adds the global steps 1, 2, 4, 8, ... that come before the
+            first regular snapshot: those of the first ``every_n_epochs`` epochs, or
+            those below ``every_n_train_steps``. Early training changes fastest.
         on_checkpoint: also snapshot whenever a checkpoint is saved.
         run_name: a readable name for the run (the run id is used when None).
         dataset_name, class_names: recorded in the run's metadata.
@@ -80,11 +68,12 @@ class StatsCallback(*_bases):
             ``"auto"`` (models of at most 5M parameters).
         batch_size: probe batch size for the capture forward pass.
 
-    Every checkpoint the trainer saves at a snapshot's step is kept in the db's
-    own checkpoint folder as ``step=<step>.ckpt`` (a hard link where the file
-    system allows, else a copy) and recorded against that step. The file
-    Lightning wrote (``last.ckpt``, a best-k file) is never recorded itself:
-    Lightning rewrites and prunes those, so they are no evidence of a past step.
+    Step 0 (the initial weights) is always recorded. Every checkpoint the
+    trainer saves at a snapshot's step is kept in the db's own checkpoint
+    folder as ``step=<step>.ckpt`` (a hard link where the file system allows,
+    else a copy) and recorded against that step. The file Lightning wrote
+    (``last.ckpt``, a best-k file) is never recorded itself: Lightning rewrites
+    and prunes those, so they are no evidence of a past step.
     """
 
     def __init__(
@@ -96,6 +85,7 @@ class StatsCallback(*_bases):
         layers: list[str] | None = None,
         every_n_epochs: int = 1,
         every_n_train_steps: int | None = None,
+        schedule: str | None = None,
         on_checkpoint: bool = True,
         run_name: str | None = None,
         dataset_name: str | None = None,
@@ -106,36 +96,26 @@ class StatsCallback(*_bases):
         batch_size: int = 256,
     ):
         super().__init__()
-        check_arguments(probe, probe_size, layers, every_n_epochs, every_n_train_steps, activation_dtype,
-                         save_state, class_names, batch_size)
+        check_recording("StatsCallback", probe, probe_size, layers, activation_dtype, save_state, class_names,
+                        batch_size, PROBE_SPLITS)
+        check_schedule(every_n_epochs, every_n_train_steps, schedule)
         self.db = os.fspath(db)
         self.probe_source = probe
-        self.probe_size = probe_size
-        self.requested_layers = layers
         self.every_n_epochs = every_n_epochs
         self.every_n_train_steps = every_n_train_steps
+        self.schedule = schedule
         self.on_checkpoint = on_checkpoint
-        self.run_name = run_name
-        self.dataset_name = dataset_name
-        self.class_names = list(class_names) if class_names is not None else None
-        self.probe_seed = probe_seed
-        self.activation_dtype = activation_dtype
-        self.save_state = save_state
-        self.batch_size = batch_size
+        # What the Recorder is made with, at setup (or when training starts, for probe="val"/"train").
+        self._recording = dict(probe_size=probe_size, layers=layers, run_name=run_name, dataset_name=dataset_name,
+                               class_names=class_names, probe_seed=probe_seed, activation_dtype=activation_dtype,
+                               save_state=save_state, batch_size=batch_size)
 
         self.run_id: str | None = None
-        self.written: set[int] = set()
-        self.writer: StatsWriter | None = None
-        self.probe: ProbeSet | None = None
-        self.layers: list[str] = []
-        self.convs: list[str] = []
+        self.written: set[int] = set()  # the Recorder's own set once the run has begun
+        self.recorder: Recorder | None = None
         self._validated_this_epoch = False
-        self._warned_nonfinite = False
-        self._warned_write = False
         self._metrics_pending: int | None = None
-        self._committed: set[int] = set()  # steps whose snapshot this fit wrote (not skipped, not resumed)
-        self._kept: set[int] = set()  # steps whose checkpoint is kept and recorded
-        self._recorder: checkpoint_io.RecordingCheckpointIO | None = None
+        self._checkpoint_io: checkpoint_io.RecordingCheckpointIO | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -155,16 +135,19 @@ class StatsCallback(*_bases):
     # ------------------------------------------------------------------ hooks: when
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if stage == "fit":
-            self._prepare(trainer, pl_module)  # misconfiguration fails here, before the first epoch
+        if stage == "fit" and self.probe_source not in PROBE_SPLITS:
+            self.recorder = self._make_recorder(pl_module, self.probe_source)  # misconfiguration fails here
 
     def on_train_start(self, trainer, pl_module) -> None:
+        if self.recorder is None:
+            # The trainer's loaders exist now (set up once, by Lightning); the probe is their dataset.
+            self.recorder = self._recorder_of_trainer_data(trainer)
         # Here rather than in on_fit_start: some strategies restore callback
         # state from a checkpoint only after on_fit_start, and the run id
         # must come from that state when resuming.
-        self._begin_run(trainer, pl_module)
+        self._begin_run(trainer)
         if trainer.global_step == 0:
-            self._snapshot(trainer, pl_module, "start")
+            self._snapshot(trainer, "start")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._validated_this_epoch = False
@@ -179,221 +162,92 @@ class StatsCallback(*_bases):
             return
         self._validated_this_epoch = True
         if self.every_n_train_steps is None and self._epoch_due(trainer):
-            self._snapshot(trainer, pl_module, "validation")
+            self._snapshot(trainer, "validation")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        n = self.every_n_train_steps
-        if n is not None and trainer.global_step > 0 and trainer.global_step % n == 0:
-            self._snapshot(trainer, pl_module, "train_steps")
+        step, n = trainer.global_step, self.every_n_train_steps
+        if n is not None and step > 0 and step % n == 0:
+            self._snapshot(trainer, "train_steps")
+        elif self.schedule == "log" and _is_power_of_two(step) and self._before_first_regular(trainer):
+            self._snapshot(trainer, "train_steps")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.every_n_train_steps is None and self._epoch_due(trainer) and not self._validated_this_epoch:
-            self._snapshot(trainer, pl_module, "epoch")  # no validation loop: snapshot at epoch end
+            self._snapshot(trainer, "epoch")  # no validation loop: snapshot at epoch end
         self._flush_metrics(trainer)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         if self.on_checkpoint and not trainer.sanity_checking:
-            self._snapshot(trainer, pl_module, "checkpoint")
+            self._snapshot(trainer, "checkpoint")
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self._flush_metrics(trainer)
-        if trainer.is_global_zero and self.writer is not None and self.run_id is not None:
-            self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=datetime.now(timezone.utc)))
+        if self.recorder is not None and self.run_id is not None:
+            self.recorder.close()  # marks the run ended
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if self.writer is not None:
-            self.writer.close()  # releases the run lock: another fit may resume this run
-        if self._recorder is not None:
-            checkpoint_io.uninstall(trainer.strategy, self._recorder)
-            self._recorder = None
+        if self.recorder is not None:
+            self.recorder.release()  # releases the run lock: another fit may resume this run
+        if self._checkpoint_io is not None:
+            checkpoint_io.uninstall(trainer.strategy, self._checkpoint_io)
+            self._checkpoint_io = None
 
     # ------------------------------------------------------------------ helpers
 
     def _epoch_due(self, trainer) -> bool:
         return (trainer.current_epoch + 1) % self.every_n_epochs == 0
 
-    def _prepare(self, trainer, pl_module) -> None:
-        self.layers = resolve_layers(pl_module, self.requested_layers)
-        for name in self.layers:
-            check_layer_name(name)
-        self.convs = conv_layers(pl_module)
-        if trainer.is_global_zero:
-            self.writer = StatsWriter(self.db)
-        self.probe = build_probe(self.probe_source, self.probe_size, self.probe_seed)
-        check_labels_named(self.probe.labels, self.class_names)
+    def _before_first_regular(self, trainer) -> bool:
+        if self.every_n_train_steps is not None:
+            return trainer.global_step < self.every_n_train_steps
+        return trainer.current_epoch < self.every_n_epochs
 
-    def _begin_run(self, trainer, pl_module) -> None:
-        """Continue the run restored from a checkpoint, or start a new one."""
-        resumed = self.run_id is not None
-        if not resumed:
-            self.run_id = self._broadcast(new_run_id() if trainer.is_global_zero else None)
-        if trainer.is_global_zero:
-            if resumed and self.writer.read_run(self.run_id) is not None:
-                # Clear what a crash left, and never write a committed step again.
-                self.written |= set(self.writer.open_run(self.run_id))
-                self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=None))
-            else:
-                self._write_run(trainer, pl_module)
-            if self._recorder is None:  # rank zero writes the checkpoints, so it alone keeps them
-                self._recorder = checkpoint_io.install(trainer.strategy, self._keep_checkpoint)
-        self.written = set(self._broadcast(sorted(self.written)))
+    def _make_recorder(self, pl_module, probe) -> Recorder:
+        return Recorder(self.db, pl_module, probe, **self._recording)
 
-    def _broadcast(self, obj):
-        rank, world = _dist()
-        if world == 1:
-            return obj
-        box = [obj]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def _keep_checkpoint(self, checkpoint: dict, path) -> None:
-        """Keep and record a checkpoint saved at a step this fit snapshotted (after a resume,
-        a step written before was trained again: its new weights need not be the stored ones)."""
-        step = checkpoint.get("global_step")
-        if step is None or int(step) not in self._committed or int(step) in self._kept:
-            return
-        step = int(step)
-
-        def keep():
-            folder = self.writer.layout.checkpoint_dir(self.run_id)
-            kept = checkpoint_io.keep_step_file(path, folder / f"step={step}.ckpt")
-            self.writer.record_checkpoint(self.run_id, step, os.fspath(kept.absolute()))
-
-        if self._safe_write(keep):
-            self._kept.add(step)
-
-    def _write_run(self, trainer, pl_module) -> None:
-        cls = type(pl_module)
-        if cls.__module__ == "__main__":
+    def _recorder_of_trainer_data(self, trainer) -> Recorder:
+        """A Recorder whose probe is the dataset of the trainer's validation (or training) dataloader."""
+        split = self.probe_source
+        loaders = trainer.val_dataloaders if split == "val" else trainer.train_dataloader
+        dataset = dataset_of(loaders, split)
+        if split == "train":
             warnings.warn(
-                f"{cls.__name__} is defined in __main__: StatsDB.load_model can rebuild it only where "
-                "that script's class is importable. Define the model in a module to load it later.",
+                "deepviz: probe='train' takes the probe from the training set, so the timeline shows images the "
+                "network trains on: it tells how it fits them, not how it generalises. Use probe='val' for held-out "
+                "images.",
                 stacklevel=2,
             )
-        class_names = self._run_class_names()
-        # Probes first: a run row is listed by readers, so what it refers to must exist.
-        self.writer.write_probes(
-            self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs), self.probe.inputs.numpy()
-        )
-        self.writer.write_run(self._run_row(trainer, pl_module, class_names))
-
-    def _run_class_names(self) -> list[str]:
-        """The given class names (or the probe dataset's), padded to cover every probe label."""
-        names = list(self.class_names or getattr(self.probe_source, "classes", None) or [])
-        n_classes = int(self.probe.labels.max()) + 1 if len(self.probe) else 0
-        return names + [f"class {i}" for i in range(len(names), n_classes)]
-
-    def _run_row(self, trainer, pl_module, class_names: list[str]) -> dict[str, Any]:
-        cls = type(pl_module)
         try:
-            hparams = json.dumps(dict(getattr(pl_module, "hparams", {}) or {}), default=str, sort_keys=True)
-        except (TypeError, ValueError):
-            hparams = "{}"
-        return {
-            "run_id": self.run_id,
-            "name": self.run_name or self.run_id,
-            "started_at": datetime.now(timezone.utc),
-            "ended_at": None,
-            "deepviz_version": __version__,
-            "model_class": f"{cls.__module__}:{cls.__qualname__}",
-            "model_summary": repr(pl_module),
-            "n_params": sum(p.numel() for p in pl_module.parameters()),
-            "hparams": hparams,
-            "dataset": self.dataset_name or "",
-            "class_names": class_names,
-            "input_shape": list(self.probe.inputs.shape[1:]),
-            "layers": self.layers,
-            "conv_layers": self.convs,
-            "n_probe": len(self.probe),
-            "probe_seed": self.probe_seed,
-            "world_size": trainer.world_size,
-            "activation_dtype": self.activation_dtype,
-        }
+            return self._make_recorder(trainer.lightning_module, dataset)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"probe={split!r} is the trainer's {SPLIT_NAMES[split]} dataset, a {type(dataset).__name__}: {exc}"
+            ) from exc
+
+    def _begin_run(self, trainer) -> None:
+        """Continue the run restored from a checkpoint, or start a new one."""
+        self.run_id = self.recorder.start(self.run_id, self.written)
+        self.written = self.recorder.written  # one set: the state saved with a checkpoint is the recorder's
+        if trainer.is_global_zero and self._checkpoint_io is None:  # rank zero writes the checkpoints: it keeps them
+            self._checkpoint_io = checkpoint_io.install(trainer.strategy, self._keep_checkpoint)
+
+    def _keep_checkpoint(self, checkpoint: dict, path) -> None:
+        step = checkpoint.get("global_step")
+        if step is not None:
+            self.recorder.keep_checkpoint(int(step), path)
 
     def _flush_metrics(self, trainer) -> None:
         """Write the metrics of a snapshot taken after validation, now that the epoch's are all logged."""
         step, self._metrics_pending = self._metrics_pending, None
-        if step is not None and trainer.is_global_zero and self.writer is not None:
-            metrics = _scalar_metrics(trainer.callback_metrics)
-            self._safe_write(lambda: self.writer.add_metrics(self.run_id, step, metrics))
+        if step is not None and self.recorder is not None:
+            self.recorder.add_metrics(step, trainer.callback_metrics)
 
-    def _snapshot(self, trainer, pl_module, trigger: str) -> None:
-        step = int(trainer.global_step)
-        if step in self.written:
-            return
-        self.written.add(step)
-        result = self._capture(pl_module)
-        if result is None or not trainer.is_global_zero:
-            return
-        self._warn_nonfinite(result.nonfinite, step)
+    def _snapshot(self, trainer, trigger: str) -> None:
         # After validation the epoch's training metrics (train_loss_epoch,
-        # train_acc) are not logged yet: write a per-epoch snapshot's metrics
-        # at on_train_epoch_end, not stale ones now.
+        # train_acc) are not logged yet: a per-epoch snapshot's metrics are
+        # written at on_train_epoch_end, not stale ones now.
         deferred = trigger in ("validation", "epoch")
-        metrics = {} if deferred else _scalar_metrics(trainer.callback_metrics)
-        if self._safe_write(lambda: self._write_snapshot(trainer, pl_module, step, trigger, result, metrics), step):
-            self._committed.add(step)
+        metrics = {} if deferred else trainer.callback_metrics
+        if self.recorder.snapshot(trainer.global_step, epoch=trainer.current_epoch, metrics=metrics, trigger=trigger):
             if deferred:
-                self._metrics_pending = step
-
-    def _capture(self, pl_module):
-        """This process's share of the probe through the model; on rank zero, the whole probe's result."""
-        rank, world = _dist()
-        probe = self.probe
-        rows = np.arange(rank, len(probe), world)
-        with rank_zero_buffers(pl_module):
-            result = capture(pl_module, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
-        if world == 1:
-            return result
-        gathered = [None] * world if rank == 0 else None
-        torch.distributed.gather_object((rows, result), gathered, dst=0)
-        return merge(gathered, len(probe)) if rank == 0 else None
-
-    def _warn_nonfinite(self, bad: list[str], step: int) -> None:
-        if bad and not self._warned_nonfinite:
-            self._warned_nonfinite = True
-            warnings.warn(
-                f"deepviz: NaN or Inf in {', '.join(bad)} at step {step}. The values are stored as they are and the "
-                "step is flagged (steps.nonfinite_layers); this warning is given once per run.",
-                stacklevel=3,
-            )
-
-    def _state(self, pl_module) -> bytes | None:
-        n_params = sum(p.numel() for p in pl_module.parameters())
-        wanted = self.save_state is True or (self.save_state == "auto" and n_params <= AUTO_STATE_MAX_PARAMS)
-        return state_bytes(pl_module) if wanted else None
-
-    def _write_snapshot(self, trainer, pl_module, step: int, trigger: str, result, metrics: dict) -> None:
-        """What one snapshot stores: the capture, the conv weights, metrics and (maybe) the state dict."""
-        self.writer.write_snapshot(
-            self.run_id,
-            step,
-            epoch=trainer.current_epoch,
-            trigger=trigger,
-            probe_ids=self.probe.ids,
-            labels=self.probe.labels.numpy(),
-            probs=result.probs,
-            loss=result.loss,
-            activations=result.activations,
-            weights=weights_of(pl_module, self.convs),
-            metrics=metrics,
-            nonfinite_layers=result.nonfinite,
-            state=self._state(pl_module),
-            activation_dtype=self.activation_dtype,
-        )
-
-    def _safe_write(self, fn, step: int | None = None) -> bool:
-        """Run a write; an OS error (disk full, permissions) skips it with one warning and training goes on."""
-        try:
-            fn()
-            return True
-        except OSError as exc:
-            if not self._warned_write:
-                self._warned_write = True
-                where = f"snapshot at step {step}" if step is not None else "metadata write"
-                warnings.warn(
-                    f"deepviz: {where} skipped: {exc}. Nothing partial was left in {self.db}; training goes on. "
-                    "Free space or fix permissions to resume snapshots (this warning is given once).",
-                    stacklevel=2,
-                )
-            return False
+                self._metrics_pending = trainer.global_step

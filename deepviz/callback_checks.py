@@ -14,20 +14,27 @@ def _positive_int(name: str, value, none_means: str | None = None) -> None:
         raise ConfigurationError(f"{name} must be {allowed}, got {value!r}.")
 
 
-def check_arguments(probe, probe_size, layers, every_n_epochs, every_n_train_steps, activation_dtype,
-                     save_state, class_names, batch_size) -> None:
-    """Misconfiguration fails in ``__init__``, with the bad value and what is allowed."""
+#: What ``StatsCallback(probe=...)`` takes by name: a dataset of the trainer's own data.
+PROBE_SPLITS = ("val", "train")
+SCHEDULES = (None, "log")
+
+
+def check_recording(owner: str, probe, probe_size, layers, activation_dtype, save_state, class_names, batch_size,
+                    probe_splits: tuple[str, ...] = ()) -> None:
+    """Misconfiguration of what is recorded fails at once, with the bad value and what is allowed."""
     if probe is None:
+        named = f", probe={' or '.join(repr(s) for s in probe_splits)} (the trainer's own dataset)," if probe_splits else ""
         raise ConfigurationError(
-            "StatsCallback needs a probe set: StatsCallback(db, probe=val_dataset, probe_size=1000), "
+            f"{owner} needs a probe set: {owner}(db, probe=val_dataset, probe_size=1000){named} "
             "or probe=(images, labels)."
         )
-    if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-        raise ConfigurationError(f"every_n_epochs must be an integer >= 1, got {every_n_epochs!r}.")
-    if every_n_train_steps is not None and (
-        isinstance(every_n_train_steps, bool) or not isinstance(every_n_train_steps, int) or every_n_train_steps < 1
-    ):
-        raise ConfigurationError(f"every_n_train_steps must be None or an integer >= 1, got {every_n_train_steps!r}.")
+    if isinstance(probe, str) and probe not in probe_splits:
+        allowed = f"{' or '.join(repr(s) for s in probe_splits)}, " if probe_splits else ""
+        raise ConfigurationError(
+            f"{owner}'s probe must be {allowed}a Dataset of (image, label) pairs or a pair (images, labels); "
+            f"got the string {probe!r}."
+            + ("" if probe_splits else " probe='val' or 'train' is StatsCallback's: it takes them from the trainer.")
+        )
     if activation_dtype not in ("float16", "float32"):
         raise ConfigurationError(f"activation_dtype must be 'float16' or 'float32', got {activation_dtype!r}.")
     if save_state not in (True, False, "auto"):
@@ -47,6 +54,31 @@ def check_arguments(probe, probe_size, layers, every_n_epochs, every_n_train_ste
             raise ConfigurationError(f"layers must be a list of module names, got {layers!r}.")
         for name in layers:
             check_layer_name(name)
+
+
+def check_schedule(every_n_epochs, every_n_train_steps, schedule) -> None:
+    """When the callback snapshots: each setting valid, and no two that contradict each other."""
+    if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+        raise ConfigurationError(f"every_n_epochs must be an integer >= 1, got {every_n_epochs!r}.")
+    if every_n_train_steps is not None and (
+        isinstance(every_n_train_steps, bool) or not isinstance(every_n_train_steps, int) or every_n_train_steps < 1
+    ):
+        raise ConfigurationError(f"every_n_train_steps must be None or an integer >= 1, got {every_n_train_steps!r}.")
+    if every_n_train_steps is not None and every_n_epochs != 1:
+        raise ConfigurationError(
+            f"every_n_epochs={every_n_epochs} and every_n_train_steps={every_n_train_steps} were both given; "
+            "snapshots follow one of them. Give every_n_train_steps for a step schedule, or every_n_epochs alone."
+        )
+    if schedule not in SCHEDULES:
+        raise ConfigurationError(
+            f"schedule must be None or 'log' (steps 0, 1, 2, 4, 8, ... before the first regular snapshot), "
+            f"got {schedule!r}."
+        )
+    if schedule == "log" and every_n_train_steps == 1:
+        raise ConfigurationError(
+            "schedule='log' adds steps 1, 2, 4, 8, ... but every_n_train_steps=1 snapshots every step already. "
+            "Drop schedule='log', or give every_n_train_steps > 1."
+        )
 
 
 def check_labels_named(labels, class_names: list[str] | None) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, IterableDataset
 
 from .errors import ConfigurationError
 
@@ -99,6 +100,11 @@ def build_probe(probe, probe_size: int | None = None, seed: int = 0) -> ProbeSet
         inputs = images[torch.as_tensor(ids)].float()
         return ProbeSet(ids=ids, inputs=inputs, labels=torch.as_tensor(labels_np[ids], dtype=torch.long))
 
+    if isinstance(probe, IterableDataset):
+        raise ConfigurationError(
+            f"The probe is an IterableDataset ({type(probe).__name__}): it has no index, so no stable probe ids "
+            "and no seeded subset. Give a map-style Dataset, or probe=(images, labels) collected from it."
+        )
     if not hasattr(probe, "__getitem__") or not hasattr(probe, "__len__"):
         raise ConfigurationError(
             f"probe must be a torch Dataset of (image, label) pairs or a pair (images, labels); got {type(probe).__name__}."
@@ -115,6 +121,38 @@ def build_probe(probe, probe_size: int | None = None, seed: int = 0) -> ProbeSet
         xs.append(torch.as_tensor(x).float())
         ys.append(int(y))
     return ProbeSet(ids=ids, inputs=torch.stack(xs), labels=torch.as_tensor(ys, dtype=torch.long))
+
+
+SPLIT_NAMES = {"val": "validation", "train": "training"}
+
+
+def dataset_of(loaders, split: str):
+    """The dataset behind the one dataloader a trainer holds for ``split`` ("val" or "train").
+
+    ``loaders`` is what the trainer holds: a DataLoader, or a list or dict of
+    them. Several loaders are refused (which one is the probe is the user's
+    choice, not ours), and so is anything but a DataLoader.
+    """
+    name = SPLIT_NAMES[split]
+    if loaders is None:
+        raise ConfigurationError(
+            f"probe={split!r}: the trainer has no {name} dataloader when training starts. Pass one to "
+            f"trainer.fit (or a DataModule with {split}_dataloader), or give the probe dataset itself: probe=dataset."
+        )
+    if isinstance(loaders, (list, tuple, dict)):
+        found = list(loaders.keys()) if isinstance(loaders, dict) else len(loaders)
+        if len(loaders) != 1:
+            raise ConfigurationError(
+                f"probe={split!r}: the trainer has {len(loaders)} {name} dataloaders ({found}); the probe must be one "
+                "dataset. Give the one you want: probe=its_dataset."
+            )
+        (loaders,) = loaders.values() if isinstance(loaders, dict) else loaders
+    if not isinstance(loaders, DataLoader):
+        raise ConfigurationError(
+            f"probe={split!r}: the trainer's {name} data is a {type(loaders).__name__}, not a DataLoader, so it has "
+            "no dataset to take the probe from. Give the probe dataset itself: probe=dataset."
+        )
+    return loaders.dataset
 
 
 def display_range(inputs: torch.Tensor) -> tuple[float, float]:
