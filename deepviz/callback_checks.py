@@ -25,7 +25,7 @@ def check_recording(owner: str, probe, probe_size, layers, activation_dtype, sav
     if probe is None:
         named = f", probe={' or '.join(repr(s) for s in probe_splits)} (the trainer's own dataset)," if probe_splits else ""
         raise ConfigurationError(
-            f"{owner} needs a probe set: {owner}(db, probe=val_dataset, probe_size=1000){named} "
+            f"{owner} needs a probe set: probe=val_dataset (probe_size=1000 picks 1000 of it){named} "
             "or probe=(images, labels)."
         )
     if isinstance(probe, str) and probe not in probe_splits:
