@@ -221,7 +221,7 @@ class StatsCallback(*_bases):
             return self._make_recorder(trainer.lightning_module, dataset)
         except ConfigurationError as exc:
             raise ConfigurationError(
-                f"probe={split!r} is the trainer's {SPLIT_NAMES[split]} dataset, a {type(dataset).__name__}: {exc}"
+                f"probe={split!r} is the trainer's {SPLIT_NAMES[split]} dataset ({type(dataset).__name__}): {exc}"
             ) from exc
 
     def _begin_run(self, trainer) -> None:

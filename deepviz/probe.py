@@ -140,10 +140,11 @@ def dataset_of(loaders, split: str):
             f"trainer.fit (or a DataModule with {split}_dataloader), or give the probe dataset itself: probe=dataset."
         )
     if isinstance(loaders, (list, tuple, dict)):
-        found = list(loaders.keys()) if isinstance(loaders, dict) else len(loaders)
+        found = list(loaders) if isinstance(loaders, dict) else [type(loader).__name__ for loader in loaders]
         if len(loaders) != 1:
             raise ConfigurationError(
-                f"probe={split!r}: the trainer has {len(loaders)} {name} dataloaders ({found}); the probe must be one "
+                f"probe={split!r}: the trainer has {len(loaders)} {name} dataloaders "
+                f"({', '.join(map(str, found)) or 'none'}); the probe must be one "
                 "dataset. Give the one you want: probe=its_dataset."
             )
         (loaders,) = loaders.values() if isinstance(loaders, dict) else loaders

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import Dataset, TensorDataset
 
 from deepviz.errors import ConfigurationError
-from deepviz.probe import build_probe, display_range, stratified_subset, thumbnails, to_uint8_images
+from deepviz.probe import build_probe, dataset_of, display_range, stratified_subset, thumbnails, to_uint8_images
 
 
 class ImagesOnly(Dataset):
@@ -145,3 +145,34 @@ def test_probe_negative_label(digits_tensors, as_dataset):
     with pytest.raises(ConfigurationError, match=r"Probe label -1 \(at index 4\) is negative; labels must be class "
                        r"indices 0\.\.n_classes-1"):
         build_probe(probe, 10)
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        return iter([(torch.zeros(1, 2, 2), 0)])
+
+
+def test_an_iterable_dataset_is_refused_by_name():
+    with pytest.raises(ConfigurationError, match=r"The probe is an IterableDataset \(Stream\): it has no index, so no "
+                       r"stable probe ids and no seeded subset\. Give a map-style Dataset"):
+        build_probe(Stream(), 10)
+
+
+@pytest.mark.parametrize(
+    ("loaders", "match"),
+    [
+        ({"a": 1, "b": 2}, r"probe='val': the trainer has 2 validation dataloaders \(a, b\); the probe must be one"),
+        ([], r"probe='val': the trainer has 0 validation dataloaders \(none\)"),
+        (iter([1]), r"probe='val': the trainer's validation data is a list_iterator, not a DataLoader"),
+    ],
+)
+def test_dataset_of_names_what_the_trainer_holds(loaders, match):
+    with pytest.raises(ConfigurationError, match=match):
+        dataset_of(loaders, "val")
+
+
+def test_dataset_of_one_loader_in_a_list_or_dict(digits_tensors):
+    data = TensorDataset(*digits_tensors)
+    loader = torch.utils.data.DataLoader(data)
+    assert dataset_of(loader, "train") is data
+    assert dataset_of([loader], "val") is data and dataset_of({"digits": loader}, "val") is data
