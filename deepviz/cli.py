@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .cli_args import port_number, positive_float, positive_int
+from .cli_args import add_schedule_options, port_number, positive_float, positive_int
 from .cli_format import print_frame
 from .errors import ConfigurationError, DeepvizError, NotFoundError
 from .store import DEFAULT_DB
@@ -164,6 +164,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train", type=positive_int, metavar="N", help="train on a class-stratified subset of N images")
     p.add_argument("--ckpt-dir", metavar="D", help="folder for checkpoints (default: <db>/../checkpoints)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar and model summary")
+    add_schedule_options(p)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -211,6 +212,7 @@ def _train_kwargs(args) -> dict:
         "max_train": args.max_train,
         "ckpt_dir": args.ckpt_dir,
         "progress": not args.no_progress,
+        "every_n_train_steps": args.every_n_steps, "schedule": args.schedule,
     }
 
 

@@ -34,3 +34,11 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def add_schedule_options(p: argparse.ArgumentParser) -> None:
+    """When ``deepviz train`` (and ``demo``) snapshot: ``--every-n-steps`` and ``--schedule``."""
+    p.add_argument("--every-n-steps", type=positive_int, metavar="N",
+                   help="snapshot every N optimizer steps instead of after every epoch")
+    p.add_argument("--schedule", choices=["log"],
+                   help="log: also snapshot at steps 1, 2, 4, 8, ... before the first regular snapshot")

@@ -31,13 +31,14 @@ def probe_pair(digits_tensors):
     return x[480:780], y[480:780]
 
 
-def fit(tmp_path, digits_tensors, *, epochs=2, model=None, val=True, callbacks=(), ckpt_path=None, pl=None, **cb_kwargs):
+def fit(tmp_path, digits_tensors, *, epochs=2, model=None, val=True, callbacks=(), ckpt_path=None, pl=None,
+        loaders=None, **cb_kwargs):
     """Train SmallNet (or ``model``) with a StatsCallback on ``tmp_path/db``; returns the callback and trainer."""
     cb_kwargs.setdefault("probe", probe_pair(digits_tensors))
     cb_kwargs.setdefault("probe_size", 60)
     cb = StatsCallback(tmp_path / "db", **cb_kwargs)
     (pl or L).seed_everything(0, verbose=False)
-    train, val_loader = digits_loaders(digits_tensors)
+    train, val_loader = loaders or digits_loaders(digits_tensors)
     trainer = quiet_trainer(pl, max_epochs=epochs, callbacks=[cb, *callbacks], enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(does not have many workers|is defined in __main__).*")

@@ -81,6 +81,8 @@ def test_checkpoint_root(tmp_path):
         ({"num_workers": -1}, r"num_workers must be an integer >= 0, got -1"),
         ({"lr": 0.0}, r"lr must be a positive number, got 0\.0"),
         ({"lr": float("inf")}, r"lr must be a positive number, got inf"),
+        ({"every_n_train_steps": 0}, r"every_n_train_steps must be None or an integer >= 1, got 0"),
+        ({"schedule": "lin"}, r"schedule must be None or 'log'.*got 'lin'"),
     ],
 )
 def test_train_rejects_bad_arguments_before_any_work(tmp_path, kwargs, message):
@@ -131,3 +133,30 @@ def test_train_is_reproducible_with_a_seed(tmp_path):
     np.testing.assert_array_equal(pa_["probe_id"], pb["probe_id"])
     np.testing.assert_allclose(pa_["probs"], pb["probs"], atol=1e-6)
     assert a.run_info()["hparams"]["lr"] == 0.01
+
+
+def test_train_with_the_log_schedule(tmp_path):
+    run_id = train("digits", db=tmp_path / "db", epochs=2, max_train=200, probe_size=30, progress=False, schedule="log")
+    db = StatsDB(tmp_path / "db")
+    assert db.steps(run_id) == [0, 1, 2, 4, 7, 14]  # 200 images in batches of 32: 7 steps an epoch
+
+
+def test_the_train_command_takes_every_n_steps_and_schedule(tmp_path, capsys):
+    from deepviz.cli import main
+
+    db = tmp_path / "db"
+    argv = ["train", "--dataset", "digits", "--epochs", "2", "--max-train", "100", "--probe-size", "20", "--no-progress",
+            "--db", str(db), "--ckpt-dir", str(tmp_path / "ck")]
+    assert main([*argv, "--every-n-steps", "3", "--run-name", "steps"]) == 0
+    assert main([*argv, "--every-n-steps", "3", "--schedule", "log", "--run-name", "log"]) == 0
+
+    def scheduled(run):  # the steps the schedule asked for; checkpoint saves (when val_acc improves) add others
+        table = StatsDB(db).step_table(run)
+        return list(table.step[table.trigger != "checkpoint"])
+
+    # 100 images in batches of 32: 4 steps an epoch
+    assert scheduled("steps") == [0, 3, 6]
+    assert scheduled("log") == [0, 1, 2, 3, 6]
+    with pytest.raises(SystemExit, match="2"):
+        main([*argv, "--schedule", "lin"])
+    assert "argument --schedule: invalid choice: 'lin' (choose from 'log')" in capsys.readouterr().err

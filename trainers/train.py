@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepviz.callback import StatsCallback
+from deepviz.callback_checks import check_schedule
 from deepviz.datasets import DATASETS, load_dataset
 from deepviz.errors import ConfigurationError
 from deepviz.probe import stratified_subset
@@ -153,6 +154,8 @@ def train(
     num_workers: int = 0,
     ckpt_dir: str | os.PathLike | None = None,
     accelerator: str = "auto",
+    every_n_train_steps: int | None = None,
+    schedule: str | None = None,
 ) -> str:
     """Train a reference model with the StatsCallback and return the run id.
 
@@ -160,9 +163,12 @@ def train(
     a class-stratified subset of that many training images (for quick runs);
     ``image_size`` resizes every image to a square of that side. Snapshots go
     to ``db``; checkpoints (the best by val_acc, and the last) to
-    ``checkpoint_root(db, ckpt_dir) / run_id``.
+    ``checkpoint_root(db, ckpt_dir) / run_id``. A snapshot comes after every epoch, or every
+    ``every_n_train_steps`` optimizer steps; ``schedule="log"`` adds steps 1, 2, 4, 8, ...
+    before the first of those (see ``StatsCallback``).
     """
     key = _check_args(dataset, model, epochs, probe_size, batch_size, lr, max_train, image_size, num_workers)
+    check_schedule(1, every_n_train_steps, schedule)
     model_name = model or DEFAULTS[key].model
     batch_size = batch_size or DEFAULTS[key].batch_size
 
@@ -180,6 +186,8 @@ def train(
         dataset_name=key,
         class_names=class_names,
         probe_seed=seed,
+        every_n_train_steps=every_n_train_steps,
+        schedule=schedule,
     )
     checkpoint = RunCheckpoint(
         checkpoint_root(db, ckpt_dir),
