@@ -120,7 +120,8 @@ STEPS = Table(
         ("step", "int64", "the trainer's global step: the one time key"),
         ("epoch", "int32", "epoch during which the snapshot was taken"),
         ("wall_time", "timestamp[ms, UTC]", "when the snapshot was taken"),
-        ("trigger", "string", "`start`, `validation`, `epoch`, `train_steps` or `checkpoint`"),
+        ("trigger", "string", "`start`, `validation`, `epoch`, `train_steps` or `checkpoint` from StatsCallback; "
+                              "`snapshot` (or the caller's own word) from `Recorder.snapshot`"),
         ("probe_acc", "float64", "accuracy on the probe set"),
         ("probe_loss", "float64", "mean cross-entropy on the probe set"),
         ("n_probe", "int32", "probe rows written for this step"),
