@@ -1,5 +1,8 @@
 """DDP: each rank captures its shard of the probe set, rank zero gathers in probe order and writes alone.
 
+Through the callback under Lightning's DDP strategy, and through a Recorder in a plain loop under
+``torch.distributed`` (gloo, two processes started with ``torch.multiprocessing.spawn``).
+
 A 2-process CPU (gloo) run is compared with a single-process run of the same
 model, seed and initial weights. Lightning launches the second process by
 re-running the script, so the DDP run lives in a script run with
@@ -9,6 +12,7 @@ re-running the script, so the DDP run lives in a script run with
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +24,7 @@ import pytest
 import torch
 
 from .conftest import digits_loaders, quiet_trainer
-from deepviz import StatsCallback, StatsDB
+from deepviz import Recorder, StatsCallback, StatsDB
 from trainers.models import SmallNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +59,96 @@ DDP_SCRIPT = textwrap.dedent(
     trainer.fit(model, train, val)
     """
 )
+
+
+RECORDER_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, warnings
+    from collections import OrderedDict
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+    from deepviz import Recorder
+
+    def small_net():  # SmallNet's layers and state dict keys, without importing Lightning (slow) three times
+        return nn.Sequential(OrderedDict(
+            conv1=nn.Conv2d(1, 16, 3, padding=1), relu1=nn.ReLU(), conv2=nn.Conv2d(16, 32, 3, padding=1),
+            relu2=nn.ReLU(), pool=nn.MaxPool2d(2), flat=nn.Flatten(), fc1=nn.Linear(32 * 4 * 4, 64), relu3=nn.ReLU(),
+            fc2=nn.Linear(64, 10)))
+
+    def work(rank, db, weights, data, port):
+        torch.set_num_threads(1)
+        warnings.simplefilter("ignore")
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        dist.init_process_group("gloo", rank=rank, world_size=2)
+        x, y = torch.load(data)
+        model = small_net()
+        model.load_state_dict(torch.load(weights))
+        ddp = DistributedDataParallel(model)
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.5)
+        with Recorder(db, model, probe=(x[480:780], y[480:780]), probe_size=121, batch_size=32) as rec:
+            rec.snapshot(0)
+            for step in range(1, 4):  # each rank trains on its own rows; DDP averages the gradients
+                rows = slice(rank * 160 + (step - 1) * 40, rank * 160 + step * 40)
+                optimizer.zero_grad()
+                F.cross_entropy(ddp(x[rows]), y[rows]).backward()
+                optimizer.step()
+            rec.snapshot(3, epoch=0)
+        dist.destroy_process_group()
+
+    if __name__ == "__main__":
+        mp.spawn(work, args=tuple(sys.argv[1:5]), nprocs=2)
+    """
+)
+
+
+def free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def recorder_ddp(tmp_path_factory, digits_tensors):
+    """A plain loop under torch.distributed (2 gloo processes, no Lightning) and a one-process Recorder at step 0."""
+    root = tmp_path_factory.mktemp("recorder_ddp")
+    torch.manual_seed(1)
+    init = SmallNet()
+    torch.save(init.state_dict(), root / "init.pt")
+    torch.save(digits_tensors, root / "digits.pt")
+    (root / "loop.py").write_text(RECORDER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(root / "loop.py"), *(str(root / f) for f in ("ddp_db", "init.pt", "digits.pt")), free_port()],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    x, y = digits_tensors
+    with Recorder(root / "single_db", init, probe=(x[480:780], y[480:780]), probe_size=121) as rec:
+        rec.snapshot(0)
+    return StatsDB(root / "ddp_db"), StatsDB(root / "single_db")
+
+
+@pytest.mark.slow  # three interpreters start torch: ~10 s alone, ~30 s on a loaded machine
+def test_recorder_under_torch_distributed_writes_one_run_from_rank_zero(recorder_ddp):
+    ddp, single = recorder_ddp
+    assert len(ddp.run_ids()) == 1 and ddp.steps() == [0, 3]
+    assert ddp.run_info()["world_size"] == 2 and ddp.run_info()["ended_at"] is not None
+    a, b = ddp.get_stats(0), single.get_stats(0)
+    np.testing.assert_array_equal(a.probe_ids, b.probe_ids)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    np.testing.assert_allclose(a.probs_by_image, b.probs_by_image, rtol=1e-6, atol=1e-7)
+    for layer in ("fc1", "fc2"):
+        np.testing.assert_allclose(a.embeddings[layer], b.embeddings[layer], rtol=1e-3, atol=1e-4)
+    # step 3 is what its own (trained, different) weights give, in probe order
+    trained = SmallNet()
+    trained.load_state_dict(torch.load(ddp.state_path(3), weights_only=True))
+    with torch.no_grad():
+        logits = trained.eval()(torch.from_numpy(ddp.probe_inputs()))
+    s = ddp.get_stats(3)
+    np.testing.assert_allclose(s.probs_by_image, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(s.probs_by_image, a.probs_by_image, atol=1e-3)
 
 
 @pytest.fixture(scope="module")
