@@ -135,7 +135,11 @@ class StatsCallback(*_bases):
     # ------------------------------------------------------------------ hooks: when
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if stage == "fit" and self.probe_source not in PROBE_SPLITS:
+        if stage != "fit":
+            return
+        if isinstance(self.probe_source, str):  # "val" or "train": made when training starts, from the trainer's loaders
+            self.recorder = None
+        else:
             self.recorder = self._make_recorder(pl_module, self.probe_source)  # misconfiguration fails here
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -246,6 +250,8 @@ class StatsCallback(*_bases):
         # After validation the epoch's training metrics (train_loss_epoch,
         # train_acc) are not logged yet: a per-epoch snapshot's metrics are
         # written at on_train_epoch_end, not stale ones now.
+        if self.recorder is None:  # trainer.validate or test outside a fit: there is no run to add to
+            return
         deferred = trigger in ("validation", "epoch")
         metrics = {} if deferred else trainer.callback_metrics
         if self.recorder.snapshot(trainer.global_step, epoch=trainer.current_epoch, metrics=metrics, trigger=trigger):

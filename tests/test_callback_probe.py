@@ -140,3 +140,12 @@ def test_val_probe_without_labels(tmp_path, digits_tensors):
 def test_bad_probe_names_fail_in_init(probe, match):
     with pytest.raises(ConfigurationError, match=match):
         StatsCallback("db", probe=probe)
+
+
+def test_validate_outside_a_fit_records_nothing(tmp_path, digits_tensors):
+    train, val = loaders(digits_tensors)
+    cb = StatsCallback(tmp_path / "db", probe="val", probe_size=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_trainer(callbacks=[cb]).validate(SmallNet(), val)
+    assert cb.recorder is None and not (tmp_path / "db").exists()
