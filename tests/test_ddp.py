@@ -105,6 +105,16 @@ RECORDER_SCRIPT = textwrap.dedent(
 )
 
 
+def run_script(root, text: str, *args: str) -> None:
+    """Run ``text`` as a script in ``root`` (a fresh interpreter, as a multi-process launch needs)."""
+    script = root / "script.py"
+    script.write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(script), *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def free_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,11 +129,7 @@ def recorder_ddp(tmp_path_factory, digits_tensors):
     init = SmallNet()
     torch.save(init.state_dict(), root / "init.pt")
     torch.save(digits_tensors, root / "digits.pt")
-    (root / "loop.py").write_text(RECORDER_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(root / "loop.py"), *(str(root / f) for f in ("ddp_db", "init.pt", "digits.pt")), free_port()],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script(root, RECORDER_SCRIPT, *(str(root / f) for f in ("ddp_db", "init.pt", "digits.pt")), free_port())
     x, y = digits_tensors
     with Recorder(root / "single_db", init, probe=(x[480:780], y[480:780]), probe_size=121) as rec:
         rec.snapshot(0)
@@ -157,14 +163,7 @@ def ddp_and_single(tmp_path_factory, digits_tensors):
     torch.manual_seed(0)
     init = SmallNet()
     torch.save(init.state_dict(), root / "init.pt")
-    script = root / "train_ddp.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(script), str(root / "ddp_db"), str(root / "init.pt")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_script(root, DDP_SCRIPT, str(root / "ddp_db"), str(root / "init.pt"))
 
     x, y = digits_tensors
     model = SmallNet()
