@@ -214,7 +214,7 @@ class StatsCallback(*_bases):
         split = self.probe_source
         loaders = trainer.val_dataloaders if split == "val" else trainer.train_dataloader
         dataset = dataset_of(loaders, split)
-        if split == "train":
+        if split == "train" and trainer.is_global_zero:
             warnings.warn(
                 "deepviz: probe='train' takes the probe from the training set, so the timeline shows images the "
                 "network trains on: it tells how it fits them, not how it generalises. Use probe='val' for held-out "

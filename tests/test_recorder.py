@@ -181,3 +181,11 @@ def test_the_readme_plain_loop_runs_and_records(tmp_path):
     first, last = db.get_stats(0), db.get_stats(135)
     assert (last.predictions == last.labels).mean() > (first.predictions == first.labels).mean() + 0.5
     assert set(db.metrics().name) == {"train_loss"}
+
+
+def test_the_recorder_needs_no_lightning():
+    code = ("import sys, deepviz; deepviz.Recorder; import deepviz.datasets; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip() == "[]"
