@@ -162,7 +162,7 @@ export function mount(el, ctx) {
       res.rows.forEach((r, k) => {
         const tr = h('tr', {class: 'clickable', 'data-testid': 'flow-row', tabindex: 0,
           onclick: () => { for (const x of body.children) x.classList.remove('active'); tr.classList.add('active'); showFlow(r, b); }},
-        h('td', {}, h('span', {class: 'swatch'}, names[r.from_pred]), ' → ', h('span', {class: 'swatch'}, names[r.to_pred])),
+        h('td', {}, h('b', {}, names[r.from_pred]), ' → ', h('b', {}, names[r.to_pred])),
         h('td', {class: 'num'}, r.count),
         h('td', {class: 'num good'}, r.fixed || ''),
         h('td', {class: 'num bad'}, r.broken || ''),
