@@ -1,5 +1,5 @@
 // The selection: one set of probe images shared by every view, kept in the
-// URL as `pick` (compact: row ranges "0-9.15" or a base64url bitset "~…",
+// URL as `pick` (compact: row ranges "0-9.15" or "b" and a base64url bitset,
 // whichever is shorter; rows are positions in the run's probe order), and the
 // filters composed with it (`ft` true classes, `fp` predicted classes, `fc`
 // right/wrong, `fconf` confidence range, `fflip` steps A-B, `fid` probe ids).
@@ -54,7 +54,7 @@ function bitset(rows) {
   const max = rows.length ? rows[rows.length - 1] : -1;
   const digits = new Uint8Array(Math.floor(max / 6) + 1);
   for (const r of rows) digits[Math.floor(r / 6)] |= 1 << (r % 6);
-  return '~' + Array.from(digits, (d) => B64[d]).join('');
+  return 'b' + Array.from(digits, (d) => B64[d]).join('');
 }
 
 // rows: iterable of row numbers -> the shorter of the two forms ('' for none).
@@ -69,7 +69,7 @@ export function encodeRows(rows) {
 export function decodeRows(text, n) {
   const mask = new Uint8Array(n);
   if (!text) return mask;
-  if (text[0] === '~') {
+  if (text[0] === 'b') {
     for (let d = 1; d < text.length; d++) {
       const v = B64.indexOf(text[d]);
       for (let bit = 0; bit < 6 && v > 0; bit++) {

@@ -36,7 +36,7 @@ function classCounts(ctx, rows, labels, pred) {
   }
   return h('div', {class: 'pick-classes', 'data-testid': 'pick-classes'}, [...counts].sort((a, b) => b[1].n - a[1].n).map(([c, v]) =>
     h('span', {class: 'pick-class', title: `${v.n} ${names[c]}, ${v.right} right at this step`},
-      h('i', {style: `background:${classColor(c)}`}), `${names[c]} ${v.n}`)));
+      h('i', {style: `background:${classColor(c)}`}), `${names[c]}: ${v.n}`)));
 }
 
 export function mount(el, ctx) {
