@@ -114,3 +114,104 @@ def test_legend_click_isolates_a_class_and_shift_click_hides_it(live_server, pag
     page.wait_for_function("() => !new URLSearchParams(location.search).get('pick')")
     page.click("[data-testid=emb-legend] [data-group='5']", modifiers=["Shift"])
     assert_everywhere(page, client, run_id, ids[labels != 5].tolist())
+
+
+def last_step(client, run_id) -> int:
+    return steps_of(client, run_id)[-1]
+
+
+def click_pick(page, scope: str):
+    page.locator(f"{scope} [data-testid=pick-these]").first.click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('pick')")
+
+
+def test_a_confusion_cell_is_the_selection(live_server, page, client, run_id):
+    s = last_step(client, run_id)
+    want = client.get(f"/api/runs/{run_id}/steps/{s}/images?true=4&pred=4&limit=300").get_json()["probe_id"]
+    page.goto(f"{live_server.url}/runs/{run_id}?view=confusion&method=pca")
+    page.click("[data-testid=confusion-heatmap] .cell[data-i='4'][data-j='4']")
+    page.wait_for_selector("[data-testid=cell-gallery] figure")
+    click_pick(page, "[data-testid=confusion]")
+    assert "confusion 4→4" in page.inner_text("[data-testid=pick-source]")
+    assert_everywhere(page, client, run_id, want)
+
+
+def test_a_flow_row_is_the_selection_and_its_steps_are_in_the_url(live_server, page, client, run_id):
+    steps = steps_of(client, run_id)
+    rows = client.get(f"/api/runs/{run_id}/flows?a={steps[0]}&b={steps[-1]}").get_json()["rows"]
+    page.goto(f"{live_server.url}/runs/{run_id}?view=confusion&method=pca")
+    page.select_option("[data-testid=flow-from]", str(steps[0]))
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('fa') === '{steps[0]}'")
+    page.click("[data-testid=flow-row] >> nth=0")
+    click_pick(page, "[data-testid=flow-images]")
+    assert f"fb={steps[-1]}" in page.url
+    assert_everywhere(page, client, run_id, rows[0]["probe_ids"])
+    page.click("[data-testid=tab-confusion]")  # the flow steps came back from the URL
+    page.wait_for_function(f"() => document.querySelector('[data-testid=flow-from]').value === '{steps[0]}'")
+
+
+def test_a_cluster_and_a_sub_cluster_are_the_selection(live_server, page, client, run_id):
+    from .test_embedding import decode
+
+    s = last_step(client, run_id)
+    ids = np.asarray(client.get(f"/api/runs/{run_id}/probes").get_json()["probe_id"])
+    labels = decode(client.get(f"/api/runs/{run_id}/steps/{s}/clusters?layer=fc1&k=10&seed=0").data)[1]["labels"]
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&layer=fc1")
+    click_pick(page, "[data-testid=cluster-list] .cluster-card[data-cluster='0']")
+    assert_everywhere(page, client, run_id, ids[labels == 0].tolist())
+
+    sub = decode(client.get(f"/api/runs/{run_id}/steps/{s}/subclusters?layer=fc1&cls=2&k=2&seed=0").data)[1]
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&layer=fc1&subcls=2&subk=2")
+    page.wait_for_selector("[data-testid=subcluster-list] .cluster-card[data-cluster='1']")
+    assert page.input_value("[data-testid=subcluster-k]") == "2"  # the sub-cluster k came from the URL
+    click_pick(page, "[data-testid=subcluster-list] .cluster-card[data-cluster='1']")
+    assert_everywhere(page, client, run_id, ids[sub["index"][sub["labels"] == 1]].tolist())
+
+
+def test_the_neighbours_of_an_image_are_the_selection_and_k_is_in_the_url(live_server, page, client, run_id):
+    s = last_step(client, run_id)
+    pid = client.get(f"/api/runs/{run_id}/probes").get_json()["probe_id"][7]
+    nb = client.get(f"/api/runs/{run_id}/steps/{s}/neighbours?probe={pid}&layer=fc1&metric=cosine&k=4").get_json()
+    want = {n["probe_id"] for key in ("among_pred", "among_true", "among_other") for n in nb[key]}
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&layer=fc1&sel={pid}&nk=4")
+    page.wait_for_selector("[data-testid=nb-strip] figure >> nth=4")
+    assert page.input_value("[data-testid=neighbour-k]") == "4"
+    widths = page.eval_on_selector_all("[data-testid=nb-strip] img", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert min(widths) >= 96
+    click_pick(page, "[data-testid=neighbours]")
+    assert_everywhere(page, client, run_id, sorted(want))
+
+
+def test_a_data_map_region_is_the_selection(live_server, page, client, run_id):
+    from deepviz.analysis import data_map_region
+
+    from .test_embedding import decode
+
+    meta, a = decode(client.get(f"/api/runs/{run_id}/analysis/datamap").data)
+    regions = data_map_region(a["confidence"], a["variability"])
+    region = max(("easy", "ambiguous", "hard"), key=lambda r: (regions == r).sum())
+    page.goto(f"{live_server.url}/runs/{run_id}?view=analysis&method=pca")
+    page.wait_for_selector(f"[data-testid=datamap] [data-region={region}] [data-testid=pick-these]", timeout=60_000)
+    click_pick(page, f"[data-testid=datamap] [data-region={region}]")
+    assert f"data map: {region}" in page.inner_text("[data-testid=pick-source]")
+    assert_everywhere(page, client, run_id, a["probe_id"][regions == region].tolist())
+
+
+def test_a_similarity_search_result_is_the_selection(live_server, page, client, run_id):
+    s = last_step(client, run_id)
+    pid = client.get(f"/api/runs/{run_id}/probes").get_json()["probe_id"][3]
+    res = client.get(f"/api/runs/{run_id}/analysis/search?probe={pid}&step={s}&layer=fc1&metric=cosine&k=12&space=layer").get_json()
+    page.goto(f"{live_server.url}/runs/{run_id}?view=analysis&method=pca&layer=fc1&sel={pid}")
+    page.wait_for_selector("[data-testid=search-results] li", timeout=60_000)
+    click_pick(page, "[data-testid=search] .search-col:first-child")
+    assert_everywhere(page, client, run_id, [r["probe_id"] for r in res["results"]])
+
+
+def test_a_sql_result_with_a_probe_id_column_is_the_selection(live_server, page, client, run_id):
+    ids, labels = probes(client, run_id)
+    page.goto(f"{live_server.url}/runs/{run_id}?view=sql&method=pca")
+    page.fill("[data-testid=sql-query]", f"SELECT probe_id, label FROM probes WHERE run_id = '{run_id}' AND label = 6")
+    page.click("[data-testid=sql-run]")
+    page.wait_for_selector("[data-testid=sql-table]")
+    click_pick(page, "[data-testid=sql-result]")
+    assert_everywhere(page, client, run_id, ids[labels == 6].tolist())

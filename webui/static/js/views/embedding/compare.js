@@ -33,6 +33,7 @@ export function mount(el, ctx) {
     scatters[i].setGroups(colour.groups, colour.palette);
     scatters[i].setPositions(xy, {step, animate: false});
     scatters[i].setHighlight(mask);
+    boxes[i].dataset.highlighted = mask ? ctx.emb.probes().probe_id.filter((_, r) => mask[r]).join(',') : '';
   }
 
   async function loadMoved(a, b, my) {
