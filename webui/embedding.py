@@ -99,10 +99,11 @@ def moved(run: str):
     layer_of(rid, b)
     k = get_int("k", 10, lo=1, hi=50)
     top = get_int("top", 50, lo=1, hi=500)
+    stats = db()  # the computation runs on a worker thread, outside the request
     change = state().computed(("moved", rid, layer, a, b, k),
-                              lambda: neighbourhood_change(db().activations(a, layer, rid), db().activations(b, layer, rid), k=k))
+                              lambda: neighbourhood_change(stats.activations(a, layer, rid), stats.activations(b, layer, rid), k=k))
     order = np.argsort(-change, kind="stable")[:top]
-    ids = db().probes(rid)["probe_id"].to_numpy()
+    ids = stats.probes(rid)["probe_id"].to_numpy()
     return jsonify({
         "a": a, "b": b, "layer": layer, "k": k,
         "measure": f"1 − Jaccard of the {k} nearest neighbours (cosine) in {layer}: 0 = the same neighbours at both steps, 1 = none shared",

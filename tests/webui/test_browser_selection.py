@@ -215,3 +215,107 @@ def test_a_sql_result_with_a_probe_id_column_is_the_selection(live_server, page,
     page.wait_for_selector("[data-testid=sql-table]")
     click_pick(page, "[data-testid=sql-result]")
     assert_everywhere(page, client, run_id, ids[labels == 6].tolist())
+
+
+def predictions(client, run_id, step):
+    from .test_embedding import decode
+
+    return decode(client.get(f"/api/runs/{run_id}/steps/{step}/predictions").data)[1]
+
+
+def test_filters_follow_each_step_and_compose_with_the_selection(live_server, page, client, run_id):
+    ids, labels = probes(client, run_id)
+    steps = steps_of(client, run_id)
+    first, last = predictions(client, run_id, steps[0]), predictions(client, run_id, steps[-1])
+    wrong_last, wrong_first = ids[last["correct"] == 0], ids[first["correct"] == 0]
+    assert set(wrong_last) != set(wrong_first)  # the steps' predictions differ, so the filter must follow them
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca")
+    page.select_option("[data-testid=filter-correct]", "wrong")
+    wait_highlight(page, wrong_last.tolist(), steps[-1])
+    page.focus("[data-testid=timeline-slider]")
+    page.keyboard.press("Home")
+    wait_highlight(page, wrong_first.tolist(), steps[0])
+    page.keyboard.press("End")
+    page.select_option("[data-testid=filter-correct]", "")
+
+    page.select_option("[data-testid=filter-true]", "2")
+    page.select_option("[data-testid=filter-pred]", "2")
+    wait_highlight(page, ids[(labels == 2) & (last["pred"] == 2)].tolist(), steps[-1])
+    page.click("[data-testid=filter-clear]")
+    page.fill("[data-testid=filter-conf-lo]", "0.9")
+    page.press("[data-testid=filter-conf-lo]", "Enter")
+    page.fill("[data-testid=filter-conf-hi]", "1")
+    page.press("[data-testid=filter-conf-hi]", "Enter")
+    wait_highlight(page, ids[last["confidence"] >= 0.9 - 1e-6].tolist(), steps[-1])
+    page.click("[data-testid=filter-clear]")
+    page.check("[data-testid=filter-flip]")
+    page.select_option("[data-testid=filter-flip-a]", str(steps[0]))
+    page.select_option("[data-testid=filter-flip-b]", str(steps[-1]))
+    flipped = ids[first["pred"] != last["pred"]]
+    wait_highlight(page, flipped.tolist())
+    assert f"fflip={steps[0]}-{steps[-1]}" in page.url
+    page.click("[data-testid=filter-clear]")
+    page.fill("[data-testid=filter-ids]", f"{ids[0]}, {ids[2]}-{ids[2] + 2}")
+    page.press("[data-testid=filter-ids]", "Enter")
+    wait_highlight(page, [i for i in ids if i == ids[0] or ids[2] <= i <= ids[2] + 2])
+
+    # Composed with a selection: class 5 (legend) ∩ wrong at the shown step; the gallery says so.
+    page.click("[data-testid=filter-clear]")
+    page.click("[data-testid=emb-legend] [data-group='5']")
+    page.select_option("[data-testid=filter-correct]", "right")
+    both = ids[(labels == 5) & (last["correct"] == 1)].tolist()
+    wait_highlight(page, both, steps[-1])
+    assert gallery(page) == sorted(both) and "filtered" in page.inner_text("[data-testid=pick-source]")
+    page.reload()
+    page.wait_for_selector("[data-testid=scatter][data-checksum]", timeout=60_000)
+    wait_highlight(page, both, steps[-1])
+    assert page.input_value("[data-testid=filter-correct]") == "right"
+    page.screenshot(path=f"{SHOTS}/filters.png")
+    assert not page.js_errors, page.js_errors
+
+
+def test_trails_draw_one_path_per_highlighted_image_across_steps(live_server, page, client, run_id):
+    ids, labels = probes(client, run_id)
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&sel={ids[0]}")
+    box = "[data-testid=scatter]"
+    before = page.evaluate("() => document.querySelector('[data-testid=scatter] canvas').toDataURL()")
+    page.check("[data-testid=emb-trails]")
+    page.wait_for_function(f"() => document.querySelector('{box}').dataset.trails === '1'")  # the one selected image
+    after = page.evaluate("() => document.querySelector('[data-testid=scatter] canvas').toDataURL()")
+    assert after != before and "trail=1" in page.url
+    page.click("[data-testid=emb-legend] [data-group='7']")
+    n7 = int((labels == 7).sum())
+    page.wait_for_function(f"() => document.querySelector('{box}').dataset.trails === '{n7}'")
+    page.wait_for_timeout(400)
+    page.screenshot(path=f"{SHOTS}/trails.png")
+    page.focus("[data-testid=timeline-slider]")
+    page.keyboard.press("Home")
+    page.wait_for_function(f"() => document.querySelector('{box}').dataset.highlightStep === '{steps_of(client, run_id)[0]}'")
+    assert page.get_attribute(box, "data-trails") == str(n7)
+    page.uncheck("[data-testid=emb-trails]")
+    page.wait_for_function(f"() => document.querySelector('{box}').dataset.trails === '0'")
+    assert not page.js_errors, page.js_errors
+
+
+def test_two_steps_side_by_side_share_the_selection_and_list_what_moved_most(live_server, page, client, run_id):
+    ids, labels = probes(client, run_id)
+    steps = steps_of(client, run_id)
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&layer=fc1")
+    page.click("[data-testid=emb-legend] [data-group='1']")
+    page.select_option("[data-testid=ab-step]", str(steps[0]))
+    a, b = "[data-testid=ab-scatter-a]", "[data-testid=ab-scatter-b]"
+    page.wait_for_function(f"() => document.querySelector('{a}').dataset.step === '{steps[-1]}' && document.querySelector('{b}').dataset.step === '{steps[0]}'")
+    assert page.get_attribute(a, "data-checksum") != page.get_attribute(b, "data-checksum")  # different weights, different layouts
+    ones = ",".join(map(str, ids[labels == 1]))
+    page.wait_for_function(f"() => document.querySelector('{a}').dataset.highlighted === '{ones}' && document.querySelector('{b}').dataset.highlighted === '{ones}'")
+    moved = client.get(f"/api/runs/{run_id}/moved?layer=fc1&a={steps[-1]}&b={steps[0]}&top=24").get_json()
+    page.wait_for_selector("[data-testid=moved] figure")
+    shown = [int(v) for v in page.eval_on_selector_all("[data-testid=moved] figure", "els => els.map(e => e.dataset.probe)")]
+    assert shown == moved["probe_id"]
+    assert "Jaccard of the 10 nearest neighbours" in page.inner_text("[data-testid=moved-measure]")
+    page.wait_for_timeout(300)
+    page.screenshot(path=f"{SHOTS}/ab.png", full_page=True)
+    click_pick(page, "[data-testid=moved-measure]")
+    assert f"ab={steps[0]}" in page.url
+    assert_everywhere(page, client, run_id, moved["probe_id"])
+    page.wait_for_function(f"() => document.querySelector('{b}').dataset.highlighted === '{','.join(map(str, sorted(moved['probe_id'])))}'")

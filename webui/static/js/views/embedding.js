@@ -128,7 +128,8 @@ export function mount(el, ctx) {
     const mask = e.shiftKey ? (ctx.state.pick ? decodeRows(ctx.state.pick, groups.length) : new Uint8Array(groups.length).fill(1)) : null;
     const rows = [];
     for (let i = 0; i < groups.length; i++) if (e.shiftKey ? mask[i] && groups[i] !== g : groups[i] === g) rows.push(i);
-    ctx.select(idsOf(rows), e.shiftKey ? `without ${text}` : text);
+    const what = `${ui.colorSel.selectedOptions[0].textContent} ${text}`;
+    ctx.select(idsOf(rows), e.shiftKey ? `without ${what}` : what);
   }
 
   // Dim what is not highlighted; the highlighted probe ids go on the scatter's element (data-highlighted).
