@@ -9,11 +9,10 @@ import {thumbURL} from '../api.js';
 import {h, clear, classColor, pct, showError, select} from '../dom.js';
 import {createScatter} from '../scatter.js';
 import {probesOf, predsAt, highlightAt, decodeRows, rowsOf} from '../pick.js';
-import {layouts, methodOf} from './embedding/layouts.js';
+import {layouts, methodOf, trailsFor, MAX_TRAILS} from './embedding/layouts.js';
 import * as clustersPanel from './embedding/clusters.js';
 import * as query from './embedding/query.js';
 import * as compare from './embedding/compare.js';
-import {trailsFor, MAX_TRAILS} from './embedding/trails.js';
 
 export const id = 'embedding';
 export const title = 'Embedding';
