@@ -319,3 +319,38 @@ def test_two_steps_side_by_side_share_the_selection_and_list_what_moved_most(liv
     assert f"ab={steps[0]}" in page.url
     assert_everywhere(page, client, run_id, moved["probe_id"])
     page.wait_for_function(f"() => document.querySelector('{b}').dataset.highlighted === '{','.join(map(str, sorted(moved['probe_id'])))}'")
+
+
+def test_double_click_resets_the_zoom_without_selecting_and_previews_are_big(live_server, page, run_id):
+    from .test_embedding import FIND_POINT
+
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca")
+    point = page.evaluate(FIND_POINT)
+    page.mouse.move(point["x"], point["y"])
+    tip = page.locator("[data-testid=emb-tooltip] img")
+    tip.wait_for(state="visible")
+    size = tip.bounding_box()
+    assert size["width"] >= 128 and size["height"] >= 128
+    assert tip.evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+    page.mouse.dblclick(point["x"], point["y"])
+    page.wait_for_timeout(600)  # longer than a click waits for a double-click
+    assert "sel=" not in page.url
+    page.mouse.click(point["x"], point["y"])  # a single click still selects
+    page.wait_for_function("() => new URLSearchParams(location.search).get('sel') !== null")
+
+    page.click("[data-testid=emb-legend] [data-group='0']")
+    page.hover("[data-testid=pick] figure >> nth=0")
+    preview = page.locator("[data-testid=preview] img")
+    preview.wait_for(state="visible")
+    assert preview.bounding_box()["width"] >= 128
+    assert preview.evaluate("e => getComputedStyle(e).imageRendering") == "pixelated"
+    page.screenshot(path=f"{SHOTS}/preview.png")
+    assert not page.js_errors, page.js_errors
+
+
+def test_the_cluster_legend_is_not_cut_off(live_server, page, run_id):
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&color=cluster")
+    page.wait_for_function("() => document.querySelector('[data-testid=emb-legend]').textContent.includes('cluster 0')")
+    cut = page.eval_on_selector_all("[data-testid=emb-legend] .legend-item", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
+    assert cut == 0
+    page.screenshot(path=f"{SHOTS}/cluster_legend.png")

@@ -34,7 +34,7 @@ export function mount(el, ctx) {
   el.className = 'controls emb-filters';
   el.dataset.testid = 'emb-filters';
   el.append(h('span', {class: 'muted small'}, 'Filter:'),
-    h('label', {class: 'inline'}, 'true', ui.ft), h('label', {class: 'inline'}, 'predicted', ui.fp), h('label', {class: 'inline'}, ui.fc),
+    h('label', {class: 'inline'}, 'true', ui.ft), h('label', {class: 'inline'}, 'predicted', ui.fp), h('label', {class: 'inline'}, 'result', ui.fc),
     h('label', {class: 'inline'}, 'confidence', ui.lo, '–', ui.hi),
     h('label', {class: 'inline', title: 'The prediction at step A differs from the one at step B'}, ui.flip, 'flipped between', ui.fa, 'and', ui.fb),
     h('label', {class: 'inline'}, 'ids', ui.fid), clearBtn);
