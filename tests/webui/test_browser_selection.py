@@ -354,3 +354,30 @@ def test_the_cluster_legend_is_not_cut_off(live_server, page, run_id):
     cut = page.eval_on_selector_all("[data-testid=emb-legend] .legend-item", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
     assert cut == 0
     page.screenshot(path=f"{SHOTS}/cluster_legend.png")
+
+
+ROUND_TRIP = """async () => {
+  const {encodeRows, decodeRows, rowsOf} = await import('/static/js/pick.js');
+  const out = [];
+  let seed = 1;
+  const rand = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+  for (const [n, p] of [[10, 0.5], [932, 0.02], [932, 0.5], [10000, 0.3], [10000, 0.001]]) {
+    const rows = [];
+    for (let i = 0; i < n; i++) if (rand() < p) rows.push(i);
+    const text = encodeRows(rows);
+    out.push({n, rows: rows.length, same: rowsOf(decodeRows(text, n)).join() === rows.join(), len: text.length, form: text[0] === 'b' ? 'bits' : 'ranges'});
+  }
+  out.push({ranges: encodeRows([107, 100, 101, 102, 103, 107]), garbage: rowsOf(decodeRows('3.x.5-2.8-9.999', 10)).join()});
+  return out;
+}"""
+
+
+def test_the_selection_url_form_round_trips_and_is_the_shorter_of_ranges_and_a_bitset(live_server, page, run_id):
+    page.goto(f"{live_server.url}/runs/{run_id}?view=sql")
+    page.wait_for_selector("[data-testid=sql]")
+    *cases, small = page.evaluate(ROUND_TRIP)
+    for c in cases:
+        assert c["same"], c
+        assert c["len"] <= -(-c["n"] // 6) + 1, c  # never longer than the bitset (6 rows a character)
+    assert [c["form"] for c in cases] == ["bits", "ranges", "bits", "bits", "ranges"]
+    assert small == {"ranges": "100-103.107", "garbage": "3,8,9"}
