@@ -10,8 +10,13 @@ redrawn). Then:
    client: one switch = the two requests the Embedding tab makes for a step
    (``/steps/<s>/projection`` and ``/steps/<s>/predictions``), steps visited in
    random order, ``--passes`` times, from a fresh process (the first pass reads
-   every file cold);
-2. times building aligned t-SNE layouts for all steps (``aligned_layouts``,
+   every file cold). A selection or filter adds no request to a switch: the
+   browser highlights it from the step's predictions, which the switch fetches
+   anyway (``webui/static/js/pick.js``), so this is also the switch with a
+   selection active;
+2. times the A | B panel's "what moved most" (``/moved``: k-NN sets of every
+   image at two steps) once computed and once cached;
+3. times building aligned t-SNE layouts for all steps (``aligned_layouts``,
    with the options the web UI uses) against scikit-learn's ``TSNE`` on each
    step on its own, and measures the mean Procrustes disparity between
    consecutive layouts for both (0 = the same picture up to rotation, shift
@@ -20,10 +25,11 @@ redrawn). Then:
    the first steps only (fewer steps understate the speedup: the first step is
    a full run for both).
 
+    python bench/timeline.py                     # 10,000 points x 20 steps; t-SNE on 1,500 x 5 (under 5 min)
     python bench/timeline.py --n 10000 --steps 20 --tsne-n 2000
 
 The last line is machine-readable:
-    step_switch_p50_ms=<x> step_switch_p99_ms=<x> aligned_tsne_speedup=<sklearn/ours> disparity_ours=<x> disparity_sklearn=<x>
+    step_switch_p50_ms=<x> step_switch_p99_ms=<x> moved_ms=<x> moved_cached_ms=<x> aligned_tsne_speedup=<sklearn/ours> disparity_ours=<x> disparity_sklearn=<x>
 """
 
 from __future__ import annotations
@@ -123,6 +129,23 @@ def time_step_switches(db: Path, run_id: str, query: str, passes: int, seed: int
     return np.array(times) * 1e3, np.array(proj_times) * 1e3
 
 
+def time_moved(db: Path, run_id: str) -> tuple[float, float]:
+    """Milliseconds of the A | B panel's /moved between the first and last step: computed, then cached."""
+    from webui import create_app
+
+    client = create_app(db, test_config={"TESTING": True, "COMPUTE_WAIT_S": 600}).test_client()
+    steps = [s["step"] for s in client.get(f"/api/runs/{run_id}").get_json()["steps"]]
+    url = f"/api/runs/{run_id}/moved?layer={LAYER}&a={steps[0]}&b={steps[-1]}"
+    out = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        res = client.get(url)
+        out.append((time.perf_counter() - t0) * 1e3)
+        if res.status_code != 200:
+            raise SystemExit(f"/moved: HTTP {res.status_code}: {res.get_data(as_text=True)[:200]}")
+    return out[0], out[1]
+
+
 def mean_consecutive_disparity(layouts) -> float:
     from deepviz.analysis.projection import procrustes_disparity
 
@@ -133,8 +156,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="probe images")
     parser.add_argument("--steps", type=int, default=20, help="snapshots")
-    parser.add_argument("--tsne-n", type=int, default=None, help="images in the t-SNE comparison (default: --n)")
-    parser.add_argument("--tsne-steps", type=int, default=None, help="steps in the t-SNE comparison (default: --steps)")
+    parser.add_argument("--tsne-n", type=int, default=1500, help="images in the t-SNE comparison (at most --n)")
+    parser.add_argument("--tsne-steps", type=int, default=5, help="steps in the t-SNE comparison (at most --steps)")
     parser.add_argument("--dim", type=int, default=64, help="width of the layer")
     parser.add_argument("--drift", type=float, default=0.1, help="per-step change, 0..1")
     parser.add_argument("--passes", type=int, default=5, help="passes over all steps when timing step switches")
@@ -143,8 +166,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db", type=Path, default=None, help="where to build the db (default: a temporary folder, removed after)")
     args = parser.parse_args(argv)
-    tsne_n = min(args.tsne_n or args.n, args.n)
-    tsne_steps = min(args.tsne_steps or args.steps, args.steps)
+    tsne_n = min(args.tsne_n, args.n)
+    tsne_steps = min(args.tsne_steps, args.steps)
 
     root = args.db or Path(tempfile.mkdtemp(prefix="deepviz-bench-"))
     db = root / "stats_db"
@@ -164,7 +187,10 @@ def main(argv=None) -> None:
         cold = switch[: args.steps]
         p50, p99 = np.percentile(switch, 50), np.percentile(switch, 99)
         print(f"step switch (projection + predictions), {len(switch)} switches: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
-              f"(first pass, files read cold: p50 {np.percentile(cold, 50):.1f} ms; projection alone p50 {np.percentile(proj, 50):.1f} ms)", flush=True)
+              f"(first pass, files read cold: p50 {np.percentile(cold, 50):.1f} ms; projection alone p50 {np.percentile(proj, 50):.1f} ms); "
+              "a selection or filter adds no request", flush=True)
+        moved_ms, moved_cached_ms = time_moved(db, run_id)
+        print(f"what moved most (/moved, {args.n} images, k=10): {moved_ms:.0f} ms computed, {moved_cached_ms:.1f} ms cached", flush=True)
 
         from sklearn.manifold import TSNE
         from threadpoolctl import threadpool_limits
@@ -196,7 +222,7 @@ def main(argv=None) -> None:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"n={args.n} steps={args.steps} tsne_n={tsne_n} tsne_steps={tsne_steps} dim={args.dim} drift={args.drift} passes={args.passes}")
-    print(f"step_switch_p50_ms={p50:.2f} step_switch_p99_ms={p99:.2f} aligned_tsne_speedup={t_sk / t_ours:.2f} "
+    print(f"step_switch_p50_ms={p50:.2f} step_switch_p99_ms={p99:.2f} moved_ms={moved_ms:.0f} moved_cached_ms={moved_cached_ms:.1f} aligned_tsne_speedup={t_sk / t_ours:.2f} "
           f"disparity_ours={d_ours:.4f} disparity_sklearn={d_sk:.4f}")
 
 

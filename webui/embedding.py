@@ -7,6 +7,7 @@ Clusters are ``webui.clusters``.
     POST /api/runs/<run>/projection?layer=&method=&seed=        queue, then progress
     GET  /api/runs/<run>/steps/<step>/projection?layer=&method=&seed=   binary xy (N, 2)
     GET  /api/runs/<run>/sprite.png?size=                        thumbnails on a grid
+    GET  /api/runs/<run>/moved?layer=&a=&b=&k=&top=              images whose neighbourhood changed most
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from deepviz.analysis.neighbourhood import neighbourhood_change
 from deepviz.analysis.projection import METHODS
 
 from .errors import ApiError
-from .params import binary, db, get_choice, get_int, get_seed, layer_of, run_id, step_of
+from .params import binary, db, get_choice, get_int, get_seed, layer_of, run_id, step_of, step_param
 from .projections import Projections, method_options  # noqa: F401  (method_options: bench/timeline.py)
 from .render import sprite_cols, sprite_sheet
 from .state import state
@@ -84,4 +86,28 @@ def sprite(run: str):
         "Cache-Control": "public, max-age=86400, immutable",
         "X-Sprite-Cols": str(sprite_cols(len(db().probes(rid)))),
         "X-Sprite-Cell": str(size),
+    })
+
+
+@bp.get("/moved")
+def moved(run: str):
+    """The images whose k nearest neighbours in a layer changed most between steps a and b
+    (1 - Jaccard of the two k-NN sets, cosine), most changed first."""
+    rid = run_id(run)
+    a, b = step_param(rid, "a"), step_param(rid, "b")
+    layer = layer_of(rid, a)
+    layer_of(rid, b)
+    k = get_int("k", 10, lo=1, hi=50)
+    top = get_int("top", 50, lo=1, hi=500)
+    stats = db()  # the computation runs on a worker thread, outside the request
+    change = state().computed(("moved", rid, layer, a, b, k),
+                              lambda: neighbourhood_change(stats.activations(a, layer, rid), stats.activations(b, layer, rid), k=k))
+    order = np.argsort(-change, kind="stable")[:top]
+    ids = stats.probes(rid)["probe_id"].to_numpy()
+    return jsonify({
+        "a": a, "b": b, "layer": layer, "k": k,
+        "measure": f"1 − Jaccard of the {k} nearest neighbours (cosine) in {layer}: 0 = the same neighbours at both steps, 1 = none shared",
+        "mean": float(change.mean()),
+        "probe_id": ids[order].astype(int).tolist(),
+        "change": np.round(change[order], 4).tolist(),
     })

@@ -8,6 +8,8 @@ import {state, init, set, subscribe} from './state.js';
 import * as timeline from './timeline.js';
 import {VIEWS} from './views/index.js';
 import * as selection from './views/selection.js';
+import * as picked from './views/selection/gallery.js';
+import {selectIds} from './pick.js';
 
 const ALL = new Set(['step', 'layer', 'sel', 'view']);
 
@@ -43,6 +45,8 @@ async function main() {
   if (!run.layers.includes(state.layer)) set({layer: defaultLayer});
 
   const ctx = {run, state, set};
+  // The one way any view makes a selection: ctx.select(probeIds, 'where it came from').
+  ctx.select = (ids, source) => selectIds(ctx, ids, source);
   const line = timeline.mount(document.getElementById('timeline'), ctx);
   ctx.timeline = line;
 
@@ -67,7 +71,8 @@ async function main() {
     safeUpdate(entry.view, ALL);
   }
 
-  const side = selection.mount(document.getElementById('side'), ctx);
+  const side = selection.mount(document.getElementById('side-one'), ctx);
+  const set_ = picked.mount(document.getElementById('side-set'), ctx);
   subscribe((changed) => {
     line.update(changed);
     if (changed.has('view')) { showView(); } else {
@@ -75,14 +80,16 @@ async function main() {
       if (entry) safeUpdate(entry.view, changed);
     }
     safeUpdate(side, changed);
+    safeUpdate(set_, changed);
   });
   showView();
   safeUpdate(side, new Set(['step', 'sel']));
+  safeUpdate(set_, new Set(['step', 'pick']));
 
   // Leaving the page stops every poll; a page restored from the back-forward
   // cache is reloaded rather than left with stopped views.
   window.addEventListener('pagehide', () => {
-    for (const entry of [...mounted.values()].map((e) => e.view).concat(side, line)) entry.destroy();
+    for (const entry of [...mounted.values()].map((e) => e.view).concat(side, set_, line)) entry.destroy();
   });
   window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
 }

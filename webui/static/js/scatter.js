@@ -4,13 +4,20 @@
 // from the positions on screen over ~300 ms (requestAnimationFrame), so a
 // point can be followed while the timeline is scrubbed. The canvas follows
 // its container's size and devicePixelRatio. Wheel zooms, drag pans,
-// double-click resets. In mosaic mode each point is drawn as its thumbnail,
+// double-click resets (a click waits for the double-click that may follow, so
+// resetting never selects). With setDragMode('lasso' | 'box') a drag draws an
+// area instead and onArea(rows inside) is called. setHighlight(mask) dims the
+// points outside the mask; setTrails draws paths across steps. In mosaic mode each point is drawn as its thumbnail,
 // cut from one sprite sheet (one image for the whole probe set).
 //
 // The container gets data-step, data-n and data-checksum (a hash of the
 // target positions), so a test can see that the picture changed.
 
+import {inside, area, drawArea} from './lasso.js';
+
 const DURATION_MS = 300;
+const CLICK_WAIT_MS = 260; // longer than a double-click's gap
+const DIM = 0.12;
 const PAD = 18;
 
 const ease = (t) => (t < 0.5 ? 4 * t * t * t : 1 - Math.pow(-2 * t + 2, 3) / 2);
@@ -26,7 +33,7 @@ function checksum(xy) {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-export function createScatter(container, {onHover = () => {}, onClick = () => {}} = {}) {
+export function createScatter(container, {onHover = () => {}, onClick = () => {}, onArea = () => {}} = {}) {
   const canvas = document.createElement('canvas');
   canvas.className = 'scatter-canvas';
   container.append(canvas);
@@ -39,6 +46,9 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   let palette = () => '#4e79a7';
   let buckets = []; // [{color, idx: Int32Array}], points grouped by colour: one fill per colour
   let selected = -1; let hovered = -1;
+  let highlight = null; // Uint8Array mask, or null: nothing dimmed
+  let trails = null; // {rows, xy: [Float32Array per step], current}
+  let dragMode = 'pan'; let drawn = null; // the lasso or box being drawn (screen pixels)
   let mosaic = null; // {image, cols, cell}
   let view = {k: 1, x: 0, y: 0}; // user zoom/pan, in CSS pixels
   let fit = {s: 1, ox: 0, oy: 0};
@@ -84,22 +94,28 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     if (!n) return;
     computeFit();
     if (mosaic && mosaic.image.complete && mosaic.image.naturalWidth) drawMosaic(); else drawPoints();
+    if (trails) drawTrails();
     drawMark(selected, '#1d2330', 2.5, 4);
+    if (drawn) drawArea(ctx, area(dragMode, drawn));
     drawMark(hovered, '#3563e9', 1.5, 2);
   }
 
   function drawPoints() {
     const r = radius();
     const round = n <= 4000;
-    ctx.globalAlpha = n > 3000 ? 0.75 : 0.9;
-    for (const b of buckets) {
-      ctx.fillStyle = b.color;
-      ctx.beginPath();
-      for (const i of b.idx) {
-        const x = sx(shown[2 * i]); const y = sy(shown[2 * i + 1]);
-        if (round) { ctx.moveTo(x + r, y); ctx.arc(x, y, r, 0, 2 * Math.PI); } else ctx.rect(x - r, y - r, 2 * r, 2 * r);
+    // Dimmed points first, the highlighted ones on top.
+    for (const lit of highlight ? [0, 1] : [1]) {
+      ctx.globalAlpha = !lit ? DIM : n > 3000 ? 0.75 : 0.9;
+      for (const b of buckets) {
+        ctx.fillStyle = b.color;
+        ctx.beginPath();
+        for (const i of b.idx) {
+          if (highlight && highlight[i] !== lit) continue;
+          const x = sx(shown[2 * i]); const y = sy(shown[2 * i + 1]);
+          if (round) { ctx.moveTo(x + r, y); ctx.arc(x, y, r, 0, 2 * Math.PI); } else ctx.rect(x - r, y - r, 2 * r, 2 * r);
+        }
+        ctx.fill();
       }
-      ctx.fill();
     }
     ctx.globalAlpha = 1;
   }
@@ -112,10 +128,29 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
       for (const i of b.idx) {
         const x = sx(shown[2 * i]) - half; const y = sy(shown[2 * i + 1]) - half;
         if (x > width || y > height || x < -s || y < -s) continue;
+        ctx.globalAlpha = highlight && !highlight[i] ? DIM : 1;
         ctx.fillRect(x - 1.5, y - 1.5, s + 3, s + 3); // a frame in the point's colour
         ctx.drawImage(image, (i % cols) * cell, Math.floor(i / cols) * cell, cell, cell, x, y, s, s);
       }
     }
+    ctx.globalAlpha = 1;
+  }
+
+  // Each trail row's path over every step, in its point's colour; a ring at the current step.
+  function drawTrails() {
+    const {rows, xy, current} = trails;
+    ctx.lineWidth = 1.2; ctx.globalAlpha = 0.8;
+    for (const i of rows) {
+      ctx.strokeStyle = palette(groups.length === n ? groups[i] : 0);
+      ctx.beginPath();
+      xy.forEach((pos, t) => { const x = sx(pos[2 * i]); const y = sy(pos[2 * i + 1]); if (t) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
+      ctx.stroke();
+      if (xy[current]) {
+        ctx.beginPath(); ctx.arc(sx(xy[current][2 * i]), sy(xy[current][2 * i + 1]), 4, 0, 2 * Math.PI);
+        ctx.strokeStyle = '#1d2330'; ctx.stroke();
+      }
+    }
+    ctx.globalAlpha = 1;
   }
 
   function drawMark(i, color, lineWidth, extra) {
@@ -160,8 +195,18 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     return best;
   }
 
-  let drag = null;
+  const local = (e) => { const rect = canvas.getBoundingClientRect(); return [e.clientX - rect.left, e.clientY - rect.top]; };
+  function finishArea() {
+    const poly = area(dragMode, drawn); drawn = null;
+    const rows = [];
+    for (let i = 0; i < n; i++) if (inside(poly, sx(shown[2 * i]), sy(shown[2 * i + 1]))) rows.push(i);
+    draw();
+    onArea(rows);
+  }
+
+  let drag = null; let clickTimer = 0;
   canvas.addEventListener('mousemove', (e) => {
+    if (drawn) { drawn.push(local(e)); draw(); return; }
     if (drag) {
       view.x = drag.vx + e.clientX - drag.x; view.y = drag.vy + e.clientY - drag.y;
       drag.moved = drag.moved || Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3;
@@ -170,16 +215,21 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     }
     const i = nearest(e.clientX, e.clientY);
     if (i !== hovered) { hovered = i; draw(); }
-    canvas.style.cursor = i >= 0 ? 'pointer' : 'grab';
+    canvas.style.cursor = dragMode !== 'pan' ? 'crosshair' : i >= 0 ? 'pointer' : 'grab';
     onHover(i >= 0 ? i : null, e.clientX, e.clientY);
   });
-  canvas.addEventListener('mouseleave', () => { drag = null; if (hovered >= 0) { hovered = -1; draw(); } onHover(null); });
-  canvas.addEventListener('mousedown', (e) => { drag = {x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false}; });
+  canvas.addEventListener('mouseleave', () => { drag = null; drawn = null; if (hovered >= 0) { hovered = -1; draw(); } onHover(null); });
+  canvas.addEventListener('mousedown', (e) => {
+    if (dragMode !== 'pan') { drawn = [local(e)]; return; }
+    drag = {x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false};
+  });
   canvas.addEventListener('mouseup', (e) => {
+    if (drawn) { if (drawn.length > 2) { finishArea(); return; } drawn = null; }
     const moved = drag && drag.moved; drag = null;
     if (moved) return;
     const i = nearest(e.clientX, e.clientY);
-    if (i >= 0) onClick(i);
+    clearTimeout(clickTimer);
+    if (i >= 0 && e.detail < 2) clickTimer = setTimeout(() => onClick(i), CLICK_WAIT_MS);
   });
   canvas.addEventListener('wheel', (e) => {
     e.preventDefault();
@@ -191,7 +241,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     view = {k, x: px - (px - view.x) * g, y: py - (py - view.y) * g};
     draw();
   }, {passive: false});
-  canvas.addEventListener('dblclick', () => { view = {k: 1, x: 0, y: 0}; draw(); });
+  canvas.addEventListener('dblclick', () => { clearTimeout(clickTimer); view = {k: 1, x: 0, y: 0}; draw(); });
 
   const observer = new ResizeObserver(() => resize());
   observer.observe(container);
@@ -218,6 +268,10 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     // groups: Int32Array, one group per point; color(g) -> CSS colour.
     setGroups(g, color) { groups = g; palette = color; rebucket(); draw(); },
     setSelected(i) { selected = i === null || i === undefined ? -1 : i; draw(); },
+    setHighlight(mask) { highlight = mask; draw(); },
+    // rows: the points to trail; xy: their layouts at every step (probe order); current: this step's index.
+    setTrails(t) { trails = t && t.rows.length ? t : null; draw(); },
+    setDragMode(mode) { dragMode = mode; canvas.style.cursor = mode === 'pan' ? '' : 'crosshair'; },
     setMosaic(m) {
       mosaic = m;
       if (m && !m.image.complete) m.image.addEventListener('load', () => draw(), {once: true});
@@ -226,6 +280,6 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     },
     resetView() { view = {k: 1, x: 0, y: 0}; draw(); },
     get size() { return n; },
-    destroy() { observer.disconnect(); cancelAnimationFrame(frame); canvas.remove(); },
+    destroy() { observer.disconnect(); cancelAnimationFrame(frame); clearTimeout(clickTimer); canvas.remove(); },
   };
 }

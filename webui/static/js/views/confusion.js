@@ -5,6 +5,7 @@
 import {getJSON} from '../api.js';
 import {h, clear, spinner, pct} from '../dom.js';
 import {heatmap, sequential, diverging, inkOn, gallery, panelError} from '../charts.js';
+import {pickButton} from './selection/gallery.js';
 
 const MODES = [['counts', 'Counts'], ['rows', 'Row %'], ['delta', 'Change Δ']];
 
@@ -16,7 +17,7 @@ export const title = 'Confusion';
 export function mount(el, ctx) {
   let mode = 'counts';
   let picked = null; // [true, pred] of the clicked cell
-  let flowSteps = null; // [a, b] once the user picks them; null follows the timeline
+  let flowSteps = ctx.state.fa !== undefined && ctx.state.fb !== undefined ? [ctx.state.fa, ctx.state.fb] : null; // [a, b] once picked (URL fa, fb); null follows the timeline
   let data = null;
   let loadedStep;
   let labelsP = null;
@@ -125,7 +126,7 @@ export function mount(el, ctx) {
       if (ctx.state.step !== step || !picked || picked[0] !== i || picked[1] !== j) return;
       clear(cellEl);
       if (!res.total) { cellEl.append(h('p', {class: 'muted small', text: 'No images in this cell.'})); return; }
-      cellEl.append(h('p', {class: 'muted small', text: `${res.total} image${res.total === 1 ? '' : 's'}, most confident first${res.total > res.probe_id.length ? ` (first ${res.probe_id.length})` : ''}.`}),
+      cellEl.append(h('p', {class: 'muted small', text: `${res.total} image${res.total === 1 ? '' : 's'}, most confident first${res.total > res.probe_id.length ? ` (first ${res.probe_id.length})` : ''}.`}, pickButton(ctx, res.probe_id, `confusion ${names[i]}→${names[j]} at step ${step}`)),
         gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: res.label[k] === res.pred[k], caption: pct(res.confidence[k]),
           title: `#${id}: true ${names[res.label[k]]}, predicted ${names[res.pred[k]]} (${pct(res.confidence[k])})`})), ctx, {testid: 'cell-gallery'}));
     } catch (err) { panelError(cellEl, err, {step: ctx.state.step}); }
@@ -143,6 +144,7 @@ export function mount(el, ctx) {
 
   function pickFlows() {
     flowSteps = [Number(fromSel.value), Number(toSel.value)];
+    ctx.set({fa: flowSteps[0], fb: flowSteps[1]}, {push: true});
     loadFlows();
   }
 
@@ -162,7 +164,7 @@ export function mount(el, ctx) {
       res.rows.forEach((r, k) => {
         const tr = h('tr', {class: 'clickable', 'data-testid': 'flow-row', tabindex: 0,
           onclick: () => { for (const x of body.children) x.classList.remove('active'); tr.classList.add('active'); showFlow(r, b); }},
-        h('td', {}, h('span', {class: 'swatch'}, names[r.from_pred]), ' → ', h('span', {class: 'swatch'}, names[r.to_pred])),
+        h('td', {}, h('b', {}, names[r.from_pred]), ' → ', h('b', {}, names[r.to_pred])),
         h('td', {class: 'num'}, r.count),
         h('td', {class: 'num good'}, r.fixed || ''),
         h('td', {class: 'num bad'}, r.broken || ''),
@@ -182,7 +184,7 @@ export function mount(el, ctx) {
     const names = ctx.run.class_names;
     let labels = new Map();
     try { labels = await probeLabels(); } catch (_) { /* captions without true classes */ }
-    clear(flowImages).append(h('h3', {}, `${names[row.from_pred]} → ${names[row.to_pred]} · ${row.count}`),
+    clear(flowImages).append(h('h3', {}, `${names[row.from_pred]} → ${names[row.to_pred]} · ${row.count}`, pickButton(ctx, row.probe_ids, `flow ${names[row.from_pred]}→${names[row.to_pred]}, steps ${fromSel.value}→${b}`)),
       gallery(row.probe_ids.map((id) => {
         const label = labels.get(id);
         return {probe_id: id, correct: label === undefined ? undefined : label === row.to_pred, caption: label === undefined ? '' : names[label],

@@ -1,13 +1,18 @@
 // The Embedding tab: a 2-D projection of the chosen layer at the current step,
 // aligned across steps so points move smoothly while scrubbing, coloured by
 // class, prediction, correctness or cluster, and the clusters panel below.
-// Layouts are fetched and cached by ./embedding/layouts.js.
+// Layouts are fetched and cached by ./embedding/layouts.js. The selection
+// (pick.js) is highlighted, the rest dimmed; a lasso, a box or a legend click
+// makes one; the filter bar, trails and the A | B panel are modules of ./embedding/.
 
-import {getJSON, getBinary, thumbURL} from '../api.js';
+import {thumbURL} from '../api.js';
 import {h, clear, classColor, pct, showError, select} from '../dom.js';
 import {createScatter} from '../scatter.js';
-import {layouts, methodOf} from './embedding/layouts.js';
+import {probesOf, predsAt, highlightAt, decodeRows, rowsOf} from '../pick.js';
+import {layouts, methodOf, trailsFor, MAX_TRAILS} from './embedding/layouts.js';
 import * as clustersPanel from './embedding/clusters.js';
+import * as query from './embedding/query.js';
+import * as compare from './embedding/compare.js';
 
 export const id = 'embedding';
 export const title = 'Embedding';
@@ -15,6 +20,8 @@ export const title = 'Embedding';
 const METHODS = [['pca', 'PCA'], ['tsne', 't-SNE'], ['umap', 'UMAP']];
 const COLORS = [['label', 'true class'], ['pred', 'predicted class'], ['correct', 'correct / wrong'], ['cluster', 'cluster']];
 const GOOD = '#2f9e44'; const BAD = '#d9480f';
+const DRAG = [['pan', 'pan'], ['lasso', 'lasso'], ['box', 'box']];
+const HIGHLIGHT_KEYS = ['pick', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'trail', 'sel'];
 
 function controls(ctx) {
   const {run, state} = ctx;
@@ -23,6 +30,9 @@ function controls(ctx) {
     methodSel: select({'aria-label': 'projection method', 'data-testid': 'emb-method'}, METHODS, methodOf(ctx)),
     colorSel: select({'aria-label': 'colour by', 'data-testid': 'emb-color'}, COLORS, state.color || 'label'),
     mosaicBox: h('input', {type: 'checkbox', 'data-testid': 'emb-mosaic'}),
+    dragSel: select({'aria-label': 'drag to', 'data-testid': 'emb-drag'}, DRAG, 'pan'),
+    trailBox: h('input', {type: 'checkbox', 'data-testid': 'emb-trails', checked: !!state.trail}),
+    filters: h('div'),
     progress: h('div', {class: 'emb-progress', 'data-testid': 'emb-progress', hidden: true}),
     note: h('span', {class: 'muted small emb-note', 'data-testid': 'emb-note'}),
     box: h('div', {class: 'scatter-box', 'data-testid': 'scatter'}),
@@ -33,16 +43,21 @@ function controls(ctx) {
   ui.layerSel.addEventListener('change', () => ctx.set({layer: ui.layerSel.value}, {push: true}));
   ui.methodSel.addEventListener('change', () => ctx.set({method: ui.methodSel.value}, {push: true}));
   ui.colorSel.addEventListener('change', () => ctx.set({color: ui.colorSel.value}, {push: true}));
+  ui.trailBox.addEventListener('change', () => ctx.set({trail: ui.trailBox.checked ? '1' : undefined}, {push: true}));
   ui.panel = h('div', {class: 'panel emb-panel'},
     h('div', {class: 'controls'},
       h('label', {class: 'inline'}, 'Layer', ui.layerSel),
       h('label', {class: 'inline'}, 'Projection', ui.methodSel),
       h('label', {class: 'inline'}, 'Colour by', ui.colorSel),
       h('label', {class: 'inline', title: 'Draw each image at its position'}, ui.mosaicBox, 'Mosaic'),
+      h('label', {class: 'inline', title: 'Drag to pan, or to draw a lasso or a box that selects the points inside'}, 'Drag to', ui.dragSel),
+      h('label', {class: 'inline', title: `Each highlighted point's path over every step (at most ${MAX_TRAILS})`}, ui.trailBox, 'Trails'),
       ui.note),
+    ui.filters,
     ui.progress,
     h('div', {class: 'emb-main'}, h('div', {class: 'scatter-wrap'}, ui.box, ui.overlay), ui.legend),
-    h('p', {class: 'muted small emb-help'}, 'Hover a point to see its image; click to select it. Scroll to zoom, drag to pan, double-click to reset.'));
+    h('p', {class: 'muted small emb-help'}, 'Hover a point to see its image; click to select it. Scroll to zoom, drag to pan (or lasso / box), double-click to reset. '
+      + 'Click a legend entry to select its images, shift-click to hide them.'));
   return ui;
 }
 
@@ -50,16 +65,16 @@ function controls(ctx) {
 function colouring(ctx, probes, preds, clusters) {
   const names = ctx.run.class_names;
   const colorBy = ctx.state.color || 'label';
-  const byClass = (labels) => ({groups: Int32Array.from(labels), palette: classColor, items: names.map((name, i) => [classColor(i), name])});
+  const byClass = (labels) => ({groups: Int32Array.from(labels), palette: classColor, items: names.map((name, i) => [classColor(i), name, i])});
   if (colorBy === 'pred') return byClass(preds.pred);
   if (colorBy === 'correct') {
     const groups = Int32Array.from(preds.correct, (c) => (c ? 1 : 0));
     const right = groups.reduce((a, b) => a + b, 0);
-    return {groups, palette: (g) => (g ? GOOD : BAD), items: [[GOOD, `correct (${right})`], [BAD, `wrong (${probes.label.length - right})`]]};
+    return {groups, palette: (g) => (g ? GOOD : BAD), items: [[GOOD, `correct (${right})`, 1], [BAD, `wrong (${probes.label.length - right})`, 0]]};
   }
   if (colorBy === 'cluster' && clusters) {
-    const items = clusters.meta.clusters.map((c) => [classColor(c.id), `cluster ${c.id} · mostly ${names[c.majority]} (${pct(c.purity)})`]);
-    if (clusters.meta.noise) items.push([clustersPanel.NOISE, `noise (${clusters.meta.noise})`]);
+    const items = clusters.meta.clusters.map((c) => [classColor(c.id), `cluster ${c.id} · mostly ${names[c.majority]} (${pct(c.purity)})`, c.id]);
+    if (clusters.meta.noise) items.push([clustersPanel.NOISE, `noise (${clusters.meta.noise})`, -1]);
     return {groups: clusters.labels, palette: (g) => (g < 0 ? clustersPanel.NOISE : classColor(g)), items};
   }
   return byClass(probes.label);
@@ -69,9 +84,7 @@ export function mount(el, ctx) {
   if (!METHODS.some(([m]) => m === methodOf(ctx))) ctx.set({method: 'tsne'});
   const ui = controls(ctx);
   const api = (path) => `/api/runs/${encodeURIComponent(ctx.run.run_id)}${path}`;
-  let probes = null;
-  const index = new Map(); // probe id -> row
-  const preds = new Map(); // step -> promise of the predictions
+  let probes = null; // {probe_id, label, row: Map(probe id -> row)}
   let current = null; // the predictions on screen
   let seq = 0;
   let shownStep = null; let shownProvisional = false;
@@ -89,20 +102,48 @@ export function mount(el, ctx) {
     },
   });
   const clusterEl = h('div');
-  const sub = {...ctx, emb: {probes: () => probes, preds: () => current, redraw: () => showStep().catch(() => {})}};
+  const compareEl = h('div');
+  const colourAt = async (step) => {
+    const [p, cl] = await Promise.all([predsAt(ctx, step), (ctx.state.color || 'label') === 'cluster' ? clusters.labelsAt(step) : null]);
+    return colouring(ctx, probes, p, cl);
+  };
+  const sub = {...ctx, emb: {probes: () => probes, preds: () => current, redraw: () => showStep().catch(() => {}),
+    layoutAt: (step) => sequence.at(step).then((l) => l.xy), colourAt, highlightAt: (step) => highlightAt(ctx, step)}};
   const clusters = clustersPanel.mount(clusterEl, sub);
-  clear(el).append(ui.panel, clusterEl, ui.tooltip);
+  const filters = query.mount(ui.filters, ctx);
+  const ab = compare.mount(compareEl, sub);
+  clear(el).append(ui.panel, compareEl, clusterEl, ui.tooltip);
+  const idsOf = (rows) => rows.map((i) => probes.probe_id[i]);
   const scatter = createScatter(ui.box, {
     onHover: (i, x, y) => showTooltip(i, x, y),
     onClick: (i) => ctx.set({sel: probes.probe_id[i]}, {push: true}),
+    onArea: (rows) => ctx.select(idsOf(rows), ui.dragSel.value),
   });
   ui.mosaicBox.addEventListener('change', () => setMosaic(ui.mosaicBox.checked));
+  ui.dragSel.addEventListener('change', () => scatter.setDragMode(ui.dragSel.value));
 
-  function predsAt(step) {
-    if (!preds.has(step)) {
-      preds.set(step, getBinary(api(`/steps/${step}/predictions`)).then((r) => r.arrays).catch((e) => { preds.delete(step); throw e; }));
-    }
-    return preds.get(step);
+  // A legend click selects the group's images; shift-click hides them (selects all the others).
+  function legendClick(e, g, groups, text) {
+    const mask = e.shiftKey ? (ctx.state.pick ? decodeRows(ctx.state.pick, groups.length) : new Uint8Array(groups.length).fill(1)) : null;
+    const rows = [];
+    for (let i = 0; i < groups.length; i++) if (e.shiftKey ? mask[i] && groups[i] !== g : groups[i] === g) rows.push(i);
+    const what = `${ui.colorSel.selectedOptions[0].textContent} ${text}`;
+    ctx.select(idsOf(rows), e.shiftKey ? `without ${what}` : what);
+  }
+
+  // Dim what is not highlighted; the highlighted probe ids go on the scatter's element (data-highlighted).
+  async function showHighlight(step, my) {
+    const mask = await highlightAt(ctx, step);
+    if (my !== seq) return;
+    scatter.setHighlight(mask);
+    ui.box.dataset.highlighted = mask ? idsOf(rowsOf(mask)).join(',') : '';
+    ui.box.dataset.highlightStep = String(step);
+    const selRow = probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : -1;
+    const t = ctx.state.trail ? await trailsFor(ctx.timeline.steps().map((s) => s.step), (s) => sequence.at(s), step, mask, selRow) : null;
+    if (my !== seq) return;
+    scatter.setTrails(t);
+    ui.box.dataset.trails = t ? String(t.rows.length) : '0';
+    if (t && t.cut) ui.note.textContent = `trails of the first ${MAX_TRAILS} highlighted images`;
   }
 
   async function showStep() {
@@ -110,7 +151,7 @@ export function mount(el, ctx) {
     const step = ctx.state.step;
     const [layout, p, cl] = await Promise.all([
       sequence.at(step),
-      predsAt(step),
+      predsAt(ctx, step),
       (ctx.state.color || 'label') === 'cluster' ? clusters.labelsAt(step) : null,
     ]).catch((err) => { if (my === seq) { showError(ui.overlay, err); ui.overlay.hidden = false; } return [null]; });
     if (my !== seq || !layout) return; // a later step was asked for meanwhile
@@ -126,9 +167,11 @@ export function mount(el, ctx) {
     ui.note.textContent = layout.provisional ? `step ${step}: provisional layout (aligned to step ${layout.alignedTo ?? '–'}), the aligned one is being computed` : '';
     const {groups, palette, items} = colouring(ctx, probes, p, cl);
     scatter.setGroups(groups, palette);
-    clear(ui.legend).append(...items.map(([c, text]) => h('div', {class: 'legend-item'}, h('span', {class: 'swatch', style: `background:${c}`}), text)));
+    clear(ui.legend).append(...items.map(([c, text, g]) => h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them',
+      'data-group': g, onclick: (e) => legendClick(e, g, groups, text)}, h('span', {class: 'swatch', style: `background:${c}`}), text)));
     scatter.setPositions(layout.xy, {step});
-    scatter.setSelected(index.has(ctx.state.sel) ? index.get(ctx.state.sel) : null);
+    scatter.setSelected(probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : null);
+    await showHighlight(step, my);
   }
 
   function setMosaic(on) {
@@ -157,8 +200,8 @@ export function mount(el, ctx) {
         current ? h('div', {class: pred === label ? 'good' : 'bad'}, `predicted ${names[pred]}`) : null,
         current ? h('div', {class: 'muted'}, `confidence ${pct(current.confidence[i])}`) : null));
     tip.hidden = false;
-    const w = 240; const left = x + 14 + w > window.innerWidth ? x - w - 10 : x + 14;
-    tip.style.left = `${left}px`; tip.style.top = `${Math.min(y + 12, window.innerHeight - 140)}px`;
+    const w = 300; const left = x + 14 + w > window.innerWidth ? x - w - 10 : x + 14;
+    tip.style.left = `${left}px`; tip.style.top = `${Math.min(y + 12, window.innerHeight - 180)}px`;
   }
 
   return {
@@ -167,19 +210,20 @@ export function mount(el, ctx) {
       if (changed.has('layer')) ui.layerSel.value = state.layer;
       if (changed.has('method') && state.method) ui.methodSel.value = state.method;
       if (changed.has('color')) ui.colorSel.value = state.color || 'label';
+      if (changed.has('trail')) ui.trailBox.checked = !!state.trail;
+      filters.update(changed);
       try {
-        if (!probes) {
-          probes = await getJSON(api('/probes'));
-          probes.probe_id.forEach((pid, i) => index.set(pid, i));
-        }
+        if (!probes) probes = await probesOf(ctx);
         if (changed.has('layer') || changed.has('method') || changed.has('view')) await sequence.start();
         if (['step', 'layer', 'method', 'color', 'k', 'view'].some((k) => changed.has(k))) await showStep();
-        if (changed.has('sel') || changed.has('view')) scatter.setSelected(index.has(state.sel) ? index.get(state.sel) : null);
+        else if (HIGHLIGHT_KEYS.some((k) => changed.has(k)) && shownStep !== null) await showHighlight(shownStep, seq);
+        if (changed.has('sel') || changed.has('view')) scatter.setSelected(probes.row.has(state.sel) ? probes.row.get(state.sel) : null);
         clusters.update(changed);
+        ab.update(changed);
       } catch (err) {
         showError(ui.overlay, err); ui.overlay.hidden = false;
       }
     },
-    destroy() { seq += 1; sequence.destroy(); clusters.destroy(); scatter.destroy(); clear(el); },
+    destroy() { seq += 1; sequence.destroy(); clusters.destroy(); ab.destroy(); filters.destroy(); scatter.destroy(); clear(el); },
   };
 }

@@ -7,6 +7,7 @@
 import {getJSON, thumbURL} from '../api.js';
 import {h, clear, classColor, spinner, pct, fmt} from '../dom.js';
 import {lineChart, gallery, panelError} from '../charts.js';
+import {pickButton} from './selection/gallery.js';
 
 const METRICS = [['cosine', 'cosine'], ['euclidean', 'euclidean'], ['sqeuclidean', 'squared euclidean'], ['minkowski', 'Minkowski']];
 
@@ -14,7 +15,7 @@ function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)
 
 export function mount(el, ctx) {
   let nbFor;
-  let k = 6;
+  const kOf = () => (ctx.state.nk >= 1 && ctx.state.nk <= 50 ? ctx.state.nk : 6); // neighbour k, in the URL as nk
   let p = 3;
   let traj = null; // trajectory of the selected image
   let trajFor = null;
@@ -29,8 +30,8 @@ export function mount(el, ctx) {
   const pInput = h('input', {type: 'number', min: 1, max: 100, step: 0.5, value: p, 'aria-label': 'Minkowski p', class: 'narrow',
     onchange: () => { const v = Number(pInput.value); if (v >= 1) { p = v; loadNeighbours(); } }});
   const pLabel = h('label', {class: 'inline'}, 'p', pInput);
-  const kInput = h('input', {type: 'number', min: 1, max: 50, step: 1, value: k, 'aria-label': 'number of neighbours', class: 'narrow',
-    onchange: () => { const v = Math.round(Number(kInput.value)); if (v >= 1 && v <= 50) { k = v; loadNeighbours(); } }});
+  const kInput = h('input', {type: 'number', min: 1, max: 50, step: 1, value: kOf(), 'aria-label': 'number of neighbours', class: 'narrow', 'data-testid': 'neighbour-k',
+    onchange: () => { const v = Math.round(Number(kInput.value)); if (v >= 1 && v <= 50) ctx.set({nk: v}, {push: true}); }});
   const nbEl = h('div', {class: 'neighbour-groups'});
   const nbTitle = h('h3', {}, 'Nearest neighbours');
   const nb = h('div', {class: 'neighbours', 'data-testid': 'neighbours'}, nbTitle,
@@ -126,7 +127,7 @@ export function mount(el, ctx) {
   }
 
   // ---- neighbours
-  function nbKey() { return [ctx.state.sel, ctx.state.step, ctx.state.layer, metric(), p, k].join('|'); }
+  function nbKey() { return [ctx.state.sel, ctx.state.step, ctx.state.layer, metric(), p, kOf()].join('|'); }
 
   async function loadNeighbours() {
     const key = nbKey();
@@ -137,7 +138,7 @@ export function mount(el, ctx) {
     spinner(nbEl, 'Searching…');
     try {
       const found = await getJSON(api(ctx, `steps/${ctx.state.step}/neighbours`),
-        {probe: sel, layer: ctx.state.layer, metric: metric(), p, k});
+        {probe: sel, layer: ctx.state.layer, metric: metric(), p, k: kOf()});
       if (nbFor !== key) return;
       const group = (title, items, testid, note) => h('div', {class: 'nb-group', 'data-testid': testid}, h('div', {class: 'nb-title'}, title, note ? h('span', {class: 'muted small'}, ` ${note}`) : null),
         items.length ? gallery(items.map((n) => ({probe_id: n.probe_id, correct: n.label === n.pred,
@@ -153,11 +154,23 @@ export function mount(el, ctx) {
         groups.push(group('Among the other classes', found.among_other, 'nb-other', 'its nearest rivals'));
       }
       groups.push(group('In pixel space', found.pixel, 'nb-pixel', 'all classes, for contrast'));
-      clear(nbEl).append(...groups);
+      const inLayer = [...new Set([found.among_pred, found.among_true, found.among_other].flat().map((n) => n.probe_id))];
+      clear(nbEl).append(strip(sel, found.pred === found.label ? found.among_true : found.among_pred),
+        h('div', {class: 'small'}, pickButton(ctx, inLayer, `neighbours of #${sel} in ${found.layer}, step ${found.step}`)), ...groups);
     } catch (err) {
       if (nbFor !== key) return;
       panelError(nbEl, err, {step: ctx.state.step});
     }
+  }
+
+  // The query beside its nearest neighbours, big enough to tell apart (96 px, pixelated).
+  function strip(sel, items) {
+    const names = ctx.run.class_names;
+    return h('div', {class: 'nb-strip', 'data-testid': 'nb-strip'},
+      h('figure', {class: 'query'}, h('img', {class: 'thumb big', src: thumbURL(ctx.run.run_id, sel), alt: `query ${sel}`}), h('figcaption', {}, 'query')),
+      items.slice(0, 6).map((n) => h('figure', {title: `#${n.probe_id} · ${names[n.label]}`, onclick: () => ctx.set({sel: n.probe_id}, {push: true})},
+        h('img', {class: `thumb big ${n.label === n.pred ? 'right' : 'wrong'}`, src: thumbURL(ctx.run.run_id, n.probe_id), alt: `image ${n.probe_id}`}),
+        h('figcaption', {}, `${names[n.label]} ${Math.round(n.similarity)}%`))));
   }
 
   return {
@@ -168,11 +181,12 @@ export function mount(el, ctx) {
       body.hidden = none;
       if (none) return;
       metricSel.value = metric();
+      kInput.value = kOf();
       // style, not the hidden attribute: label.inline sets display
       pLabel.style.display = metric() === 'minkowski' ? '' : 'none';
       if (changed.has('sel') || trajFor !== sel) await loadTrajectory();
       else if (changed.has('step')) { drawHead(); drawTrajectory(); }
-      if (['sel', 'step', 'layer', 'metric'].some((key) => changed.has(key)) || nbFor !== nbKey()) loadNeighbours();
+      if (['sel', 'step', 'layer', 'metric', 'nk'].some((key) => changed.has(key)) || nbFor !== nbKey()) loadNeighbours();
     },
     destroy() { clear(el); },
   };

@@ -4,6 +4,7 @@
 
 import {postJSON} from '../api.js';
 import {h, clear, showError, spinner} from '../dom.js';
+import {pickButton} from './selection/gallery.js';
 
 function examples(run) {
   const r = `'${run.run_id.replace(/'/g, "''")}'`;
@@ -59,7 +60,8 @@ export function mount(el, ctx) {
       const table = h('table', {class: 'table compact sql-table', 'data-testid': 'sql-table'},
         h('thead', {}, h('tr', {}, res.columns.map((c) => h('th', {title: c.type}, c.name)))),
         h('tbody', {}, res.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: typeof v === 'number' ? 'num' : null, title: typeof v === 'object' && v !== null ? JSON.stringify(v) : null}, cellText(v)))))));
-      clear(result).append(table);
+      const idCol = res.columns.findIndex((c) => c.name === 'probe_id');
+      clear(result).append(idCol >= 0 && n ? pickButton(ctx, new Set(res.rows.map((r) => r[idCol])), 'SQL result') : '', table);
       if (!n) result.append(h('p', {class: 'muted small', text: 'No rows.'}));
     } catch (err) {
       showError(result, err);

@@ -4,6 +4,7 @@
 import {getBinary, thumbURL} from '../../api.js';
 import {h, clear, showError, spinner, fmt, fillPanel} from '../../dom.js';
 import {svg} from '../../charts.js';
+import {pickButton} from '../selection/gallery.js';
 
 const W = 460, H = 340, M = {l: 44, r: 12, t: 12, b: 34};
 const X_MAX = 0.5; // the std of a probability is at most 0.5
@@ -69,7 +70,7 @@ function details(ctx, dm, selIdx) {
   const parts = [h('div', {class: 'datamap-legend'}, 'correct at ', [0, 0.5, 1].map((c) => h('span', {},
     h('i', {style: `background:${correctnessColor(c)}`}), `${c * 100} %`)), ' of steps'),
   h('p', {}, `${ids.length} images over ${dm.meta.n_steps} steps.`),
-  h('p', {}, `${forgotten} forgotten at least once (correct at one step, wrong at the next).`)];
+  h('p', {}, `${forgotten} forgotten at least once (correct at one step, wrong at the next).`), regionButtons(ctx, dm)];
   if (selIdx >= 0) {
     parts.push(h('div', {class: 'datamap-sel', 'data-testid': 'datamap-sel-info'},
       h('img', {class: 'thumb big', src: thumbURL(ctx.run.run_id, ids[selIdx]), alt: `image ${ids[selIdx]}`}),
@@ -78,6 +79,15 @@ function details(ctx, dm, selIdx) {
         h('div', {}, `correct at ${(100 * corr[selIdx]).toFixed(0)} % of steps, forgotten ${forg[selIdx]}×`))));
   }
   return parts;
+}
+
+// One "select these" per region (data_map_region's thresholds).
+function regionButtons(ctx, dm) {
+  const {probe_id: ids, confidence: conf, variability: vari} = dm.arrays;
+  const {ambiguous_variability: av, easy_confidence: ec} = dm.meta;
+  const regionOf = (i) => (vari[i] >= av ? 'ambiguous' : conf[i] >= ec ? 'easy' : 'hard');
+  return h('div', {class: 'datamap-pick'}, ['easy', 'ambiguous', 'hard'].map((r) => h('div', {'data-region': r}, `${r}: `,
+    pickButton(ctx, Array.from(ids).filter((_, i) => regionOf(i) === r), `data map: ${r}`))));
 }
 
 export function mount(el, ctx) {

@@ -5,6 +5,7 @@
 import {getJSON, postForm, thumbURL} from '../../api.js';
 import {h, clear, classColor, showError, spinner, fmt, fillPanel} from '../../dom.js';
 import {weightsLine} from '../../weights.js';
+import {pickButton} from '../selection/gallery.js';
 
 const METRICS = [['cosine', 'cosine'], ['euclidean', 'euclidean'], ['sqeuclidean', 'squared euclidean'], ['minkowski', 'Minkowski']];
 const HELP = 'The probe images most similar to the query in the chosen layer at the current step, '
@@ -115,7 +116,7 @@ export function mount(el, ctx) {
     weights.show(res);
     const pick = (id) => { clearUpload(); ctx.set({sel: id}, {push: true}); };
     const tag = (list) => (q.label === undefined ? '' : ` · ${list.filter((r) => r.label === q.label).length}/${list.length} same class`);
-    const column = (title, items, testid) => h('div', {class: 'search-col'}, h('h3', {}, title), resultList(ctx, items, testid, pick));
+    const column = (title, items, testid) => h('div', {class: 'search-col'}, h('h3', {}, title, pickButton(ctx, items.map((r) => r.probe_id), `similar to ${q.kind === 'upload' ? 'the upload' : `#${q.probe_id}`}: ${title}`)), resultList(ctx, items, testid, pick));
     clear(resultsEl).append(
       column(`Layer ${res.layer} (step ${res.step})${tag(res.results)}`, res.results, 'search-results'),
       column(`Pixels${tag(res.pixel)}`, res.pixel, 'search-pixel'));

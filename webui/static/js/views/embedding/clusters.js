@@ -7,6 +7,7 @@ import {getJSON, getBinary, thumbURL} from '../../api.js';
 import {h, clear, classColor, pct, showError, fillPanel, select} from '../../dom.js';
 import {renderPurity} from './purity.js';
 import {SEED} from './layouts.js';
+import {pickButton} from '../selection/gallery.js';
 
 export const NOISE = '#bbbbbb';
 const GALLERY_PAGE = 24;
@@ -36,7 +37,8 @@ function clusterCard(ctx, c, labels, title, text, color) {
   more.addEventListener('click', page);
   page();
   return h('div', {class: 'cluster-card', 'data-cluster': c.id},
-    h('div', {class: 'cluster-head'}, h('span', {class: 'swatch', style: `background:${color}`}), h('b', {}, title), h('span', {class: 'muted small'}, text)),
+    h('div', {class: 'cluster-head'}, h('span', {class: 'swatch', style: `background:${color}`}), h('b', {}, title), h('span', {class: 'muted small'}, text),
+      pickButton(ctx, members.map((i) => probes().probe_id[i]), `${title} at step ${ctx.state.step}`)),
     gallery, more);
 }
 
@@ -44,7 +46,9 @@ export function mount(el, ctx) {
   const {run} = ctx;
   const api = (path) => `/api/runs/${encodeURIComponent(run.run_id)}${path}`;
   let method = 'kmeans';
-  let subK = 3; let subCls = 0;
+  // The sub-cluster class and k live in the URL (subcls, subk).
+  const subClsOf = () => (ctx.state.subcls >= 0 && ctx.state.subcls < run.class_names.length ? ctx.state.subcls : 0);
+  const subKOf = () => Math.max(2, Math.min(20, ctx.state.subk || 3));
   // k-means defaults to one cluster per class: purity then reads as how well classes separate.
   const defaultK = Math.max(2, Math.min(50, run.class_names.length || 8));
   const kOf = () => ctx.state.k || defaultK;
@@ -53,8 +57,8 @@ export function mount(el, ctx) {
   const summary = h('span', {class: 'muted small', 'data-testid': 'cluster-summary'});
   const chart = h('div', {class: 'purity-chart', 'data-testid': 'purity-chart'});
   const list = h('div', {class: 'cluster-list', 'data-testid': 'cluster-list'});
-  const subSel = select({'aria-label': 'class', 'data-testid': 'subcluster-class'}, run.class_names.map((c, i) => [i, c]), subCls);
-  const subKInput = h('input', {type: 'number', min: 2, max: 20, value: subK, 'aria-label': 'sub-cluster k', 'data-testid': 'subcluster-k', class: 'k-input'});
+  const subSel = select({'aria-label': 'class', 'data-testid': 'subcluster-class'}, run.class_names.map((c, i) => [i, c]), subClsOf());
+  const subKInput = h('input', {type: 'number', min: 2, max: 20, value: subKOf(), 'aria-label': 'sub-cluster k', 'data-testid': 'subcluster-k', class: 'k-input'});
   const subList = h('div', {class: 'cluster-list', 'data-testid': 'subcluster-list'});
   fillPanel(el, 'Clusters', 'clusters',
     h('div', {class: 'controls'},
@@ -112,7 +116,7 @@ export function mount(el, ctx) {
     clear(subList).append(progress('Clustering…'));
     let r;
     try {
-      r = await getBinary(api(`/steps/${step}/subclusters`), {layer: ctx.state.layer, cls: subCls, k: subK, seed: SEED});
+      r = await getBinary(api(`/steps/${step}/subclusters`), {layer: ctx.state.layer, cls: subClsOf(), k: subKOf(), seed: SEED});
     } catch (err) { showError(subList, err); return; }
     if (step !== ctx.state.step) return;
     const {index, labels} = r.arrays;
@@ -133,14 +137,18 @@ export function mount(el, ctx) {
     const k = Math.max(2, Math.min(50, Math.round(Number(kInput.value)) || defaultK));
     kInput.value = k; ctx.set({k}, {push: true});
   });
-  subSel.addEventListener('change', () => { subCls = Number(subSel.value); drawSub(); });
-  subKInput.addEventListener('change', () => { subK = Math.max(2, Math.min(20, Math.round(Number(subKInput.value)) || 3)); subKInput.value = subK; drawSub(); });
+  subSel.addEventListener('change', () => ctx.set({subcls: Number(subSel.value)}, {push: true}));
+  subKInput.addEventListener('change', () => {
+    const k = Math.max(2, Math.min(20, Math.round(Number(subKInput.value)) || 3));
+    subKInput.value = k; ctx.set({subk: k}, {push: true});
+  });
 
   let timer = null;
   return {
     labelsAt,
     update(changed) {
       if (changed.has('k')) kInput.value = kOf();
+      if (changed.has('subcls') || changed.has('subk')) { subSel.value = subClsOf(); subKInput.value = subKOf(); drawSub(); }
       if (['layer', 'k', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); refresh(false); } else if (changed.has('step')) {
         // While the timeline is scrubbed or played, cluster only where it rests.
         if (purity) renderPurity(chart, purity, ctx.state.step);
