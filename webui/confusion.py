@@ -1,4 +1,5 @@
-"""The confusion matrix of a step and its change, the probe images of a cell, and flows between two steps."""
+"""The confusion matrix of a step and its change, one cell's count over the steps, the pairs that changed
+most, the probe images of a cell, and flows between two steps."""
 
 from __future__ import annotations
 
@@ -42,6 +43,56 @@ def confusion(run: str, step: str):
             before = A.confusion(q["label"], q["pred"], classes)
             out["prev"] = before.tolist()
             out["delta"] = A.confusion_delta(before, matrix).tolist()
+    return jsonify(out)
+
+
+@bp.get("/confusion/pair")
+def pair_history(run: str):
+    """One cell (``true`` -> ``pred``) of the confusion matrix at every step; an unreadable step is null
+    and listed under ``errors``."""
+    rid = run_id(run)
+    classes = class_count(rid)
+    true = get_int("true", lo=0, hi=classes - 1, required=True)
+    pred = get_int("pred", lo=0, hi=classes - 1, required=True)
+    steps, counts, totals, errors = db().steps(rid), [], [], []
+    for s in steps:
+        try:
+            p = db().predictions(s, rid)
+        except STEP_ERRORS as exc:
+            errors.append({"step": s, "error": str(exc)})
+            counts.append(None)
+            totals.append(None)
+            continue
+        row = p["label"] == true
+        counts.append(int((row & (p["pred"] == pred)).sum()))
+        totals.append(int(row.sum()))
+    return jsonify({"true": true, "pred": pred, "steps": steps, "counts": counts, "class_total": totals, "errors": errors})
+
+
+CHANGE_MEASURE = "change in count (images of the true class predicted as the other) from step prev_step to step"
+
+
+@bp.get("/steps/<step>/confusion/changes")
+def pair_changes(run: str, step: str):
+    """The confusion pairs (off-diagonal cells) that rose or fell most since ``prev`` (default: the step before)."""
+    rid = run_id(run)
+    s = step_of(rid, step)
+    prev = step_param(rid, "prev", default=-1)
+    prev = previous_step(rid, s) if prev == -1 else prev
+    limit = get_int("limit", 10, lo=1, hi=100)
+    out = {"step": s, "prev_step": prev, "measure": CHANGE_MEASURE, "rows": [], "prev_error": None}
+    now = db().predictions(s, rid)
+    try:
+        before = None if prev is None else db().predictions(prev, rid)
+    except STEP_ERRORS as exc:
+        out["prev_error"] = str(exc)
+        before = None
+    if before is None:
+        return jsonify(out)
+    classes = class_count(rid)
+    table = A.pair_changes(A.confusion(before["label"], before["pred"], classes),
+                           A.confusion(now["label"], now["pred"], classes), limit)
+    out["rows"] = [{k: int(v) for k, v in row.items()} for row in table.to_dict("records")]
     return jsonify(out)
 
 
