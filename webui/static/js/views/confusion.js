@@ -1,12 +1,14 @@
 // Confusion tab: the confusion matrix at the current step (counts, row % or the
 // change since the previous step), the images of a clicked cell with its count
-// over the steps (views/confusion/pairs.js, with the pairs that changed most),
+// over the steps (views/confusion/pair.js), the pairs that changed most
+// (views/confusion/changes.js),
 // flows of predictions between two chosen steps, and the misclassified images.
 
 import {getJSON} from '../api.js';
 import {h, clear, spinner, pct} from '../dom.js';
 import {heatmap, sequential, diverging, inkOn, gallery, panelError} from '../charts.js';
-import * as pairsPanel from './confusion/pairs.js';
+import * as pairPanel from './confusion/pair.js';
+import * as changesPanel from './confusion/changes.js';
 
 const MODES = [['counts', 'Counts'], ['rows', 'Row %'], ['delta', 'Change Δ']];
 const WRONG_PAGE = 200; // misclassified images fetched per "more"
@@ -33,10 +35,11 @@ export function mount(el, ctx) {
   const cellTitle = h('h3', {}, 'Images of a cell');
   const cellEl = h('div', {class: 'cell-images', 'data-testid': 'cell-images'},
     h('p', {class: 'muted small', text: 'Click a cell of the matrix to list its images.'}));
-  const pairsEl = h('div', {class: 'pairs', 'data-testid': 'confusion-pairs'});
+  const changesEl = h('div', {class: 'pairs', 'data-testid': 'confusion-pairs'});
+  const pairEl = h('div', {class: 'pair'});
   const main = h('section', {class: 'panel', 'data-testid': 'confusion'},
     h('div', {class: 'panel-head'}, heading, h('div', {class: 'segmented', role: 'group', 'aria-label': 'values'}, modeButtons)),
-    h('div', {class: 'confusion-layout'}, h('div', {}, matrixEl, note, pairsEl), h('div', {class: 'cell-side'}, cellTitle, cellEl)));
+    h('div', {class: 'confusion-layout'}, h('div', {}, matrixEl, note, changesEl), h('div', {class: 'cell-side'}, cellTitle, pairEl, cellEl)));
 
   const fromSel = h('select', {'aria-label': 'from step', 'data-testid': 'flow-from', onchange: () => pickFlows()});
   const toSel = h('select', {'aria-label': 'to step', 'data-testid': 'flow-to', onchange: () => pickFlows()});
@@ -52,7 +55,7 @@ export function mount(el, ctx) {
   const wrongEl = h('div', {'data-testid': 'misclassified'});
   const wrongMore = h('button', {class: 'btn', type: 'button', 'data-testid': 'misclassified-more', hidden: true,
     onclick: () => { wrongLimit += WRONG_PAGE; loadWrong(); }});
-  const wrong = h('section', {class: 'panel'}, wrongTitle,
+  const wrong = h('section', {class: 'panel', 'data-testid': 'misclassified-panel'}, wrongTitle,
     h('p', {class: 'muted small', text: 'Most confident mistakes first. Click one to see its trajectory and neighbours.'}), wrongEl, wrongMore);
   clear(el).append(main, flows, wrong);
 
@@ -61,9 +64,10 @@ export function mount(el, ctx) {
     picked = [i, j];
     drawMatrix();
     loadCell();
-    pairs.show(picked);
+    pair.show(picked);
   }
-  const pairs = pairsPanel.mount(pairsEl, {...ctx, pickCell});
+  const pair = pairPanel.mount(pairEl, ctx);
+  const changes = changesPanel.mount(changesEl, {...ctx, pickCell});
 
   // ---- the matrix
   async function loadMatrix() {
@@ -247,7 +251,8 @@ export function mount(el, ctx) {
         wrongLimit = WRONG_PAGE;
         loadMatrix();
         if (picked) loadCell(); // the clicked cell stays, with this step's images
-        pairs.update(new Set(['step']));
+        pair.update(new Set(['step']));
+        changes.update(new Set(['step']));
         loadWrong();
         fillStepSelects();
         loadFlows();
@@ -258,6 +263,6 @@ export function mount(el, ctx) {
         for (const f of flowImages.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
       }
     },
-    destroy() { clear(el); },
+    destroy() { pair.destroy(); changes.destroy(); clear(el); },
   };
 }
