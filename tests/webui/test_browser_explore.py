@@ -135,3 +135,83 @@ def test_a_filter_that_died_and_revived_reads_bounded_and_dead(tmp_path, page):
     finally:
         server.stop()
     assert page.js_errors == []
+
+
+# class colours (dom.js PALETTE) the clusters must not reuse
+CLASS_COLOURS = {"rgb(78, 121, 167)", "rgb(242, 142, 43)", "rgb(225, 87, 89)", "rgb(118, 183, 178)", "rgb(89, 161, 79)",
+                 "rgb(237, 201, 72)", "rgb(176, 122, 161)", "rgb(255, 157, 167)", "rgb(156, 117, 95)", "rgb(23, 190, 207)"}
+
+
+def test_clusters_have_their_own_palette_and_hdbscan_its_parameters(live_server, page, run_id, webui_db):
+    db = StatsDB(webui_db)
+    step = db.steps(run_id)[-1]
+    page.goto(f"{live_server.url}/runs/{run_id}?view=embedding&step={step}&color=cluster")
+    page.wait_for_selector("[data-testid=cluster-list] .cluster-card")
+    swatches = page.eval_on_selector_all("[data-testid=cluster-list] .cluster-head .swatch", "els => els.map((e) => getComputedStyle(e).backgroundColor)")
+    assert swatches and not set(swatches) & CLASS_COLOURS
+    page.wait_for_function("() => document.querySelector('[data-testid=emb-legend]').textContent.includes('cluster 0')", timeout=60_000)
+    legend = page.eval_on_selector_all("[data-testid=emb-legend] .swatch", "els => els.map((e) => getComputedStyle(e).backgroundColor)")
+    assert legend and not set(legend) & CLASS_COLOURS
+    assert not page.locator("[data-testid=cluster-mcs]").is_visible()
+    page.select_option("[data-testid=cluster-method]", "hdbscan")
+    page.wait_for_selector("[data-testid=cluster-mcs]", state="visible")
+    assert page.locator("[data-testid=cluster-mcs]").input_value() == "10" and page.locator("[data-testid=cluster-ms]").input_value() == "5"
+    X = db.activations(step, db.layers(step, run_id)[0], run_id)
+    for mcs, ms in ((10, 5), (4, 2)):
+        if (mcs, ms) != (10, 5):
+            with page.expect_request(lambda r: "min_cluster_size=4" in r.url and "min_samples=2" in r.url and "/clusters" in r.url):
+                page.fill("[data-testid=cluster-mcs]", str(mcs))
+                page.dispatch_event("[data-testid=cluster-mcs]", "change")
+                page.fill("[data-testid=cluster-ms]", str(ms))
+                page.dispatch_event("[data-testid=cluster-ms]", "change")
+        labels = A.hdbscan(X, mcs, ms)
+        n = len(set(labels[labels >= 0].tolist()))
+        page.wait_for_function(f"() => document.querySelector('[data-testid=cluster-summary]').textContent.startsWith('{n} clusters')")
+    assert page.evaluate("() => new URLSearchParams(location.search).get('mcs')") in (None, "4")  # in the URL once state.js lists it
+    assert page.js_errors == []
+
+
+def test_unit_history_borders_are_each_steps_own_predictions(live_server, page, run_id, webui_db):
+    db = StatsDB(webui_db)
+    steps = db.steps(run_id)
+    probe = int(db.probes(run_id)["probe_id"][3])
+    page.goto(f"{live_server.url}/runs/{run_id}?view=inspect&sel={probe}&step={steps[-1]}")
+    page.wait_for_selector("[data-testid=top-units] .insp-unit")
+    page.click("[data-testid=top-units] .insp-unit-btn >> nth=0")
+    page.wait_for_selector("[data-testid=unit-history] .insp-hist-row")
+    rows = page.eval_on_selector_all("[data-testid=unit-history] .insp-hist-row", """rows => rows.map((r) => ({
+        step: Number(r.dataset.step),
+        imgs: Array.from(r.querySelectorAll('img')).map((i) => ({pid: Number(i.alt.split(' ')[1]), wrong: i.classList.contains('wrong')}))}))""")
+    last = db.predictions(steps[-1], run_id)
+    differs = 0
+    for row in rows:
+        p = db.predictions(row["step"], run_id)
+        for img in row["imgs"]:
+            own = not bool(p["correct"][np.searchsorted(p["probe_id"], img["pid"])])
+            now = not bool(last["correct"][np.searchsorted(last["probe_id"], img["pid"])])
+            assert img["wrong"] == own, (row["step"], img)
+            differs += own != now
+    assert differs > 0  # step 0's row has mistakes the last step does not
+    assert page.js_errors == []
+
+
+def test_activation_maximisation_warns_when_its_image_is_out_of_distribution(live_server, page, run_id, webui_db):
+    probe = int(StatsDB(webui_db).probes(run_id)["probe_id"][3])
+    page.goto(f"{live_server.url}/runs/{run_id}?view=inspect&sel={probe}")
+    page.wait_for_selector("[data-testid=maxact-run]")
+    page.fill("[aria-label='step size']", "0.5")
+    page.uncheck("[aria-label='Bounded range']")
+    page.uncheck("[aria-label='L2 decay']")
+    page.click("[data-testid=maxact-run]")
+    page.wait_for_selector("[data-testid=maxact-img]", timeout=60_000)
+    warning = page.locator("[data-testid=maxact-ood]")
+    assert warning.is_visible() and "Out of distribution" in warning.inner_text()
+    assert "beyond the probe images' range" in warning.inner_text()
+    shot(page, "actmax-ood")
+    # strong range regularisation: the score still rises, no warning
+    page.fill("[aria-label='step size']", "0.01")
+    page.check("[aria-label='Bounded range']")
+    page.fill("[aria-label='Bounded range weight']", "10000")
+    page.click("[data-testid=maxact-run]")
+    page.wait_for_function("() => document.querySelector('[data-testid=maxact-saturation]') && !document.querySelector('[data-testid=maxact-ood]')", timeout=60_000)
+    assert page.js_errors == []
