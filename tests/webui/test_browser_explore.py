@@ -215,3 +215,24 @@ def test_activation_maximisation_warns_when_its_image_is_out_of_distribution(liv
     page.click("[data-testid=maxact-run]")
     page.wait_for_function("() => document.querySelector('[data-testid=maxact-saturation]') && !document.querySelector('[data-testid=maxact-ood]')", timeout=60_000)
     assert page.js_errors == []
+
+
+def test_the_colour_versus_class_charts_share_one_scale(live_server, page, run_id, client):
+    import time
+
+    client.post(f"/api/runs/{run_id}/analysis/compute")
+    t0 = time.time()
+    while client.get(f"/api/runs/{run_id}/analysis/progress").get_json()["running"]:
+        assert time.time() - t0 < 180, "the quality job is still running"
+        time.sleep(0.3)
+    page.goto(f"{live_server.url}/runs/{run_id}?view=analysis")
+    page.wait_for_selector("[data-testid=colour-class] svg.chart", timeout=60_000)
+    layers = StatsDB(client.application.config["DB_PATH"]).layers(None, run_id)
+    ticks = [page.eval_on_selector_all(f"[data-testid=colour-{layer}] .grid text", "els => els.map((e) => e.textContent)")
+             for layer in layers]
+    assert len(layers) >= 2 and all(t == ticks[0] for t in ticks), ticks  # one scale: the same axis on every chart
+    assert "1.0" in ticks[0] and "0.0" in ticks[0]
+    how = page.inner_text("[data-testid=colour-how]")
+    assert "same vertical scale" in how and "orange (colour)" in how and "blue (class)" in how
+    shot(page, "colour-vs-class")
+    assert page.js_errors == []
