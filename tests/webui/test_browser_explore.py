@@ -155,10 +155,10 @@ def test_clusters_have_their_own_palette_and_hdbscan_its_parameters(live_server,
     assert not page.locator("[data-testid=cluster-mcs]").is_visible()
     page.select_option("[data-testid=cluster-method]", "hdbscan")
     page.wait_for_selector("[data-testid=cluster-mcs]", state="visible")
-    assert page.locator("[data-testid=cluster-mcs]").input_value() == "10" and page.locator("[data-testid=cluster-ms]").input_value() == "5"
+    assert page.locator("[data-testid=cluster-mcs]").input_value() == "10" and page.locator("[data-testid=cluster-ms]").input_value() == "3"
     X = db.activations(step, db.layers(step, run_id)[0], run_id)
-    for mcs, ms in ((10, 5), (4, 2)):
-        if (mcs, ms) != (10, 5):
+    for mcs, ms in ((10, 3), (4, 2)):
+        if (mcs, ms) != (10, 3):
             with page.expect_request(lambda r: "min_cluster_size=4" in r.url and "min_samples=2" in r.url and "/clusters" in r.url):
                 page.fill("[data-testid=cluster-mcs]", str(mcs))
                 page.dispatch_event("[data-testid=cluster-mcs]", "change")

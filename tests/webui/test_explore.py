@@ -95,9 +95,9 @@ def test_hdbscan_takes_its_two_parameters(client, store, run_id):
     step = store.steps(run_id)[-1]
     url = api(run_id, f"steps/{step}/clusters")
     meta, default = decode(client.get(url, query_string={"layer": "fc1", "method": "hdbscan"}).data)
-    assert (meta["min_cluster_size"], meta["min_samples"]) == (10, 5) and "k" not in meta
+    assert (meta["min_cluster_size"], meta["min_samples"]) == (10, 3) and "k" not in meta
     X = store.activations(step, "fc1", run_id)
-    np.testing.assert_array_equal(default["labels"], A.hdbscan(X, 10, 5))
+    np.testing.assert_array_equal(default["labels"], A.hdbscan(X, 10, 3))
     meta2, other = decode(client.get(url, query_string={"layer": "fc1", "method": "hdbscan", "min_cluster_size": 3,
                                                         "min_samples": 1}).data)
     assert (meta2["min_cluster_size"], meta2["min_samples"]) == (3, 1)

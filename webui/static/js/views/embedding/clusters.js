@@ -20,7 +20,7 @@ export function clusterColor(i) {
   return `hsl(${(i * 137.508 + 20) % 360}, 70%, 32%)`;
 }
 // HDBSCAN's parameters: the server's defaults (webui/clusters.py), kept in ctx.state as mcs and ms.
-const HDBSCAN = {mcs: ['min cluster size', 10, 2], ms: ['min samples', 5, 1]};
+const HDBSCAN = {mcs: ['min cluster size', 10, 2], ms: ['min samples', 3, 1]};
 const HDBSCAN_MAX = 500;
 const GALLERY_PAGE = 24;
 const progress = (text) => h('div', {class: 'progress'}, h('span', {class: 'spin'}), text);
