@@ -236,3 +236,29 @@ def test_the_colour_versus_class_charts_share_one_scale(live_server, page, run_i
     assert "same vertical scale" in how and "orange (colour)" in how and "blue (class)" in how
     shot(page, "colour-vs-class")
     assert page.js_errors == []
+
+
+def test_the_colour_helper_gives_each_probe_its_own_colour(live_server, page, run_id, client):
+    from .test_embedding import decode
+
+    _, arrays = decode(client.get(f"/api/runs/{run_id}/analysis/colour_stats").data)
+    page.goto(f"{live_server.url}/runs/{run_id}?view=sql")
+    page.wait_for_selector("[data-testid=sql]")
+    out = page.evaluate("""async (run) => {
+        const {colourStats, colourBy, COLOUR_BY} = await import('/static/js/colourstats.js');
+        const stats = await colourStats(run);
+        const again = await colourStats(run);
+        const pick = (by) => [0, 1, 2].map((i) => colourBy(stats, by)(i));
+        let error = null;
+        try { colourBy(stats, 'hue'); } catch (e) { error = e.message; }
+        return {same: stats === again, n: stats.probe_id.length, kinds: COLOUR_BY.map((c) => c[0]),
+                mean: pick('mean_colour'), bright: pick('brightness'), sat: pick('saturation'), error};
+    }""", run_id)
+    assert out["same"] and out["n"] == len(arrays["probe_id"]) and out["kinds"] == ["mean_colour", "brightness", "saturation"]
+    for i in range(3):
+        v = int(255 * float(arrays["brightness"][i]) + 0.5)  # Math.round
+        assert out["bright"][i] == f"rgb({v},{v},{v})"
+        r, g, b = (int(255 * float(x) + 0.5) for x in arrays["mean_rgb"][i])
+        assert out["mean"][i] == f"rgb({r},{g},{b})"
+    assert out["error"] == "Unknown colouring 'hue'. Available: mean_colour, brightness, saturation."
+    assert page.js_errors == []
