@@ -14,16 +14,34 @@ from .params import STEP_ERRORS, class_count, db, finite, get_choice, get_int, p
 bp = Blueprint("confusion", __name__, url_prefix="/api/runs/<run>")
 
 
-@bp.get("/steps/<step>/confusion")
-def confusion(run: str, step: str):
-    """The confusion matrix at a step (rows = true class) and its change from ``prev``."""
+def _steps(run: str, step: str) -> tuple[str, int, int | None]:
+    """(run id, step, the step to compare with: ``prev``, by default the one before; None for the first)."""
     rid = run_id(run)
     s = step_of(rid, step)
     prev = step_param(rid, "prev", default=-1)
-    prev = previous_step(rid, s) if prev == -1 else prev
-    classes = class_count(rid)
-    p = db().predictions(s, rid)
-    matrix = A.confusion(p["label"], p["pred"], classes)
+    return rid, s, previous_step(rid, s) if prev == -1 else prev
+
+
+def _matrix(rid: str, step: int) -> np.ndarray:
+    p = db().predictions(step, rid)
+    return A.confusion(p["label"], p["pred"], class_count(rid))
+
+
+def _prev_matrix(rid: str, prev: int | None) -> tuple[np.ndarray | None, str | None]:
+    """The confusion matrix at ``prev`` and None, or None and why it cannot be read (None, None: no step)."""
+    if prev is None:
+        return None, None
+    try:
+        return _matrix(rid, prev), None
+    except STEP_ERRORS as exc:
+        return None, str(exc)
+
+
+@bp.get("/steps/<step>/confusion")
+def confusion(run: str, step: str):
+    """The confusion matrix at a step (rows = true class) and its change from ``prev``."""
+    rid, s, prev = _steps(run, step)
+    matrix = _matrix(rid, s)
     out = {
         "step": s,
         "prev_step": prev,
@@ -32,17 +50,11 @@ def confusion(run: str, step: str):
         "matrix": matrix.tolist(),
         "prev": None,
         "delta": None,
-        "prev_error": None,
     }
-    if prev is not None:
-        try:
-            q = db().predictions(prev, rid)
-        except STEP_ERRORS as exc:
-            out["prev_error"] = str(exc)
-        else:
-            before = A.confusion(q["label"], q["pred"], classes)
-            out["prev"] = before.tolist()
-            out["delta"] = A.confusion_delta(before, matrix).tolist()
+    before, out["prev_error"] = _prev_matrix(rid, prev)
+    if before is not None:
+        out["prev"] = before.tolist()
+        out["delta"] = A.confusion_delta(before, matrix).tolist()
     return jsonify(out)
 
 
@@ -75,25 +87,13 @@ CHANGE_MEASURE = "change in count (images of the true class predicted as the oth
 @bp.get("/steps/<step>/confusion/changes")
 def pair_changes(run: str, step: str):
     """The confusion pairs (off-diagonal cells) that rose or fell most since ``prev`` (default: the step before)."""
-    rid = run_id(run)
-    s = step_of(rid, step)
-    prev = step_param(rid, "prev", default=-1)
-    prev = previous_step(rid, s) if prev == -1 else prev
+    rid, s, prev = _steps(run, step)
     limit = get_int("limit", 10, lo=1, hi=100)
-    out = {"step": s, "prev_step": prev, "measure": CHANGE_MEASURE, "rows": [], "prev_error": None}
-    now = db().predictions(s, rid)
-    try:
-        before = None if prev is None else db().predictions(prev, rid)
-    except STEP_ERRORS as exc:
-        out["prev_error"] = str(exc)
-        before = None
-    if before is None:
-        return jsonify(out)
-    classes = class_count(rid)
-    table = A.pair_changes(A.confusion(before["label"], before["pred"], classes),
-                           A.confusion(now["label"], now["pred"], classes), limit)
-    out["rows"] = [{k: int(v) for k, v in row.items()} for row in table.to_dict("records")]
-    return jsonify(out)
+    now = _matrix(rid, s)
+    before, error = _prev_matrix(rid, prev)
+    rows = [] if before is None else A.pair_changes(before, now, limit).to_dict("records")
+    return jsonify({"step": s, "prev_step": prev, "measure": CHANGE_MEASURE, "prev_error": error,
+                    "rows": [{k: int(v) for k, v in row.items()} for row in rows]})
 
 
 SORTS = ("confidence", "loss", "probe_id")
