@@ -14,6 +14,8 @@ Routes, under ``/api/runs/<run>/analysis``:
 - ``GET progress``: that job's progress.
 - ``GET cka?mode=steps&layer=`` or ``cka?mode=layers&step=``: linear CKA matrices.
 - ``GET datamap``: the data map, as binary arrays.
+- ``GET colour_stats``: each probe image's mean colour, brightness and saturation, as binary arrays
+  (the scatter's "colour by" for the colour-versus-meaning question).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, jsonify
 
+from deepviz.analysis import colour_stats
 from deepviz.analysis.cartography import AMBIGUOUS_VARIABILITY, EASY_CONFIDENCE, data_map_region
 from deepviz.derived import AGREEMENT_K, CKA_ROWS, QUALITY_METRICS
 
@@ -146,3 +149,24 @@ def datamap_route(run: str):
         {"ambiguous_variability": AMBIGUOUS_VARIABILITY, "easy_confidence": EASY_CONFIDENCE, "counts": counts,
          "n_steps": len(db().steps(rid))},
     )
+
+
+# --------------------------------------------------------------------------- colour statistics
+
+
+@bp.get("/colour_stats")
+def colour_stats_route(run: str):
+    """Per probe image (probe order): ``mean_rgb`` (N, 3), ``brightness`` and ``saturation`` (N,), in [0, 1].
+
+    From the stored probe inputs, scaled as :func:`deepviz.analysis.colour_stats` says (relative to the
+    whole probe set when the inputs are normalised), so the values rank images within the run.
+    """
+    rid = run_id(run)
+
+    def compute() -> dict:
+        stats = colour_stats(db().probe_inputs(rid), channels_last=False)
+        return {"probe_id": db().probes(rid)["probe_id"].to_numpy().astype(np.int32), **stats}
+
+    arrays, _ = state().results.get_or_compute(("colour_stats", rid), compute)
+    return binary(dict(arrays), {"n": int(len(arrays["probe_id"])), "luma": "Rec. 601: 0.299 R + 0.587 G + 0.114 B",
+                                 "saturation": "mean HSV saturation (max - min) / max"})

@@ -1,4 +1,5 @@
-"""The confusion matrix of a step and its change, the probe images of a cell, and flows between two steps."""
+"""The confusion matrix of a step and its change, one cell's count over the steps, the pairs that changed
+most, the probe images of a cell, and flows between two steps."""
 
 from __future__ import annotations
 
@@ -13,16 +14,34 @@ from .params import STEP_ERRORS, class_count, db, finite, get_choice, get_int, p
 bp = Blueprint("confusion", __name__, url_prefix="/api/runs/<run>")
 
 
-@bp.get("/steps/<step>/confusion")
-def confusion(run: str, step: str):
-    """The confusion matrix at a step (rows = true class) and its change from ``prev``."""
+def _steps(run: str, step: str) -> tuple[str, int, int | None]:
+    """(run id, step, the step to compare with: ``prev``, by default the one before; None for the first)."""
     rid = run_id(run)
     s = step_of(rid, step)
     prev = step_param(rid, "prev", default=-1)
-    prev = previous_step(rid, s) if prev == -1 else prev
-    classes = class_count(rid)
-    p = db().predictions(s, rid)
-    matrix = A.confusion(p["label"], p["pred"], classes)
+    return rid, s, previous_step(rid, s) if prev == -1 else prev
+
+
+def _matrix(rid: str, step: int) -> np.ndarray:
+    p = db().predictions(step, rid)
+    return A.confusion(p["label"], p["pred"], class_count(rid))
+
+
+def _prev_matrix(rid: str, prev: int | None) -> tuple[np.ndarray | None, str | None]:
+    """The confusion matrix at ``prev`` and None, or None and why it cannot be read (None, None: no step)."""
+    if prev is None:
+        return None, None
+    try:
+        return _matrix(rid, prev), None
+    except STEP_ERRORS as exc:
+        return None, str(exc)
+
+
+@bp.get("/steps/<step>/confusion")
+def confusion(run: str, step: str):
+    """The confusion matrix at a step (rows = true class) and its change from ``prev``."""
+    rid, s, prev = _steps(run, step)
+    matrix = _matrix(rid, s)
     out = {
         "step": s,
         "prev_step": prev,
@@ -31,18 +50,50 @@ def confusion(run: str, step: str):
         "matrix": matrix.tolist(),
         "prev": None,
         "delta": None,
-        "prev_error": None,
     }
-    if prev is not None:
-        try:
-            q = db().predictions(prev, rid)
-        except STEP_ERRORS as exc:
-            out["prev_error"] = str(exc)
-        else:
-            before = A.confusion(q["label"], q["pred"], classes)
-            out["prev"] = before.tolist()
-            out["delta"] = A.confusion_delta(before, matrix).tolist()
+    before, out["prev_error"] = _prev_matrix(rid, prev)
+    if before is not None:
+        out["prev"] = before.tolist()
+        out["delta"] = A.confusion_delta(before, matrix).tolist()
     return jsonify(out)
+
+
+@bp.get("/confusion/pair")
+def pair_history(run: str):
+    """One cell (``true`` -> ``pred``) of the confusion matrix at every step; an unreadable step is null
+    and listed under ``errors``."""
+    rid = run_id(run)
+    classes = class_count(rid)
+    true = get_int("true", lo=0, hi=classes - 1, required=True)
+    pred = get_int("pred", lo=0, hi=classes - 1, required=True)
+    steps, counts, totals, errors = db().steps(rid), [], [], []
+    for s in steps:
+        try:
+            p = db().predictions(s, rid)
+        except STEP_ERRORS as exc:
+            errors.append({"step": s, "error": str(exc)})
+            counts.append(None)
+            totals.append(None)
+            continue
+        row = p["label"] == true
+        counts.append(int((row & (p["pred"] == pred)).sum()))
+        totals.append(int(row.sum()))
+    return jsonify({"true": true, "pred": pred, "steps": steps, "counts": counts, "class_total": totals, "errors": errors})
+
+
+CHANGE_MEASURE = "change in count (images of the true class predicted as the other) from step prev_step to step"
+
+
+@bp.get("/steps/<step>/confusion/changes")
+def pair_changes(run: str, step: str):
+    """The confusion pairs (off-diagonal cells) that rose or fell most since ``prev`` (default: the step before)."""
+    rid, s, prev = _steps(run, step)
+    limit = get_int("limit", 10, lo=1, hi=100)
+    now = _matrix(rid, s)
+    before, error = _prev_matrix(rid, prev)
+    rows = [] if before is None else A.pair_changes(before, now, limit).to_dict("records")
+    return jsonify({"step": s, "prev_step": prev, "measure": CHANGE_MEASURE, "prev_error": error,
+                    "rows": [{k: int(v) for k, v in row.items()} for row in rows]})
 
 
 SORTS = ("confidence", "loss", "probe_id")

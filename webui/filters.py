@@ -6,9 +6,9 @@ filter-to-image function the Inspect tab uses too.
 
 from __future__ import annotations
 
-import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
+from deepviz import analysis as A
 from deepviz.errors import NotFoundError
 from deepviz.introspect import filter_images
 
@@ -32,7 +32,12 @@ def _conv_param(rid: str) -> str:
 
 @bp.get("/steps/<step>/filters")
 def filters(run: str, step: str):
-    """The layout of the filter grid and each filter's relative L2 change since the previous step."""
+    """The layout of the filter grid, each filter's change since the previous step and which filters are dead.
+
+    ``change`` is :func:`deepviz.analysis.filter_change`, bounded in [0, 1]
+    (``change_measure`` names it); ``dead`` flags filters whose norm is below
+    ``dead_fraction`` of the layer's median filter norm.
+    """
     rid = run_id(run)
     s = step_of(rid, step)
     conv = _conv_param(rid)
@@ -46,10 +51,7 @@ def filters(run: str, step: str):
             prev_error = str(exc)
         else:
             if before.shape == w.shape:
-                diff = np.linalg.norm((w - before).reshape(len(w), -1), axis=1)
-                base = np.linalg.norm(before.reshape(len(w), -1), axis=1)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    change = finite(np.where(base > 0, diff / np.where(base > 0, base, 1), np.nan))
+                change = finite(A.filter_change(before, w))
     return jsonify(
         {
             "step": s,
@@ -60,7 +62,10 @@ def filters(run: str, step: str):
             "prev_step": prev,
             "prev_error": prev_error,
             "change": change,
-            "norm": finite(np.linalg.norm(w.reshape(len(w), -1), axis=1)),
+            "change_measure": "|w - w_prev| / (|w| + |w_prev|)",
+            "norm": finite(A.filter_norms(w)),
+            "dead": A.dead_filters(w).tolist(),
+            "dead_fraction": A.DEAD_FRACTION,
             **filter_layout(w.shape),
         }
     )

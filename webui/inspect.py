@@ -27,6 +27,8 @@ import numpy as np
 from flask import Blueprint, jsonify
 
 from deepviz import introspect
+from deepviz.derived.units import correct_at
+from deepviz.introspect.maximize import OOD_SATURATION, SATURATION_MARGIN
 
 from .errors import ApiError
 from .models import Loaded, model_at
@@ -321,7 +323,9 @@ def maximize(run: str, step: str):
             history = history[np.linspace(0, len(history) - 1, 100).round().astype(int)]
         return {"png": png_data_url(to_display(res.image, lo, hi)), "score": res.score, "probability": res.probability,
                 "start_score": float(res.history[0]), "history": [round(float(v), 5) for v in history],
-                "top_class": top, "top_probability": float(probs[top])}
+                "top_class": top, "top_probability": float(probs[top]), "saturation": res.saturation,
+                "out_of_distribution": res.out_of_distribution, "saturation_limit": OOD_SATURATION,
+                "saturation_margin": SATURATION_MARGIN}
 
     result = _cached(key, compute, loaded)
     return jsonify({"ok": True, "step": s, "target": target, "layer": layer, "unit": unit, "start": start,
@@ -379,9 +383,11 @@ def unit_history(run: str):
         if not 0 <= unit < n_units:
             raise ApiError(f"Unknown unit {unit} of layer {layer!r}: it has {n_units} units (0..{n_units - 1}).", 404)
         rows = [f[f["unit"] == unit] for f in frames.values()]
-        return {"steps": np.asarray(list(frames), dtype=np.int64), "probe_id": np.stack([r["probe_id"].to_numpy() for r in rows]),
-                "activation": np.stack([r["activation"].to_numpy() for r in rows]), "n_units": n_units, "errors": errors}
+        probe_ids = np.stack([r["probe_id"].to_numpy() for r in rows])
+        return {"steps": np.asarray(list(frames), dtype=np.int64), "probe_id": probe_ids,
+                "activation": np.stack([r["activation"].to_numpy() for r in rows]),
+                "correct": correct_at(db(), rid, list(frames), probe_ids), "n_units": n_units, "errors": errors}
 
     result = _cached(("unit_history", rid, tuple(steps), layer, unit, k), compute)
-    arrays = {name: result.pop(name) for name in ("steps", "probe_id", "activation")}
+    arrays = {name: result.pop(name) for name in ("steps", "probe_id", "activation", "correct")}
     return binary(arrays, {"layer": layer, "unit": unit, "k": arrays["probe_id"].shape[1]} | result)

@@ -9,7 +9,7 @@ Modules: ``projection`` (PCA / t-SNE / UMAP layouts, aligned over steps),
 ``trajectory``, ``quality`` (per-layer representation quality), ``cka``,
 ``cartography`` (the data map: dataset cartography, forgetting), ``colour``
 (colour vs class), ``measures`` (the metrics of the ``layer_quality`` table),
-``units`` (the probe images that excite each unit).
+``units`` (the probe images that excite each unit), ``weights`` (filter change, dead filters).
 
 The tables derived from a stats db (read, computed, cached) are
 :mod:`deepviz.derived`'s job, not this package's.
@@ -18,8 +18,8 @@ The tables derived from a stats db (read, computed, cached) are
 from .cartography import data_map, data_map_region
 from .cka import cka_matrix, cka_matrix_or_nan, linear_cka
 from .clusters import hdbscan, kmeans, purity, subclusters
-from .colour import colour_features, neighbourhood_agreement
-from .confusion import confusion, confusion_delta, flows, per_class_accuracy
+from .colour import colour_features, colour_stats, neighbourhood_agreement
+from .confusion import confusion, confusion_delta, confusion_series, flows, pair_changes, per_class_accuracy
 from .measures import QUALITY_METRICS, layer_measures, mean_image_measures, subsample_rows
 from .neighbours import METRICS, distances, nearest, similarity_percent
 from .projection import METHODS, align_to, aligned_layouts, procrustes_disparity, project
@@ -33,13 +33,14 @@ from .quality import (
 )
 from .trajectory import first_stable_correct, flip_steps, predictions, trajectory
 from .units import top_k_per_unit
+from .weights import DEAD_FRACTION, dead_filters, filter_change, filter_norms
 
 __all__ = [
     "METHODS", "METRICS",
     "project", "aligned_layouts", "align_to", "procrustes_disparity",
     "kmeans", "hdbscan", "purity", "subclusters",
     "distances", "nearest", "similarity_percent",
-    "confusion", "confusion_delta", "flows", "per_class_accuracy",
+    "confusion", "confusion_delta", "confusion_series", "flows", "pair_changes", "per_class_accuracy",
     "predictions", "flip_steps", "first_stable_correct", "trajectory",
     "knn_accuracy", "linear_probe_accuracy", "silhouette", "class_purity",
     "mean_image_accuracy", "layer_quality",
@@ -47,5 +48,6 @@ __all__ = [
     "linear_cka", "cka_matrix", "cka_matrix_or_nan",
     "data_map", "data_map_region",
     "top_k_per_unit",
-    "colour_features", "neighbourhood_agreement",
+    "DEAD_FRACTION", "dead_filters", "filter_change", "filter_norms",
+    "colour_features", "colour_stats", "neighbourhood_agreement",
 ]

@@ -14,23 +14,15 @@ from deepviz.errors import ConfigurationError
 from ._checks import as_labels, as_matrix, check_metric, positive_int
 from .neighbours import distances
 
-__all__ = ["colour_features", "neighbourhood_agreement", "HIST_BINS"]
+__all__ = ["colour_features", "colour_stats", "neighbourhood_agreement", "HIST_BINS", "LUMA"]
 
 #: Bins per channel of the joint colour histogram (4 -> 64 bins for RGB).
 HIST_BINS = 4
 _CHANNELS = (1, 3, 4)
 
 
-def colour_features(images, channels_last: bool | None = None) -> np.ndarray:
-    """(N, F) float32: mean colour per channel, then a joint colour histogram.
-
-    ``images`` is (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4 (alpha is
-    dropped); the layout is guessed from which axis has 1, 3 or 4 entries
-    unless ``channels_last`` says.  uint8 is scaled by 1/255; float images
-    already in [0, 1] are used as they are, others (e.g. normalised tensors)
-    are rescaled by their overall min and max, so colours are then relative.
-    The histogram has HIST_BINS**C bins and sums to 1 per image.
-    """
+def _unit_pixels(images, channels_last: bool | None) -> np.ndarray:
+    """(N, H, W, C) float32 in [0, 1], C in 1 or 3: the scaling :func:`colour_features` documents."""
     x = np.asarray(images)
     if x.ndim != 4:
         raise ConfigurationError(
@@ -55,14 +47,27 @@ def colour_features(images, channels_last: bool | None = None) -> np.ndarray:
     if x.shape[3] == 4:
         x = x[..., :3]
     if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float32) / 255.0
-    else:
-        x = x.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise ConfigurationError("images contain NaN or infinite values.")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:
-            x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+        return x.astype(np.float32) / 255.0
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ConfigurationError("images contain NaN or infinite values.")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return x
+
+
+def colour_features(images, channels_last: bool | None = None) -> np.ndarray:
+    """(N, F) float32: mean colour per channel, then a joint colour histogram.
+
+    ``images`` is (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4 (alpha is
+    dropped); the layout is guessed from which axis has 1, 3 or 4 entries
+    unless ``channels_last`` says.  uint8 is scaled by 1/255; float images
+    already in [0, 1] are used as they are, others (e.g. normalised tensors)
+    are rescaled by their overall min and max, so colours are then relative.
+    The histogram has HIST_BINS**C bins and sums to 1 per image.
+    """
+    x = _unit_pixels(images, channels_last)
     n, c = x.shape[0], x.shape[3]
     flat = x.reshape(n, -1, c)
     q = np.minimum((flat * HIST_BINS).astype(np.int64), HIST_BINS - 1)
@@ -71,6 +76,33 @@ def colour_features(images, channels_last: bool | None = None) -> np.ndarray:
     hist = np.bincount((code + n_bins * np.arange(n)[:, None]).ravel(), minlength=n * n_bins)
     hist = hist.reshape(n, n_bins) / flat.shape[1]
     return np.hstack([flat.mean(axis=1), hist]).astype(np.float32)
+
+
+#: Rec. 601 luma weights: brightness as the eye weighs the three primaries.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def colour_stats(images, channels_last: bool | None = None) -> dict[str, np.ndarray]:
+    """Per image: ``mean_rgb`` (N, 3), ``brightness`` (N,) and ``saturation`` (N,), all in [0, 1].
+
+    Pixels are scaled as in :func:`colour_features`, so for normalised inputs
+    the values are relative to the whole set.  ``brightness`` is the mean Rec.
+    601 luma; ``saturation`` the mean HSV saturation ``(max - min) / max`` of
+    the pixels (0 for a black pixel).  A grey image (C = 1) has its one
+    channel repeated as the mean colour and saturation 0.
+    """
+    x = _unit_pixels(images, channels_last)
+    if x.shape[3] == 1:
+        x = np.repeat(x, 3, axis=3)
+    flat = x.reshape(x.shape[0], -1, 3)
+    top, bottom = flat.max(axis=2), flat.min(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sat = np.where(top > 0, (top - bottom) / np.where(top > 0, top, 1), 0.0)
+    return {
+        "mean_rgb": flat.mean(axis=1).astype(np.float32),
+        "brightness": (flat @ LUMA).mean(axis=1).astype(np.float32),
+        "saturation": sat.mean(axis=1).astype(np.float32),
+    }
 
 
 def _knn_sets(F: np.ndarray, k: int, metric: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from deepviz.errors import ConfigurationError
 
 from ._checks import as_labels, check_range, positive_int
 
-__all__ = ["confusion", "confusion_delta", "flows", "per_class_accuracy"]
+__all__ = ["confusion", "confusion_delta", "confusion_series", "flows", "pair_changes", "per_class_accuracy"]
 
 
 def confusion(labels, preds, n_classes: int) -> np.ndarray:
@@ -32,6 +32,35 @@ def confusion_delta(prev, cur) -> np.ndarray:
             f"confusion_delta needs two square matrices of the same shape; got {prev.shape} and {cur.shape}."
         )
     return cur.astype(np.int64) - prev.astype(np.int64)
+
+
+def confusion_series(labels, preds_by_step, n_classes: int) -> np.ndarray:
+    """(S, C, C) int64: the confusion matrix at each of S steps, from ``preds_by_step`` (S, N)."""
+    preds = np.asarray(preds_by_step)
+    if preds.ndim != 2:
+        raise ConfigurationError(
+            f"preds_by_step must be (steps, images); got shape {preds.shape}. Stack one row of predictions per step."
+        )
+    return np.stack([confusion(labels, row, n_classes) for row in preds]) if len(preds) else np.zeros(
+        (0, n_classes, n_classes), dtype=np.int64)
+
+
+def pair_changes(before, after, limit: int = 10) -> pd.DataFrame:
+    """The off-diagonal cells (confusion pairs) whose count changed most from ``before`` to ``after``.
+
+    The measure is the signed change in count, ``after - before``: the number
+    of images of true class i predicted as j gained (+) or lost (-).  Returns
+    up to ``limit`` rows of ``true, pred, before, after, change``, largest
+    ``|change|`` first (ties by true, then pred); unchanged pairs are left out.
+    """
+    delta = confusion_delta(before, after)
+    limit = positive_int(limit, "limit")
+    i, j = np.nonzero((delta != 0) & ~np.eye(delta.shape[0], dtype=bool))
+    frame = pd.DataFrame({"true": i, "pred": j, "before": np.asarray(before)[i, j].astype(np.int64),
+                          "after": np.asarray(after)[i, j].astype(np.int64), "change": delta[i, j]})
+    frame["size"] = frame["change"].abs()
+    frame = frame.sort_values(["size", "true", "pred"], ascending=[False, True, True], kind="stable")
+    return frame.drop(columns="size").head(limit).reset_index(drop=True)
 
 
 def flows(preds_a, preds_b, labels, probe_ids=None, *, include_unchanged: bool = False) -> pd.DataFrame:

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 
 from deepviz.analysis import top_k_per_unit
-from deepviz.errors import ConfigurationError, CorruptDataError
+from deepviz.errors import ConfigurationError, CorruptDataError, NotFoundError
 
-__all__ = ["top_units", "unit_history"]
+#: ``correct_at``'s value for an image whose step's predictions cannot be read.
+UNREADABLE = 2
+
+__all__ = ["correct_at", "top_units", "unit_history"]
 
 
 def top_units(db, step: int, layer: str, k: int = 9, run: str | None = None) -> pd.DataFrame:
@@ -35,6 +38,26 @@ def top_units(db, step: int, layer: str, k: int = 9, run: str | None = None) -> 
     })
 
 
+def correct_at(db, run: str, steps: list[int], probe_ids: np.ndarray) -> np.ndarray:
+    """(len(steps), k) uint8: was image ``probe_ids[i, j]`` right at ``steps[i]``, that row's own step?
+
+    1 right, 0 wrong, :data:`UNREADABLE` when that step's predictions cannot be
+    read or do not hold the image.  A history of top images must colour each
+    row by its own step: the current step's predictions say nothing of how the
+    model saw an image earlier in training.
+    """
+    ids = np.asarray(probe_ids)
+    out = np.full(ids.shape, UNREADABLE, dtype=np.uint8)
+    for row, step in enumerate(steps):
+        try:
+            p = db.predictions(step, run)
+        except (CorruptDataError, NotFoundError):
+            continue
+        index = np.minimum(np.searchsorted(p["probe_id"], ids[row]), len(p["probe_id"]) - 1)
+        out[row] = np.where(p["probe_id"][index] == ids[row], p["correct"][index], UNREADABLE)
+    return out
+
+
 def _check_unit(unit, layer: str, n_units: int, step: int) -> None:
     if isinstance(unit, bool) or not isinstance(unit, numbers.Integral) or not 0 <= unit < n_units:
         raise ConfigurationError(
@@ -46,7 +69,8 @@ def _check_unit(unit, layer: str, n_units: int, step: int) -> None:
 def unit_history(db, layer: str, unit: int, k: int = 9, run: str | None = None) -> pd.DataFrame:
     """The top-``k`` probe images of one unit at every stored step.
 
-    Columns ``step, rank, probe_id, activation``.  A step whose activations
+    Columns ``step, rank, probe_id, activation, correct`` (``correct`` as in
+    :func:`correct_at`: at that row's own step).  A step whose activations
     cannot be read is left out, as the other timeline views do; the frame's
     ``attrs["skipped"]`` maps each such step to the reason.
     """
@@ -60,8 +84,9 @@ def unit_history(db, layer: str, unit: int, k: int = 9, run: str | None = None) 
         _check_unit(unit, layer, int(frame["unit"].max()) + 1, step)
         frame = frame[frame["unit"] == unit].drop(columns="unit")
         frame.insert(0, "step", step)
+        frame["correct"] = correct_at(db, run, [step], frame["probe_id"].to_numpy()[None])[0]
         frames.append(frame)
-    columns = ["step", "rank", "probe_id", "activation"]
+    columns = ["step", "rank", "probe_id", "activation", "correct"]
     out = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     out.attrs["skipped"] = skipped
     return out

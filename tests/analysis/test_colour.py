@@ -61,3 +61,27 @@ def test_errors():
         neighbourhood_agreement(X, [0, 0, 1, 1], X[:3])
     with pytest.raises(ConfigurationError, match=r"k=4 neighbours need more than 4 images"):
         neighbourhood_agreement(X, [0, 0, 1, 1], X, k=4)
+
+
+def test_colour_stats_measure_mean_colour_brightness_and_saturation():
+    from deepviz.analysis.colour import LUMA, colour_stats
+
+    red = np.zeros((1, 4, 4, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((1, 4, 4, 3), 128, np.uint8)
+    black = np.zeros((1, 4, 4, 3), np.uint8)
+    s = colour_stats(np.concatenate([red, grey, black]), channels_last=True)
+    np.testing.assert_allclose(s["mean_rgb"], [[1, 0, 0], [128 / 255] * 3, [0, 0, 0]], atol=1e-6)
+    np.testing.assert_allclose(s["brightness"], [LUMA[0], 128 / 255, 0], atol=1e-6)
+    np.testing.assert_allclose(s["saturation"], [1, 0, 0], atol=1e-6)  # black: saturation 0, not NaN
+    # brighter images rank brighter; channels-first and channels-last agree
+    imgs, _ = coloured_images()
+    a, b = colour_stats(imgs), colour_stats(np.moveaxis(imgs, 3, 1))
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+    assert ((0 <= a["saturation"]) & (a["saturation"] <= 1)).all()
+    one = colour_stats(np.full((2, 1, 5, 5), 0.25, np.float32))  # grey images: one channel
+    np.testing.assert_allclose(one["mean_rgb"], 0.25)
+    np.testing.assert_allclose(one["saturation"], 0)
+    with pytest.raises(ConfigurationError, match="images must be 4-D"):
+        colour_stats(imgs[..., 0])

@@ -70,3 +70,39 @@ def test_errors(steps):
         confusion_delta(np.zeros((4, 4)), np.zeros((3, 3)))
     with pytest.raises(ConfigurationError, match=r"probe_ids has shape \(2,\) but the predictions have \(200,\)"):
         flows(a, b, labels, probe_ids=[1, 2])
+
+
+def test_confusion_series_is_one_matrix_per_step(steps):
+    from deepviz.analysis.confusion import confusion_series
+
+    labels, a, b = steps
+    series = confusion_series(labels, np.stack([a, b, a]), 4)
+    assert series.shape == (3, 4, 4)
+    np.testing.assert_array_equal(series[0], confusion(labels, a, 4))
+    np.testing.assert_array_equal(series[1], confusion(labels, b, 4))
+    np.testing.assert_array_equal(series[2], series[0])
+    assert confusion_series(labels, np.zeros((0, 200), int), 4).shape == (0, 4, 4)
+    with pytest.raises(ConfigurationError, match=r"preds_by_step must be \(steps, images\); got shape \(200,\)"):
+        confusion_series(labels, a, 4)
+
+
+def test_pair_changes_lists_the_largest_changes_off_the_diagonal(steps):
+    from deepviz.analysis.confusion import pair_changes
+
+    labels, a, b = steps
+    before, after = confusion(labels, a, 4), confusion(labels, b, 4)
+    table = pair_changes(before, after, limit=50)
+    delta = after - before
+    off = ~np.eye(4, dtype=bool)
+    # every changed off-diagonal pair, and nothing else, with its signed change
+    assert len(table) == int(((delta != 0) & off).sum())
+    assert (table["true"] != table["pred"]).all() and (table["change"] != 0).all()
+    for r in table.itertuples():
+        assert (r.before, r.after, r.change) == (before[r.true, r.pred], after[r.true, r.pred], delta[r.true, r.pred])
+    sizes = table["change"].abs().to_numpy()
+    assert (np.diff(sizes) <= 0).all()  # largest |change| first
+    top = pair_changes(before, after, limit=2)
+    assert len(top) == 2 and top.equals(table.head(2))
+    assert pair_changes(before, before).empty
+    with pytest.raises(ConfigurationError, match="limit must be"):
+        pair_changes(before, after, limit=0)

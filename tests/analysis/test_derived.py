@@ -345,3 +345,11 @@ def test_search_index_errors():
     with pytest.raises(ValueError, match=r"k must be an integer >= 1; got 0"):
         index.query(np.ones(4), k=0)
     assert index.query(np.ones(4), k=10, exclude=0)[0].tolist() == [1, 2, 3]
+
+
+def test_unit_history_says_whether_each_image_was_right_at_its_own_step(service):
+    # Image 0 flips right -> wrong -> right -> wrong: its row at each step must say so, not repeat the last step.
+    history = service.unit_history("blobs", 0, k=N, run=RUN)
+    first = history[history["probe_id"] == 0].set_index("step")["correct"]
+    assert first.to_dict() == {0: 1, 10: 0, 20: 1, 30: 0}
+    assert set(history[history["probe_id"] != 0]["correct"]) == {1}

@@ -19,6 +19,7 @@ EXTRA: dict[str, dict] = {
     "embedding.projection_status": {"method": "pca"},
     "inspect.attribution": {"method": "saliency"},
     "inspect.maximize": {"target": 0, "steps": 3},
+    "confusion.pair_history": {"true": 0, "pred": 1},
 }
 SQL_BODY = {"query": "SELECT step, probe_acc FROM steps ORDER BY step"}
 STATIC_FILE = "js/api.js"

@@ -247,16 +247,22 @@ def test_inspect_view_shows_saliency_and_occlusion_maps(live_server, page, run_i
     assert page.js_errors == []
 
 
-def test_inspect_view_picks_the_first_misclassified_image_when_none_is_selected(live_server, page, run_id, webui_db):
+def test_inspect_view_asks_for_an_image_when_none_is_selected(live_server, page, run_id, webui_db):
+    # It used to select the first misclassified image by itself (sel=0 in the URL, without a word).
     from deepviz import StatsDB
 
     db = StatsDB(webui_db)
     step = db.steps(run_id)[0]
     p = db.predictions(step, run_id)
     wrong = np.flatnonzero(~p["correct"].astype(bool))
-    expected = int(p["probe_id"][wrong[0] if len(wrong) else 0])
+    assert len(wrong)
+    expected = int(p["probe_id"][wrong[0]])
     page.goto(f"{live_server.url}/runs/{run_id}?view=inspect&step={step}")
-    page.wait_for_function("() => document.querySelector('[data-testid=inspect-note]')?.textContent.length > 0")
-    assert f"probe #{expected}" in page.inner_text("[data-testid=inspect-note]")
+    page.wait_for_selector("[data-testid=inspect-pick]")
+    assert "Pick an image" in page.inner_text("[data-testid=inspect-pick]")
+    page.wait_for_timeout(300)
+    assert "sel=" not in page.url and page.locator("[data-testid=attr-saliency]").count() == 0
+    page.click("[data-testid=inspect-pick-wrong]")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=inspect-image]').textContent.includes('probe #{expected}')")
     assert f"sel={expected}" in page.url
     assert page.js_errors == []

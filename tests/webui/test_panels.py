@@ -191,8 +191,10 @@ def test_filters_layout_change_and_png(client, store, run_id):
         body = client.get(api(run_id, f"steps/{steps[-1]}/filters?conv={conv}")).get_json()
         w, before = store.weights(steps[-1], conv, run_id), store.weights(steps[-2], conv, run_id)
         assert body["shape"] == list(w.shape) and body["n_filters"] == len(w) == len(body["change"])
-        expected = np.linalg.norm((w - before).reshape(len(w), -1), axis=1) / np.linalg.norm(before.reshape(len(w), -1), axis=1)
-        assert np.allclose(body["change"], expected, rtol=1e-4)
+        # the bounded change |w - w0| / (|w| + |w0|) (the unbounded |w - w0| / |w0| read 127013150 % for a revived filter)
+        norm = lambda a: np.linalg.norm(a.reshape(len(w), -1), axis=1)  # noqa: E731
+        expected = norm(w - before) / (norm(w) + norm(before))
+        assert np.allclose(body["change"], expected, rtol=1e-4) and max(body["change"]) <= 1
         assert body["rgb"] is False  # digits are grey
         res = client.get(api(run_id, f"steps/{steps[-1]}/filters.png?conv={conv}"))
         assert res.status_code == 200 and res.mimetype == "image/png"

@@ -1,13 +1,18 @@
 // Confusion tab: the confusion matrix at the current step (counts, row % or the
-// change since the previous step), the images of a clicked cell, flows of
-// predictions between two chosen steps, and the misclassified images.
+// change since the previous step), the images of a clicked cell with its count
+// over the steps (views/confusion/pair.js), the pairs that changed most
+// (views/confusion/changes.js),
+// flows of predictions between two chosen steps, and the misclassified images.
 
 import {getJSON} from '../api.js';
 import {h, clear, spinner, pct} from '../dom.js';
 import {heatmap, sequential, diverging, inkOn, gallery, panelError} from '../charts.js';
 import {pickButton} from './selection/gallery.js';
+import * as pairPanel from './confusion/pair.js';
+import * as changesPanel from './confusion/changes.js';
 
 const MODES = [['counts', 'Counts'], ['rows', 'Row %'], ['delta', 'Change Δ']];
+const WRONG_PAGE = 200; // misclassified images fetched per "more"
 
 function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)}/${path}`; }
 
@@ -16,7 +21,8 @@ export const title = 'Confusion';
 
 export function mount(el, ctx) {
   let mode = 'counts';
-  let picked = null; // [true, pred] of the clicked cell
+  let picked = null; // [true, pred] of the clicked cell; kept across steps
+  let wrongLimit = WRONG_PAGE;
   let flowSteps = ctx.state.fa !== undefined && ctx.state.fb !== undefined ? [ctx.state.fa, ctx.state.fb] : null; // [a, b] once picked (URL fa, fb); null follows the timeline
   let data = null;
   let loadedStep;
@@ -30,9 +36,11 @@ export function mount(el, ctx) {
   const cellTitle = h('h3', {}, 'Images of a cell');
   const cellEl = h('div', {class: 'cell-images', 'data-testid': 'cell-images'},
     h('p', {class: 'muted small', text: 'Click a cell of the matrix to list its images.'}));
+  const changesEl = h('div', {class: 'pairs', 'data-testid': 'confusion-pairs'});
+  const pairEl = h('div', {class: 'pair'});
   const main = h('section', {class: 'panel', 'data-testid': 'confusion'},
     h('div', {class: 'panel-head'}, heading, h('div', {class: 'segmented', role: 'group', 'aria-label': 'values'}, modeButtons)),
-    h('div', {class: 'confusion-layout'}, h('div', {}, matrixEl, note), h('div', {class: 'cell-side'}, cellTitle, cellEl)));
+    h('div', {class: 'confusion-layout'}, h('div', {}, matrixEl, note, changesEl), h('div', {class: 'cell-side'}, cellTitle, pairEl, cellEl)));
 
   const fromSel = h('select', {'aria-label': 'from step', 'data-testid': 'flow-from', onchange: () => pickFlows()});
   const toSel = h('select', {'aria-label': 'to step', 'data-testid': 'flow-to', onchange: () => pickFlows()});
@@ -46,9 +54,21 @@ export function mount(el, ctx) {
 
   const wrongTitle = h('h2', {}, 'Misclassified');
   const wrongEl = h('div', {'data-testid': 'misclassified'});
-  const wrong = h('section', {class: 'panel'}, wrongTitle,
-    h('p', {class: 'muted small', text: 'Most confident mistakes first. Click one to see its trajectory and neighbours.'}), wrongEl);
+  const wrongMore = h('button', {class: 'btn', type: 'button', 'data-testid': 'misclassified-more', hidden: true,
+    onclick: () => { wrongLimit += WRONG_PAGE; loadWrong(); }});
+  const wrong = h('section', {class: 'panel', 'data-testid': 'misclassified-panel'}, wrongTitle,
+    h('p', {class: 'muted small', text: 'Most confident mistakes first. Click one to see its trajectory and neighbours.'}), wrongEl, wrongMore);
   clear(el).append(main, flows, wrong);
+
+  // The one place a click on a cell (of the matrix, or a row of the pairs list) takes effect.
+  function pickCell(i, j) {
+    picked = [i, j];
+    drawMatrix();
+    loadCell();
+    pair.show(picked);
+  }
+  const pair = pairPanel.mount(pairEl, ctx);
+  const changes = changesPanel.mount(changesEl, {...ctx, pickCell});
 
   // ---- the matrix
   async function loadMatrix() {
@@ -102,7 +122,7 @@ export function mount(el, ctx) {
       rowLabels: names, colLabels: names, cell, color, text, ink, title,
       rowTitle: 'true class', colTitle: 'predicted class', testid: 'confusion-heatmap',
       selected: picked, cellClass: (v, i, j) => (i === j ? 'diag' : null),
-      onClick: (i, j) => { picked = [i, j]; drawMatrix(); loadCell(); },
+      onClick: pickCell,
     });
     clear(matrixEl).append(svgEl);
     const acc = d.n ? d.correct / d.n : 0;
@@ -164,7 +184,7 @@ export function mount(el, ctx) {
       res.rows.forEach((r, k) => {
         const tr = h('tr', {class: 'clickable', 'data-testid': 'flow-row', tabindex: 0,
           onclick: () => { for (const x of body.children) x.classList.remove('active'); tr.classList.add('active'); showFlow(r, b); }},
-        h('td', {}, h('b', {}, names[r.from_pred]), ' → ', h('b', {}, names[r.to_pred])),
+        h('td', {}, h('span', {class: 'pair-name'}, names[r.from_pred]), ' → ', h('span', {class: 'pair-name'}, names[r.to_pred])),
         h('td', {class: 'num'}, r.count),
         h('td', {class: 'num good'}, r.fixed || ''),
         h('td', {class: 'num bad'}, r.broken || ''),
@@ -207,9 +227,12 @@ export function mount(el, ctx) {
     const names = ctx.run.class_names;
     spinner(wrongEl, 'Loading…');
     try {
-      const res = await getJSON(api(ctx, `steps/${step}/images`), {correct: 0, sort: 'confidence', order: 'desc', limit: 200});
+      const res = await getJSON(api(ctx, `steps/${step}/images`), {correct: 0, sort: 'confidence', order: 'desc', limit: wrongLimit});
       if (ctx.state.step !== step) return;
-      wrongTitle.textContent = `Misclassified at step ${step} · ${res.total}`;
+      const left = res.total - res.probe_id.length;
+      wrongTitle.textContent = `Misclassified at step ${step} · ${res.total}${left > 0 ? ` (showing ${res.probe_id.length})` : ''}`;
+      wrongMore.hidden = left <= 0;
+      wrongMore.textContent = `show ${Math.min(WRONG_PAGE, left)} more (${left} not shown)`;
       clear(wrongEl);
       if (!res.total) { wrongEl.append(h('p', {class: 'muted', text: 'No mistakes on the probe set at this step.'})); return; }
       wrongEl.append(gallery(res.probe_id.map((id, k) => ({probe_id: id, correct: false,
@@ -227,8 +250,11 @@ export function mount(el, ctx) {
       // Showing the tab again at the same step keeps the clicked cell and the flows.
       if (ctx.state.step !== loadedStep) {
         loadedStep = ctx.state.step;
-        picked = null;
+        wrongLimit = WRONG_PAGE;
         loadMatrix();
+        if (picked) loadCell(); // the clicked cell stays, with this step's images
+        pair.update(new Set(['step']));
+        changes.update(new Set(['step']));
         loadWrong();
         fillStepSelects();
         loadFlows();
@@ -239,6 +265,6 @@ export function mount(el, ctx) {
         for (const f of flowImages.querySelectorAll('figure')) f.classList.toggle('selected', Number(f.dataset.probe) === ctx.state.sel);
       }
     },
-    destroy() { clear(el); },
+    destroy() { pair.destroy(); changes.destroy(); clear(el); },
   };
 }

@@ -73,9 +73,9 @@ function colouring(ctx, probes, preds, clusters) {
     return {groups, palette: (g) => (g ? GOOD : BAD), items: [[GOOD, `correct (${right})`, 1], [BAD, `wrong (${probes.label.length - right})`, 0]]};
   }
   if (colorBy === 'cluster' && clusters) {
-    const items = clusters.meta.clusters.map((c) => [classColor(c.id), `cluster ${c.id} · mostly ${names[c.majority]} (${pct(c.purity)})`, c.id]);
+    const items = clusters.meta.clusters.map((c) => [clustersPanel.clusterColor(c.id), `cluster ${c.id} · mostly ${names[c.majority]} (${pct(c.purity)})`, c.id]);
     if (clusters.meta.noise) items.push([clustersPanel.NOISE, `noise (${clusters.meta.noise})`, -1]);
-    return {groups: clusters.labels, palette: (g) => (g < 0 ? clustersPanel.NOISE : classColor(g)), items};
+    return {groups: clusters.labels, palette: clustersPanel.clusterColor, items};
   }
   return byClass(probes.label);
 }

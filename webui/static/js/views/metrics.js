@@ -119,25 +119,29 @@ export function mount(el, ctx) {
       const img = h('img', {src, alt: `filters of ${conv}`, class: 'filters-png', 'data-testid': 'filters-image'});
       await new Promise((resolve, reject) => { img.onload = resolve; img.onerror = () => reject(new Error(`The filter image of step ${step} could not be drawn.`)); });
       if (filtersFor !== key) return;
-      const maxChange = f.change ? Math.max(1e-12, ...f.change.filter((v) => v !== null)) : 1;
       const cells = [];
       const scale = f.cell_w < 36 ? 2 : 1;
       for (let i = 0; i < f.n_filters; i++) {
         const r = Math.floor(i / f.cols), c = i % f.cols;
         const x = f.gap + c * (f.cell_w + f.gap), y = f.gap + r * (f.cell_h + f.gap);
         const change = f.change ? f.change[i] : null;
-        cells.push(h('figure', {class: 'filter', title: `filter ${i} · L2 norm ${fmt(f.norm[i])}${change === null ? '' : ` · changed ${pct(change)} since step ${f.prev_step}`}`},
+        const dead = f.dead[i];
+        cells.push(h('figure', {class: `filter${dead ? ' dead' : ''}`, 'data-dead': String(dead),
+          title: `filter ${i} · L2 norm ${fmt(f.norm[i])}${dead ? ` · dead (norm under ${Math.round(100 * f.dead_fraction)}% of the layer median)` : ''}${change === null ? '' : ` · change ${fmt(change, 3)} since step ${f.prev_step}`}`},
           h('div', {class: 'filter-img', style: `width:${f.cell_w * scale}px;height:${f.cell_h * scale}px;background-image:url("${src}");` +
             `background-size:${img.naturalWidth * scale}px ${img.naturalHeight * scale}px;background-position:-${x * scale}px -${y * scale}px`}),
-          change === null ? null : h('div', {class: 'bar', title: pct(change)}, h('span', {style: `width:${(100 * change) / maxChange}%`})),
-          h('figcaption', {}, change === null ? `#${i}` : pct(change))));
+          // The change is bounded (0 = unchanged, 1 = replaced), so bars read the same at every step.
+          change === null ? null : h('div', {class: 'bar', title: fmt(change, 3)}, h('span', {style: `width:${100 * change}%`})),
+          h('figcaption', {}, dead ? 'dead' : change === null ? `#${i}` : fmt(change, 2))));
       }
       const grid = h('div', {class: 'filter-grid', 'data-testid': 'filters-grid'}, cells);
-      const what = f.rgb ? 'RGB, each filter scaled to its own range' : f.shape[1] > 1 ? `mean over ${f.shape[1]} input channels, each filter scaled to its own range` : 'each filter scaled to its own range';
-      filtersInfo.textContent = `${f.n_filters} filters of ${f.shape.slice(1).join('×')} · ${what}.`;
+      const what = f.rgb ? 'RGB' : f.shape[1] > 1 ? `mean over ${f.shape[1]} input channels` : 'grey';
+      const nDead = f.dead.filter(Boolean).length;
+      filtersInfo.textContent = `${f.n_filters} filters of ${f.shape.slice(1).join('×')} · ${what}, one scale for the whole layer (mid-grey = 0), so a dead filter fades to grey`
+        + ` · ${nDead ? `${nDead} dead (L2 norm under ${Math.round(100 * f.dead_fraction)}% of the layer's median)` : 'no dead filter'}.`;
       const changes = (f.change || []).filter((v) => v !== null).sort((a, b) => a - b);
       const note = f.prev_error ? h('div', {class: 'error small', role: 'alert'}, `Step ${f.prev_step} cannot be read, so no change is shown: ${f.prev_error}`)
-        : changes.length ? h('p', {class: 'muted small'}, `Bars: relative L2 change of each filter since step ${f.prev_step} (median ${pct(changes[Math.floor(changes.length / 2)])}, largest ${pct(changes[changes.length - 1])}).`)
+        : changes.length ? h('p', {class: 'muted small'}, `Bars: change of each filter since step ${f.prev_step}, |w − w₀| / (|w| + |w₀|): 0 = unchanged, 0.5 = a change as large as the filter, 1 = replaced (it fell to zero, came back from zero, or flipped sign). Median ${fmt(changes[Math.floor(changes.length / 2)], 3)}, largest ${fmt(changes[changes.length - 1], 3)}.`)
           : h('p', {class: 'muted small'}, 'This is the first step: no change to show.');
       img.hidden = true;
       clear(filtersEl).append(grid, note, img);

@@ -2,14 +2,27 @@
 // current step (galleries), their purity over the run, and sub-clusters
 // inside one class. ctx.emb gives the probes and the current predictions
 // (loaded by the parent) and redraw(), which recolours the scatter plot.
+// Clusters have their own palette (clusterColor), never the classes': a
+// cluster drawn in a class's colour reads as that class.
 
 import {getJSON, getBinary, thumbURL} from '../../api.js';
-import {h, clear, classColor, pct, showError, fillPanel, select} from '../../dom.js';
+import {h, clear, pct, showError, fillPanel, select} from '../../dom.js';
 import {renderPurity} from './purity.js';
 import {SEED} from './layouts.js';
 import {pickButton} from '../selection/gallery.js';
 
 export const NOISE = '#bbbbbb';
+// Dark, saturated colours that the class palette (dom.js classColor) does not use; then darker golden-angle hues.
+const CLUSTER_PALETTE = ['#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#a6761d', '#1f3a93', '#8c0c4c', '#006d5b',
+  '#b8860b', '#5d3a9b', '#3d5a1e', '#c71585'];
+export function clusterColor(i) {
+  if (i < 0) return NOISE;
+  if (i < CLUSTER_PALETTE.length) return CLUSTER_PALETTE[i];
+  return `hsl(${(i * 137.508 + 20) % 360}, 70%, 32%)`;
+}
+// HDBSCAN's parameters: the server's defaults (webui/clusters.py), kept in ctx.state as mcs and ms.
+const HDBSCAN = {mcs: ['min cluster size', 10, 2], ms: ['min samples', 3, 1]};
+const HDBSCAN_MAX = 500;
 const GALLERY_PAGE = 24;
 const progress = (text) => h('div', {class: 'progress'}, h('span', {class: 'spin'}), text);
 
@@ -54,6 +67,16 @@ export function mount(el, ctx) {
   const kOf = () => ctx.state.k || defaultK;
   const methodSel = select({'aria-label': 'cluster method', 'data-testid': 'cluster-method'}, [['kmeans', 'k-means'], ['hdbscan', 'HDBSCAN']], method);
   const kInput = h('input', {type: 'number', min: 2, max: 50, value: kOf(), 'aria-label': 'k', 'data-testid': 'cluster-k', class: 'k-input'});
+  const hdbOf = (key) => ctx.state[key] || HDBSCAN[key][1];
+  const hdbInputs = Object.fromEntries(Object.entries(HDBSCAN).map(([key, [label, , lo]]) => [key,
+    h('input', {type: 'number', min: lo, max: HDBSCAN_MAX, value: hdbOf(key), 'aria-label': label, 'data-testid': `cluster-${key}`, class: 'k-input',
+      onchange: (e) => {
+        const v = Math.max(lo, Math.min(HDBSCAN_MAX, Math.round(Number(e.target.value)) || HDBSCAN[key][1]));
+        e.target.value = v; ctx.set({[key]: v}, {push: true});
+      }})]));
+  const hdbBits = h('span', {hidden: true},
+    h('label', {class: 'inline', title: 'HDBSCAN: the smallest group that counts as a cluster'}, 'min cluster size', hdbInputs.mcs),
+    h('label', {class: 'inline', title: 'HDBSCAN: how many neighbours make a point a core point; higher marks more points as noise'}, 'min samples', hdbInputs.ms));
   const summary = h('span', {class: 'muted small', 'data-testid': 'cluster-summary'});
   const chart = h('div', {class: 'purity-chart', 'data-testid': 'purity-chart'});
   const list = h('div', {class: 'cluster-list', 'data-testid': 'cluster-list'});
@@ -64,7 +87,8 @@ export function mount(el, ctx) {
     h('div', {class: 'controls'},
       h('label', {class: 'inline'}, 'Method', methodSel),
       h('label', {class: 'inline', title: 'number of k-means clusters'}, 'k', kInput),
-      summary),
+      hdbBits, summary),
+    h('p', {class: 'muted small'}, 'Cluster colours are their own (not the class colours); grey is HDBSCAN noise.'),
     h('h3', {}, 'Purity over the run'), chart,
     h('h3', {}, 'Clusters at this step'), list,
     h('h3', {}, 'Sub-clusters inside one class'),
@@ -72,10 +96,13 @@ export function mount(el, ctx) {
     subList);
   el.classList.add('clusters-panel');
 
-  const params = () => ({layer: ctx.state.layer, method, k: kOf(), seed: SEED});
-  const cacheKey = (step) => `${ctx.state.layer}|${method}|${method === 'kmeans' ? kOf() : ''}|${step}`;
+  const params = () => (method === 'kmeans' ? {layer: ctx.state.layer, method, k: kOf(), seed: SEED}
+    : {layer: ctx.state.layer, method, min_cluster_size: hdbOf('mcs'), min_samples: hdbOf('ms'), seed: SEED});
+  const paramsKey = () => (method === 'kmeans' ? `k${kOf()}` : `m${hdbOf('mcs')},${hdbOf('ms')}`);
+  const cacheKey = (step) => `${ctx.state.layer}|${method}|${paramsKey()}|${step}`;
   const cache = new Map();
-  kInput.disabled = method !== 'kmeans';
+  const showMethod = () => { kInput.disabled = method !== 'kmeans'; hdbBits.hidden = method !== 'hdbscan'; };
+  showMethod();
 
   function labelsAt(step) {
     const key = cacheKey(step);
@@ -89,7 +116,7 @@ export function mount(el, ctx) {
 
   let purityKey = null; let purity = null;
   async function drawPurity() {
-    const key = `${ctx.state.layer}|${method}|${kOf()}`;
+    const key = `${ctx.state.layer}|${method}|${paramsKey()}`;
     if (key !== purityKey) {
       purityKey = key; purity = null;
       clear(chart).append(progress('Clustering every step…'));
@@ -107,7 +134,7 @@ export function mount(el, ctx) {
     const {labels, meta} = res;
     summary.textContent = `${meta.clusters.length} clusters${meta.noise ? `, ${meta.noise} noise points` : ''} · purity ${pct(meta.purity)}`;
     clear(list).append(...meta.clusters.map((c) => clusterCard(ctx, c, labels, `cluster ${c.id}`,
-      `${c.size} images · majority ${run.class_names[c.majority]} (${pct(c.purity)}) · accuracy ${pct(c.accuracy)}`, classColor(c.id))));
+      `${c.size} images · majority ${run.class_names[c.majority]} (${pct(c.purity)}) · accuracy ${pct(c.accuracy)}`, clusterColor(c.id))));
     if (meta.noise) list.append(clusterCard(ctx, {id: -1}, labels, 'noise', `${meta.noise} images in no cluster`, NOISE));
   }
 
@@ -124,7 +151,7 @@ export function mount(el, ctx) {
     const full = new Int32Array(ctx.emb.probes().label.length).fill(-2);
     index.forEach((p, j) => { full[p] = labels[j]; });
     clear(subList).append(...r.meta.clusters.map((c) => clusterCard(ctx, c, full, `group ${c.id} of class ${r.meta.class_name}`,
-      `${c.size} images · accuracy ${pct(c.accuracy)} · mostly predicted ${run.class_names[c.majority]}`, classColor(c.id))));
+      `${c.size} images · accuracy ${pct(c.accuracy)} · mostly predicted ${run.class_names[c.majority]}`, clusterColor(c.id))));
   }
 
   function refresh(recolour) {
@@ -132,7 +159,7 @@ export function mount(el, ctx) {
     if (recolour && ctx.state.color === 'cluster') ctx.emb.redraw();
   }
 
-  methodSel.addEventListener('change', () => { method = methodSel.value; kInput.disabled = method !== 'kmeans'; refresh(true); });
+  methodSel.addEventListener('change', () => { method = methodSel.value; showMethod(); refresh(true); });
   kInput.addEventListener('change', () => {
     const k = Math.max(2, Math.min(50, Math.round(Number(kInput.value)) || defaultK));
     kInput.value = k; ctx.set({k}, {push: true});
@@ -149,7 +176,9 @@ export function mount(el, ctx) {
     update(changed) {
       if (changed.has('k')) kInput.value = kOf();
       if (changed.has('subcls') || changed.has('subk')) { subSel.value = subClsOf(); subKInput.value = subKOf(); drawSub(); }
-      if (['layer', 'k', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); refresh(false); } else if (changed.has('step')) {
+      for (const key of Object.keys(HDBSCAN)) if (changed.has(key)) hdbInputs[key].value = hdbOf(key);
+      const hdbChanged = method === 'hdbscan' && Object.keys(HDBSCAN).some((key) => changed.has(key));
+      if (hdbChanged) { clearTimeout(timer); refresh(true); } else if (['layer', 'k', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); refresh(false); } else if (changed.has('step')) {
         // While the timeline is scrubbed or played, cluster only where it rests.
         if (purity) renderPurity(chart, purity, ctx.state.step);
         clearTimeout(timer); timer = setTimeout(() => refresh(false), 250);

@@ -1,6 +1,6 @@
 // Inspect panel 1: the selected image and its attribution maps, one request
 // per method, one at a time (the server has few cores, and the maps come in
-// one by one). With no image selected it picks the first misclassified one.
+// one by one). With no image selected it asks for one (it never picks one by itself).
 
 import {getJSON, thumbURL} from '../../api.js';
 import {h, clear, fmt, pct, showError, spinner, fillPanel, select, field} from '../../dom.js';
@@ -55,7 +55,7 @@ function layout(el, ui) {
   ui.occMode.addEventListener('change', () => { occUnitBits.hidden = ui.occMode.value !== 'unit'; });
   const row = (title, ...bits) => h('div', {class: 'controls'}, h('b', {class: 'small'}, title), ...bits);
   fillPanel(el, 'Attribution for the selected image', 'inspect-attr',
-    ui.head, ui.note,
+    ui.head,
     h('div', {class: 'controls'}, field('target', ui.target), field('show', ui.only), field('overlay', ui.overlay), field('opacity', ui.opacity), ui.status),
     h('details', {class: 'insp-settings'}, h('summary', {}, 'Method settings'),
       row('SmoothGrad', field('samples', ui.sgSamples), field('noise', ui.sgStdev)),
@@ -70,14 +70,12 @@ export function mount(el, ctx) {
   const ui = controls(ctx, data);
   Object.assign(ui, {
     head: h('div', {class: 'insp-head', 'data-testid': 'inspect-image'}),
-    note: h('p', {class: 'muted small', 'data-testid': 'inspect-note'}),
     status: h('span', {class: 'muted small', 'data-testid': 'inspect-attr-status'}),
     grid: h('div', {class: 'insp-grid', 'data-testid': 'inspect-attr-grid'}),
     weights: weightsLine('inspect-attr-weights'),
   });
   layout(el, ui);
   let gen = 0;
-  let autoPicked = null;
   const pictures = () => thumbURL(ctx.run.run_id, ctx.state.sel);
 
   // Overlay on: the RGBA map (alpha = magnitude) over the image; off: the opaque map alone.
@@ -177,21 +175,26 @@ export function mount(el, ctx) {
     if (my === gen) ui.status.textContent = '';
   }
 
-  // No image selected: take the first misclassified one at this step (else the first) and say so.
-  function pickDefaultImage() {
-    let j = Array.from(data.preds.correct).findIndex((c) => c !== 1);
-    const wrong = j >= 0;
-    if (!wrong) j = 0;
-    autoPicked = data.probes.probe_id[j];
-    ui.note.textContent = `No image was selected, so this shows probe #${autoPicked}, the ${wrong ? 'first misclassified image' : 'first probe image (none is misclassified)'} at step ${ctx.state.step}. Click an image in any view, or type an id, to inspect another.`;
-    ctx.set({sel: autoPicked});
+  // No image selected: say so, and offer ways to pick one. Nothing is selected until the user picks.
+  function askForImage() {
+    gen += 1;
+    const j = Array.from(data.preds.correct).findIndex((c) => c !== 1);
+    const pickId = h('input', {type: 'number', style: 'width:6em', 'aria-label': 'probe id', 'data-testid': 'inspect-pick-id',
+      onchange: (e) => { if (e.target.value !== '') ctx.set({sel: Number(e.target.value)}, {push: true}); }});
+    clear(ui.head).append(h('div', {class: 'insp-pick-prompt', 'data-testid': 'inspect-pick'},
+      h('b', {}, 'Pick an image'), ': click one in any view (the scatter, a gallery, a confusion cell), type a probe id, or ',
+      j >= 0 ? h('button', {class: 'btn', type: 'button', 'data-testid': 'inspect-pick-wrong',
+        onclick: () => ctx.set({sel: data.probes.probe_id[j]}, {push: true})}, `take the first misclassified (#${data.probes.probe_id[j]})`)
+        : h('span', {}, 'note that no image is misclassified at this step'),
+      '.', h('div', {class: 'controls insp-pick'}, field('probe id', pickId))));
+    clear(ui.grid);
+    ui.weights.show(null);
   }
 
   return {
     update(changed) {
       if (data.error) { showError(ui.head, data.error); return; }
-      if (ctx.state.sel === undefined || ctx.state.sel === null) { pickDefaultImage(); return; }
-      if (ctx.state.sel !== autoPicked) ui.note.textContent = '';
+      if (ctx.state.sel === undefined || ctx.state.sel === null) { askForImage(); return; }
       if (data.modelError) { renderHead(); showError(ui.grid, data.modelError); return; }
       if (changed.has('model')) {
         const convs = data.model.conv_layers;

@@ -58,6 +58,11 @@ function result(res, what, classLabel) {
       h('div', {}, h('b', {}, what), ` at step ${res.step}`),
       h('div', {'data-testid': 'maxact-score'}, `${res.target !== null ? 'class score' : 'mean activation'} ${fmt(res.score, 3)} (start ${fmt(res.start_score, 3)})`),
       res.score <= res.start_score ? h('div', {class: 'insp-warn'}, 'The optimisation did not raise the score: try a smaller step size or weaker regularisers.') : null,
+      res.out_of_distribution ? h('div', {class: 'insp-warn insp-ood', 'data-testid': 'maxact-ood'},
+        h('b', {}, 'Out of distribution: '), `${pct(res.saturation)} of the pixel values lie beyond the probe images' range (by more than ${pct(res.saturation_margin)} of it), so the picture is clipped, saturated noise. `
+        + 'The score rose, but on an image unlike any the model was trained on: read it as how the model extrapolates, not as what the class looks like. '
+        + 'Raise the bounded-range weight or the L2 decay, or take fewer steps.') : null,
+      h('div', {class: 'small muted', 'data-testid': 'maxact-saturation'}, `saturated: ${pct(res.saturation)} of values beyond the data's range (flagged from ${pct(res.saturation_limit)})`),
       res.probability !== null ? h('div', {}, `softmax probability ${pct(res.probability)}`) : null,
       h('div', {}, `the model sees: ${classLabel(res.top_class)} (${pct(res.top_probability)})`),
       sparkline(res.history),

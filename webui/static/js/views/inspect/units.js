@@ -24,13 +24,19 @@ export function mount(el, ctx) {
   let shownUnits = 32;
   let unit; // the unit whose history is shown
 
-  const thumb = (pid, act) => {
+  // correct: 1 right, 0 wrong, 2 unknown; at the step the thumbnail stands for.
+  const thumb = (pid, act, correct, step) => h('img', {class: `thumb${correct === 0 ? ' wrong' : ''}`, src: thumbURL(ctx.run.run_id, pid), alt: `probe ${pid}`,
+    'data-correct': String(correct), title: `probe #${pid} · activation ${fmt(act, 3)}${correct === 2 ? '' : ` · ${correct ? 'right' : 'wrong'} at step ${step}`}`,
+    onclick: () => ctx.set({sel: pid}, {push: true})});
+  // The current step's top units: coloured by the current predictions.
+  const correctNow = (pid) => {
     const i = data.rowOf(pid);
-    const wrong = data.preds && i >= 0 && data.preds.correct[i] !== 1;
-    return h('img', {class: `thumb${wrong ? ' wrong' : ''}`, src: thumbURL(ctx.run.run_id, pid), alt: `probe ${pid}`,
-      title: `probe #${pid} · activation ${fmt(act, 3)}`, onclick: () => ctx.set({sel: pid}, {push: true})});
+    return data.preds && i >= 0 ? (data.preds.correct[i] === 1 ? 1 : 0) : 2;
   };
-  const thumbs = (arrays, row, k) => h('div', {class: 'gallery'}, Array.from({length: k}, (_, r) => thumb(arrays.probe_id[row * k + r], arrays.activation[row * k + r])));
+  const thumbs = (arrays, row, k, correctOf, step) => h('div', {class: 'gallery'}, Array.from({length: k}, (_, r) => {
+    const pid = arrays.probe_id[row * k + r];
+    return thumb(pid, arrays.activation[row * k + r], correctOf(pid, row * k + r), step);
+  }));
 
   async function renderTop() {
     const my = ++gen.top;
@@ -45,7 +51,7 @@ export function mount(el, ctx) {
       const rows = units.slice(0, shownUnits).map((u) => h('div', {class: `insp-unit${u === unit ? ' active' : ''}`, 'data-unit': u},
         h('button', {class: 'btn insp-unit-btn', type: 'button', title: 'Show this unit over the steps', onclick: () => { unit = u; renderTop(); renderHist(); }},
           h('b', {}, `#${u}`), h('span', {class: 'small muted'}, ` max ${fmt(arrays.activation[u * k], 2)}`)),
-        thumbs(arrays, u, k)));
+        thumbs(arrays, u, k, correctNow, meta.step)));
       const more = d > shownUnits ? h('button', {class: 'btn', type: 'button', onclick: () => { shownUnits += 64; renderTop(); }}, `show more (${d - shownUnits} left)`) : '';
       clear(topOut).append(h('div', {class: 'small muted'}, `${ctx.state.layer}: ${d} units at step ${meta.step}`), ...rows, more);
     } catch (err) {
@@ -60,10 +66,12 @@ export function mount(el, ctx) {
     try {
       const {meta, arrays} = await getBinary(`${data.base()}/inspect/unit_history`, {layer: ctx.state.layer, unit, k: kSel.value});
       if (my !== gen.hist) return;
-      const rows = Array.from(arrays.steps, (step, s) => h('div', {class: `insp-hist-row${step === ctx.state.step ? ' current' : ''}`},
+      // Each row's borders are that row's step's predictions (arrays.correct), not the current step's.
+      const rows = Array.from(arrays.steps, (step, s) => h('div', {class: `insp-hist-row${step === ctx.state.step ? ' current' : ''}`, 'data-step': step},
         h('button', {class: 'btn insp-step', type: 'button', title: 'Go to this step', onclick: () => ctx.set({step}, {push: true})}, `step ${step}`),
-        thumbs(arrays, s, meta.k)));
-      clear(histOut).append(h('h3', {}, `${meta.layer} unit ${meta.unit} over the steps`), ...rows);
+        thumbs(arrays, s, meta.k, (pid, at) => arrays.correct[at], step)));
+      clear(histOut).append(h('h3', {}, `${meta.layer} unit ${meta.unit} over the steps`),
+        h('p', {class: 'muted small'}, 'Red border: the model got the image wrong at that row\'s step.'), ...rows);
     } catch (err) {
       if (my === gen.hist) showError(histOut, err);
     }
