@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .capture_pool import gap_layers, hook_targets
 from .errors import ConfigurationError
 
 
@@ -27,14 +28,15 @@ def conv_layers(model: nn.Module) -> list[str]:
 
 
 def resolve_layers(model: nn.Module, layers: list[str] | None = None) -> list[str]:
-    """The module names to capture: ``layers`` checked against the model, or every ``Linear``."""
-    modules = dict(model.named_modules())
+    """The layers to capture: ``layers`` checked against the model, or every conv's pooled output
+    (``<conv>.gap``, see capture_pool) and every ``Linear``."""
+    modules = hook_targets(model)
     available = [n for n in modules if n]
     if layers is None:
-        found = linear_layers(model)
+        found = gap_layers(model) + linear_layers(model)
         if not found:
             raise ConfigurationError(
-                f"{type(model).__name__} has no nn.Linear layer to capture by default. Name the layers to "
+                f"{type(model).__name__} has no conv or nn.Linear layer to capture by default. Name the layers to "
                 f"capture with StatsCallback(..., layers=[...]). Available: {', '.join(available) or '(none)'}."
             )
         return found
@@ -86,7 +88,7 @@ def capture(
     Batches run on the model's device; each batch's results move to the CPU
     as they come, so device memory stays bounded by one batch.
     """
-    modules = dict(model.named_modules())
+    modules = hook_targets(model)
     device = model_device(model)
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in layers}
 

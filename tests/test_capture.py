@@ -51,8 +51,8 @@ def net():
     return SmallNet()
 
 
-def test_default_layers_are_every_linear(net):
-    assert resolve_layers(net) == ["fc1", "fc2"]
+def test_default_layers_are_every_pooled_conv_then_every_linear(net):
+    assert resolve_layers(net) == ["conv1.gap", "conv2.gap", "fc1", "fc2"]
     assert conv_layers(net) == ["conv1", "conv2"]
 
 
@@ -61,7 +61,7 @@ def test_named_layers_kept_in_order_without_duplicates(net):
 
 
 def test_unknown_layer_lists_available_names(net):
-    with pytest.raises(ConfigurationError, match=r"Unknown layer 'fc9'\. Available: conv1, relu1, conv2, .*fc2\."):
+    with pytest.raises(ConfigurationError, match=r"Unknown layer 'fc9'\. Available: conv1, relu1, conv2, .*fc2, conv1\.gap, conv2\.gap\."):
         resolve_layers(net, ["fc1", "fc9"])
 
 
@@ -70,10 +70,11 @@ def test_layers_as_a_string_is_refused(net):
         resolve_layers(net, "fc1")
 
 
-def test_model_without_linear_needs_layers():
-    with pytest.raises(ConfigurationError, match=r"ConvOnly has no nn.Linear layer.*layers=\[\.\.\.\].*Available: conv, pool"):
-        resolve_layers(ConvOnly())
+def test_model_without_linear_captures_its_pooled_convs_and_one_without_either_needs_layers():
+    assert resolve_layers(ConvOnly()) == ["conv.gap"]
     assert resolve_layers(ConvOnly(), ["conv"]) == ["conv"]
+    with pytest.raises(ConfigurationError, match=r"Sequential has no conv or nn.Linear layer.*layers=\[\.\.\.\].*Available: 0, 1"):
+        resolve_layers(nn.Sequential(nn.ReLU(), nn.Flatten()))
 
 
 def test_capture_matches_a_plain_forward_pass(net, digits_tensors):

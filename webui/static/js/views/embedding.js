@@ -13,12 +13,17 @@ import {layouts, methodOf, trailsFor, MAX_TRAILS} from './embedding/layouts.js';
 import * as clustersPanel from './embedding/clusters.js';
 import * as query from './embedding/query.js';
 import * as compare from './embedding/compare.js';
+import {COLOUR_BY, colourStats, colourBy} from '../colourstats.js';
 
 export const id = 'embedding';
 export const title = 'Embedding';
 
 const METHODS = [['pca', 'PCA'], ['tsne', 't-SNE'], ['umap', 'UMAP']];
-const COLORS = [['label', 'true class'], ['pred', 'predicted class'], ['correct', 'correct / wrong'], ['cluster', 'cluster']];
+const COLORS = [['label', 'true class'], ['pred', 'predicted class'], ['correct', 'correct / wrong'], ['cluster', 'cluster'], ...COLOUR_BY];
+const byImage = (color) => COLOUR_BY.some(([c]) => c === color);
+// The legend of a colouring by the image itself (no groups to click).
+const IMAGE_LEGEND = {mean_colour: [['#888', "each point in its image's mean colour"]],
+  brightness: [['#111', 'dark'], ['#eee', 'bright']], saturation: [['#999', 'grey'], ['#e8591a', 'vivid']]};
 const GOOD = '#2f9e44'; const BAD = '#d9480f';
 const DRAG = [['pan', 'pan'], ['lasso', 'lasso'], ['box', 'box']];
 const HIGHLIGHT_KEYS = ['pick', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'trail', 'sel'];
@@ -61,10 +66,13 @@ function controls(ctx) {
   return ui;
 }
 
-// Group and palette of every point, and the legend's items.
-function colouring(ctx, probes, preds, clusters) {
+// Group and palette of every point, and the legend's items ([colour, text, group]; no group: not clickable).
+function colouring(ctx, probes, preds, clusters, stats) {
   const names = ctx.run.class_names;
   const colorBy = ctx.state.color || 'label';
+  if (byImage(colorBy) && stats) {
+    return {groups: Int32Array.from(probes.label, (_, i) => i), palette: colourBy(stats, colorBy), items: IMAGE_LEGEND[colorBy]};
+  }
   const byClass = (labels) => ({groups: Int32Array.from(labels), palette: classColor, items: names.map((name, i) => [classColor(i), name, i])});
   if (colorBy === 'pred') return byClass(preds.pred);
   if (colorBy === 'correct') {
@@ -103,9 +111,14 @@ export function mount(el, ctx) {
   });
   const clusterEl = h('div');
   const compareEl = h('div');
+  // What the colouring needs beside the predictions: the step's clusters, or the images' colour statistics.
+  const extrasAt = (step) => {
+    const color = ctx.state.color || 'label';
+    return [color === 'cluster' ? clusters.labelsAt(step) : null, byImage(color) ? colourStats(ctx.run.run_id) : null];
+  };
   const colourAt = async (step) => {
-    const [p, cl] = await Promise.all([predsAt(ctx, step), (ctx.state.color || 'label') === 'cluster' ? clusters.labelsAt(step) : null]);
-    return colouring(ctx, probes, p, cl);
+    const [p, cl, stats] = await Promise.all([predsAt(ctx, step), ...extrasAt(step)]);
+    return colouring(ctx, probes, p, cl, stats);
   };
   const sub = {...ctx, emb: {probes: () => probes, preds: () => current, redraw: () => showStep().catch(() => {}),
     layoutAt: (step) => sequence.at(step).then((l) => l.xy), colourAt, highlightAt: (step) => highlightAt(ctx, step)}};
@@ -149,11 +162,7 @@ export function mount(el, ctx) {
   async function showStep() {
     const my = ++seq;
     const step = ctx.state.step;
-    const [layout, p, cl] = await Promise.all([
-      sequence.at(step),
-      predsAt(ctx, step),
-      (ctx.state.color || 'label') === 'cluster' ? clusters.labelsAt(step) : null,
-    ]).catch((err) => { if (my === seq) { showError(ui.overlay, err); ui.overlay.hidden = false; } return [null]; });
+    const [layout, p, cl, stats] = await Promise.all([sequence.at(step), predsAt(ctx, step), ...extrasAt(step)]).catch((err) => { if (my === seq) { showError(ui.overlay, err); ui.overlay.hidden = false; } return [null]; });
     if (my !== seq || !layout) return; // a later step was asked for meanwhile
     ui.overlay.hidden = true;
     if (layout.pending) {
@@ -165,10 +174,12 @@ export function mount(el, ctx) {
     current = p;
     shownStep = step; shownProvisional = !!layout.provisional;
     ui.note.textContent = layout.provisional ? `step ${step}: provisional layout (aligned to step ${layout.alignedTo ?? '–'}), the aligned one is being computed` : '';
-    const {groups, palette, items} = colouring(ctx, probes, p, cl);
+    const {groups, palette, items} = colouring(ctx, probes, p, cl, stats);
     scatter.setGroups(groups, palette);
-    clear(ui.legend).append(...items.map(([c, text, g]) => h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them',
-      'data-group': g, onclick: (e) => legendClick(e, g, groups, text)}, h('span', {class: 'swatch', style: `background:${c}`}), text)));
+    clear(ui.legend).append(...items.map(([c, text, g]) => (g === undefined
+      ? h('span', {class: 'legend-item'}, h('span', {class: 'swatch', style: `background:${c}`}), text)
+      : h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them',
+        'data-group': g, onclick: (e) => legendClick(e, g, groups, text)}, h('span', {class: 'swatch', style: `background:${c}`}), text))));
     scatter.setPositions(layout.xy, {step});
     scatter.setSelected(probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : null);
     await showHighlight(step, my);
