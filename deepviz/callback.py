@@ -52,8 +52,9 @@ class StatsCallback(*_bases):
             loaders, an IterableDataset or items without labels are refused.
         probe_size: number of probe images, picked class-stratified with ``probe_seed``
             (all of ``probe`` when None).
-        layers: module names to capture (as ``named_modules()`` reports them);
-            default: every ``nn.Linear``.
+        layers: module names to capture (as ``named_modules()`` reports them), or
+            ``<conv>.gap`` for a conv's output averaged over its positions;
+            default: every conv's ``.gap`` and every ``nn.Linear``.
         every_n_epochs: snapshot after every n-th validation (or training) epoch.
         every_n_train_steps: snapshot every n optimizer steps instead of per epoch
             (``every_n_epochs`` must then stay 1).

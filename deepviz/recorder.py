@@ -72,8 +72,9 @@ class Recorder:
         probe: a torch ``Dataset`` of (image, label) pairs, or a pair ``(images, labels)``.
         probe_size: number of probe images, picked class-stratified with ``probe_seed``
             (all of ``probe`` when None).
-        layers: module names to capture (as ``named_modules()`` reports them);
-            default: every ``nn.Linear``.
+        layers: module names to capture (as ``named_modules()`` reports them), or
+            ``<conv>.gap`` for a conv's output averaged over its positions;
+            default: every conv's ``.gap`` and every ``nn.Linear``.
         run_name: a readable name for the run (the run id is used when None).
         dataset_name, class_names: recorded in the run's metadata.
         activation_dtype: ``"float16"`` (default, half the disk) or ``"float32"``.

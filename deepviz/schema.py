@@ -176,7 +176,7 @@ ACTIVATIONS = Table(
     _t(
         ("run_id", "string", "run"),
         ("step", "int64", "step"),
-        ("layer", "string", "module name as `named_modules()` reports it"),
+        ("layer", "string", "module name as `named_modules()` reports it, or `<conv>.gap`: that conv's output averaged over its positions"),
         ("probe_id", "int64", "probe image"),
         ("vector", "list<float16>", "flattened layer output; float16 by default (reads as FLOAT[] in DuckDB), float32 on request"),
     ),

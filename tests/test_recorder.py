@@ -80,7 +80,7 @@ def test_plain_loop_snapshots_equal_the_callbacks_at_every_step(loop_and_callbac
         np.testing.assert_array_equal(a.predictions, b.predictions)
         np.testing.assert_array_equal(a.probs_by_image, b.probs_by_image)
         np.testing.assert_array_equal(a.loss, b.loss)
-        assert set(a.embeddings) == set(b.embeddings) == {"fc1", "fc2"}
+        assert set(a.embeddings) == set(b.embeddings) == {"conv1.gap", "conv2.gap", "fc1", "fc2"}
         for layer in a.embeddings:
             np.testing.assert_array_equal(a.embeddings[layer], b.embeddings[layer])
         for layer in ("conv1", "conv2"):

@@ -73,7 +73,7 @@ def test_round_trip_of_every_table(db, digits_tensors):
     assert "conv1" in run["model_summary"] and run["n_params"] > 0
     assert run["hparams"]["n_classes"] == 10 and run["dataset"] == "digits"
     assert run["class_names"] == [str(i) for i in range(10)]
-    assert run["layers"] == ["fc1", "fc2"] and run["conv_layers"] == ["conv1", "conv2"]
+    assert run["layers"] == ["conv1.gap", "conv2.gap", "fc1", "fc2"] and run["conv_layers"] == ["conv1", "conv2"]
     assert run["input_shape"] == [1, 8, 8] and run["n_probe"] == 120 and run["world_size"] == 1
     assert run["schema_version"] == S.SCHEMA_VERSION and run["activation_dtype"] == "float16"
     assert run["started_at"] <= run["ended_at"]
@@ -114,7 +114,8 @@ def test_round_trip_of_every_table(db, digits_tensors):
     later = table[table.step > 0]
     assert later[["train_loss_epoch", "val_loss", "val_acc", "train_acc"]].notna().all().all()
     assert set(db.checkpoints()) == {5, 10} and all(Path(p).exists() for p in db.checkpoints().values())
-    assert db.layers() == ["fc1", "fc2"] and db.layers(step=0) == ["fc1", "fc2"]
+    layers = ["conv1.gap", "conv2.gap", "fc1", "fc2"]
+    assert db.layers() == layers and db.layers(step=0) == layers
 
 
 def test_plain_duckdb_reads_the_files_without_deepviz(populated_db, db):
@@ -136,7 +137,7 @@ def test_plain_duckdb_reads_the_files_without_deepviz(populated_db, db):
     expected = db.step_table()
     assert [r[0] for r in out["acc"]] == list(expected.step)
     np.testing.assert_allclose([r[1] for r in out["acc"]], expected.probe_acc)
-    assert out["layers"] == [["fc1", 360, 64], ["fc2", 360, 10]]
+    assert out["layers"] == [["conv1.gap", 360, 16], ["conv2.gap", 360, 32], ["fc1", 360, 64], ["fc2", 360, 10]]
 
 
 def test_pandas_reads_a_table_folder(populated_db):
@@ -154,7 +155,7 @@ def test_sql_views_of_every_table(db):
         "(SELECT count(*) FROM probes) AS pr, (SELECT count(DISTINCT step) FROM metrics) AS m, "
         "(SELECT count(*) FROM checkpoints) AS c"
     ).iloc[0]
-    assert counts.to_dict() == {"p": 360, "a": 720, "w": 6, "s": 3, "r": 1, "pr": 120, "m": 2, "c": 2}
+    assert counts.to_dict() == {"p": 360, "a": 1440, "w": 6, "s": 3, "r": 1, "pr": 120, "m": 2, "c": 2}
     for name in S.DERIVED_TABLES:  # empty views with the right columns until something is cached
         assert list(db.sql(f"SELECT * FROM {name}").columns) == arrow_schema(S.DERIVED_TABLES[name]).names
     acc = db.sql("SELECT step, avg(correct::INT) AS acc FROM predictions GROUP BY step ORDER BY step")

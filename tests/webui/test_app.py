@@ -22,7 +22,7 @@ def test_api_runs_lists_runs_with_steps(client, run_id):
 
 def test_run_detail_has_steps_metrics_and_layers(client, run_id):
     run = client.get(f"/api/runs/{run_id}").get_json()
-    assert run["layers"] == ["fc1", "fc2"] and run["class_names"][3] == "3"
+    assert run["layers"] == ["conv1.gap", "conv2.gap", "fc1", "fc2"] and run["class_names"][3] == "3"
     assert [s["step"] for s in run["steps"]][0] == 0
     assert run["steps"][-1]["val_acc"] is not None
 

@@ -156,7 +156,7 @@ def test_clusters_have_their_own_palette_and_hdbscan_its_parameters(live_server,
     page.select_option("[data-testid=cluster-method]", "hdbscan")
     page.wait_for_selector("[data-testid=cluster-mcs]", state="visible")
     assert page.locator("[data-testid=cluster-mcs]").input_value() == "10" and page.locator("[data-testid=cluster-ms]").input_value() == "3"
-    X = db.activations(step, db.layers(step, run_id)[0], run_id)
+    X = db.activations(step, db.layers(step, run_id)[-2], run_id)  # the UI's default layer (params.layer_of)
     for mcs, ms in ((10, 3), (4, 2)):
         if (mcs, ms) != (10, 3):
             with page.expect_request(lambda r: "min_cluster_size=4" in r.url and "min_samples=2" in r.url and "/clusters" in r.url):
@@ -228,7 +228,7 @@ def test_the_colour_versus_class_charts_share_one_scale(live_server, page, run_i
     page.goto(f"{live_server.url}/runs/{run_id}?view=analysis")
     page.wait_for_selector("[data-testid=colour-class] svg.chart", timeout=60_000)
     layers = StatsDB(client.application.config["DB_PATH"]).layers(None, run_id)
-    ticks = [page.eval_on_selector_all(f"[data-testid=colour-{layer}] .grid text", "els => els.map((e) => e.textContent)")
+    ticks = [page.eval_on_selector_all(f"[data-testid='colour-{layer}'] .grid text", "els => els.map((e) => e.textContent)")
              for layer in layers]
     assert len(layers) >= 2 and all(t == ticks[0] for t in ticks), ticks  # one scale: the same axis on every chart
     assert "1.0" in ticks[0] and "0.0" in ticks[0]

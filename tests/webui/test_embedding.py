@@ -154,7 +154,7 @@ def test_projection_methods_list_pca_tsne_and_umap(client, run_id):
 
 def test_projection_errors_name_the_bad_parameter(client, run_id):
     base = f"/api/runs/{run_id}"
-    assert_api_error(client.get(f"{base}/steps/0/projection?layer=fc9"), 404, "Unknown layer 'fc9'. Available: fc1, fc2")
+    assert_api_error(client.get(f"{base}/steps/0/projection?layer=fc9"), 404, "Unknown layer 'fc9'. Available: conv1.gap, conv2.gap, fc1, fc2.")
     assert_api_error(client.get(f"{base}/projection?layer=fc9"), 404, "Unknown layer 'fc9'")
     assert_api_error(client.post(f"{base}/projection?method=isomap"), 400, "'method' must be one of pca, tsne, umap; got 'isomap'")
     assert_api_error(client.get(f"{base}/steps/0/projection?seed=-1"), 400, "'seed' must be between")

@@ -166,7 +166,7 @@ def test_unit_history_has_one_row_per_step(api):
         ("maximize", {"target": 3, "start": "probe"}, 400, "Missing parameter 'probe'"),
         ("maximize", {"target": 3, "start": "sky"}, 400, "Parameter 'start' must be one of zeros, noise, probe"),
         ("maximize", {"target": 3, "l2": 1.5}, 400, "Parameter 'l2' must be a finite number between 0.0 and 0.99"),
-        ("top_units", {"layer": "conv9"}, 404, "Unknown layer 'conv9'. Available: fc1, fc2"),
+        ("top_units", {"layer": "conv9"}, 404, "Unknown layer 'conv9'. Available: conv1.gap, conv2.gap, fc1, fc2."),
         ("top_units", {"layer": "fc1", "k": 0}, 400, "Parameter 'k' must be between 1 and 50"),
     ],
 )

@@ -221,7 +221,7 @@ def test_unknown_run_step_probe_layer_and_conv_are_404s_naming_them(client, run_
     assert_api_error(client.get(api(run_id, "flows?a=88888")), 404, "Unknown step 88888")
     assert_api_error(client.get(api(run_id, "probes/999999/trajectory")), 404, "Unknown probe image 999999")
     assert_api_error(client.get(api(run_id, "steps/0/neighbours?probe=999999")), 404, "Unknown probe image 999999")
-    assert_api_error(client.get(api(run_id, "steps/0/neighbours?probe=2&layer=fc9")), 404, "Unknown layer 'fc9'. Available: fc1, fc2")
+    assert_api_error(client.get(api(run_id, "steps/0/neighbours?probe=2&layer=fc9")), 404, "Unknown layer 'fc9'. Available: conv1.gap, conv2.gap, fc1, fc2.")
     assert_api_error(client.get(api(run_id, "steps/0/filters?conv=conv9")), 404, "Unknown conv layer 'conv9'. Available: conv1, conv2")
     assert_api_error(client.get(api(run_id, "steps/0/filters.png?conv=fc1")), 404, "Unknown conv layer 'fc1'")
     assert_api_error(client.get("/api/runs/nope/metrics"), 404, "Unknown run 'nope'")
