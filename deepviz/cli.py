@@ -159,7 +159,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="probe images, class-stratified from the test split (default: 1000)")
     p.add_argument("--batch-size", type=positive_int, metavar="B", help="training batch size (default: per dataset)")
     p.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the model's own)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and the probe (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling; the probe set stays the same (default: 0)")
     p.add_argument("--image-size", type=positive_int, metavar="S", help="resize images to S x S (default: native size; 32 for folder)")
     p.add_argument("--max-train", type=positive_int, metavar="N", help="train on a class-stratified subset of N images")
     p.add_argument("--ckpt-dir", metavar="D", help="folder for checkpoints (default: <db>/../checkpoints)")
