@@ -27,3 +27,24 @@ def train_compare_db(db: Path) -> dict[str, str]:
         out[name] = train("digits", epochs=2, db=db, run_name=name, max_train=400, progress=False,
                           ckpt_dir=db.parent / "ckpt", accelerator="cpu", **args)
     return out
+
+
+def train_disjoint_run(db: Path) -> str:
+    """A run whose 10 probe ids (drawn from all 1,797 digits, not the test split) share none with the others'."""
+    import lightning.pytorch as L
+    import torch
+    from sklearn.datasets import load_digits
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from deepviz import StatsCallback
+    from trainers.models import SmallNet
+
+    digits = load_digits()
+    x = torch.tensor(digits.images[:, None] / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target)
+    callback = StatsCallback(db, probe=(x, y), probe_size=10, probe_seed=0, run_name="disjoint", dataset_name="digits")
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, callbacks=[callback], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, accelerator="cpu", devices=1,
+                        default_root_dir=str(db.parent))
+    trainer.fit(SmallNet(), DataLoader(TensorDataset(x[:256], y[:256]), batch_size=64), DataLoader(TensorDataset(x[:64], y[:64]), batch_size=64))
+    return callback.run_id
