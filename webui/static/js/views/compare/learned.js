@@ -28,8 +28,11 @@ export function mount(el, ctx) {
     const X = (i) => PAD + ((i + 0.5) / n[0]) * (SIZE - PAD - 8);
     const Y = (j) => SIZE - PAD - ((j + 0.5) / n[1]) * (SIZE - PAD - 8);
     const root = svg('svg', {class: 'chart', width: SIZE, height: SIZE, 'data-testid': 'learned-scatter'});
-    ax.steps.concat(['never']).forEach((s, i) => root.append(svg('text', {x: X(i), y: SIZE - PAD + 14, 'text-anchor': 'middle', class: 'tick-label'}, s)));
-    ay.steps.concat(['never']).forEach((s, j) => root.append(svg('text', {x: PAD - 4, y: Y(j) + 3, 'text-anchor': 'end', class: 'tick-label'}, s)));
+    // At most ~6 step labels per axis, and always 'never'.
+    const shown = (list) => { const every = Math.ceil(list.length / 6); return (v, i) => i === list.length || i % every === 0; };
+    const xl = shown(ax.steps); const yl = shown(ay.steps);
+    ax.steps.concat(['never']).forEach((s, i) => xl(s, i) && root.append(svg('text', {x: X(i), y: SIZE - PAD + 14, 'text-anchor': 'middle', class: 'tick-label'}, s)));
+    ay.steps.concat(['never']).forEach((s, j) => yl(s, j) && root.append(svg('text', {x: PAD - 4, y: Y(j) + 3, 'text-anchor': 'end', class: 'tick-label'}, s)));
     root.append(svg('text', {class: 'axis-label', x: SIZE / 2, y: SIZE - 4, 'text-anchor': 'middle'}, `run A: first stably correct step`),
       svg('text', {class: 'axis-label', transform: `translate(10 ${SIZE / 2 - 20}) rotate(-90)`, 'text-anchor': 'middle'}, 'run B'));
     const {probe_id: ids, label, a, b} = at.learned;
