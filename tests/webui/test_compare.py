@@ -157,6 +157,17 @@ def test_bad_match_and_steps_are_refused(client, runs):
     assert_api_error(client.get("/api/compare/cka_timeline", query_string={"runs": pair, "layer_a": "fc9"}), 404, r"Unknown layer 'fc9'. Available: fc1, fc2")
 
 
+def test_galleries_and_pairs_are_cut_at_their_limits(client, runs, monkeypatch):
+    import webui.compare
+
+    monkeypatch.setattr(webui.compare, "GALLERY_MAX", 2)
+    monkeypatch.setattr(webui.compare, "TOP_PAIRS", 3)
+    at = get(client, "/api/compare/step", runs=f"{runs['seed1']},{runs['fc64']}", step_a=13, step_b=7)
+    sides = [at["right_a_wrong_b"], at["wrong_a_right_b"]]
+    assert max(g["count"] for g in sides) > 2 and all(len(g["items"]) == min(2, g["count"]) for g in sides)
+    assert len(at["pairs"]) == 3
+
+
 def test_runs_list_carries_hparams(client, runs):
     listed = {r["name"]: r for r in get(client, "/api/runs")}
     assert listed["fc64"]["hparams"]["lr"] == 0.001 and listed["seed1"]["hparams"]["lr"] == 0.003
@@ -190,6 +201,12 @@ def test_runs_page_filters_picks_and_opens_a_comparison(server, page, runs):
     page.wait_for_selector("[data-testid=compare-note]")
     assert "Steps matched by epoch" in page.inner_text("[data-testid=compare-note]")
     assert not page.js_errors, page.js_errors
+
+
+def test_comparison_page_says_why_it_refuses_runs_that_share_nothing(server, page, runs):
+    page.goto(f"{server.url}/compare?runs={runs['seed1']},{runs['disjoint']}")
+    page.wait_for_selector("[data-testid=compare-head] .error")
+    assert "share no probe image" in page.inner_text("[data-testid=compare-head] .error")
 
 
 def _at_steps(page, a: int, b: int) -> None:
@@ -265,4 +282,16 @@ def test_cka_heatmap_of_two_models_and_a_picked_layer_pair(server, page, runs):
     value = float(page.text_content("[data-testid=cka-heatmap] .cell[data-i='0'][data-j='0'] text"))
     assert 0 < value <= 1
     shot(page, "cka")
+    assert not page.js_errors, page.js_errors
+
+
+def test_a_group_of_runs_offers_each_as_run_b(server, page, runs):
+    group = [runs["seed1"], runs["seed2"], runs["fc64"]]
+    page.goto(f"{server.url}/compare?runs={','.join(group)}")
+    page.wait_for_selector("[data-testid=compare-note]")
+    assert "by step" in page.inner_text("[data-testid=compare-note]")
+    assert page.locator("[data-testid=pick-b] option").count() == 3
+    page.select_option("[data-testid=pick-b]", runs["fc64"])
+    page.wait_for_function(f"new URLSearchParams(location.search).get('runs') === '{runs['seed1']},{runs['fc64']},{runs['seed2']}'")
+    page.wait_for_function("document.querySelector('[data-testid=compare-note]').textContent.includes('by epoch')")
     assert not page.js_errors, page.js_errors
