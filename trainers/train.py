@@ -161,7 +161,9 @@ def train(
 
     ``model`` defaults per dataset (see :data:`DEFAULTS`); ``max_train`` keeps
     a class-stratified subset of that many training images (for quick runs);
-    ``image_size`` resizes every image to a square of that side. Snapshots go
+    ``image_size`` resizes every image to a square of that side. ``seed`` seeds the weights and the batch order;
+    the probe set and the ``max_train`` subset come from :data:`DATA_SEED`, so runs of other seeds share their
+    probe ids and can be compared (``StatsDB.compare``, ``/compare``). Snapshots go
     to ``db``; checkpoints (the best by val_acc, and the last) to
     ``checkpoint_root(db, ckpt_dir) / run_id``.
     """

@@ -152,9 +152,10 @@ def at_step():
 
 
 def _layout(pair: tuple[str, str], rid: str, step: int, layer: str, rows: np.ndarray) -> np.ndarray:
-    """PCA of the shared images (``rows`` of run ``rid``, which the pair decides), cached."""
-    return state().results.get(("compare-pca", pair, rid, step, layer),
-                               lambda: A.project(db().activations(step, layer, rid)[rows], "pca", random_state=0))
+    """PCA of the shared images (``rows`` of run ``rid``, which the pair decides), on the bounded runner, cached."""
+    store = db()
+    return state().computed(("compare-pca", pair, rid, step, layer),
+                            lambda: A.project(store.activations(step, layer, rid)[rows], "pca", random_state=0))
 
 
 @bp.get("/api/compare/embedding")
