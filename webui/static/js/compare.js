@@ -3,7 +3,7 @@
 
 import {getJSON} from './api.js';
 import {h, clear, select, field, showError} from './dom.js';
-import {createState} from './views/compare/state.js';
+import {createState} from './compare_state.js';
 import * as timeline from './views/compare/timeline.js';
 import * as embeddings from './views/compare/embeddings.js';
 import * as agreement from './views/compare/agreement.js';
