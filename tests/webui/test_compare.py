@@ -194,6 +194,8 @@ def test_runs_page_filters_picks_and_opens_a_comparison(server, page, runs):
     assert page.locator("[data-testid=curve-probe_acc] .series").count() == 2
     page.select_option("[data-testid=curves-x]", "epoch")
     page.wait_for_selector("[data-testid=curve-val_acc][data-x=epoch]")
+    # epochs done: the initial step and the end of epoch 0 stay apart (0 and 1), three points per run
+    assert page.locator("[data-testid=curve-probe_acc] .series >> nth=0 >> circle").count() == 3
     shot(page, "runs_picker")
     page.click("[data-testid=compare-picked]")
     page.wait_for_url("**/compare?runs=*")

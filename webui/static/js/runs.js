@@ -113,8 +113,10 @@ async function drawCurves(ids) {
   for (const metric of ['val_acc', 'probe_acc']) {
     const series = ids.map((id, i) => {
       const steps = details.get(id).steps;
-      const last = steps.length ? steps[steps.length - 1].step : 1;
-      const x = (s) => (ui.x === 'epoch' ? s.epoch : ui.x === 'fraction' ? s.step / Math.max(last, 1) : s.step);
+      const last = steps.length ? steps[steps.length - 1] : {step: 1, epoch: 0};
+      // Epochs of training done at a step (the init is 0, the end of epoch 0 is 1): step / steps per epoch.
+      const perEpoch = Math.max(last.step, 1) / (last.epoch + 1);
+      const x = (s) => (ui.x === 'epoch' ? s.step / perEpoch : ui.x === 'fraction' ? s.step / Math.max(last.step, 1) : s.step);
       const pts = steps.filter((s) => s[metric] !== null && s[metric] !== undefined);
       return {name: details.get(id).name || id, color: classColor(i), points: pts.map((s) => [x(s), s[metric]])};
     });
