@@ -55,7 +55,7 @@ export function mount(el, ctx) {
       const both = await Promise.all(runs.map((r) => getJSON(`/api/runs/${encodeURIComponent(r)}/probes/${id}/trajectory`)));
       if (t !== token) return;
       const charts = both.map((tr, k) => h('div', {'data-testid': `trajectory-${'ab'[k]}`, 'data-steps': tr.steps.length},
-        h('div', {class: 'small'}, `${'AB'[k]} · ${ctx.runName(runs[k])}: first stably correct at ${tr.first_stable_correct ?? 'never'}`),
+        h('div', {class: 'small'}, `${'AB'[k]} · ${ctx.runName(runs[k])}: first stably correct at ${tr.first_stable_correct ?? 'never'} (whole run)`),
         lineChart([{name: 'p(true class)', color: k ? '#e8590c' : '#3563e9', values: tr.probs.map((p) => p[tr.label])}],
           {xs: tr.steps, width: 300, height: 130, yDomain: [0, 1], marker: k ? step_b : step_a, xFormat: (v) => String(v)})));
       clear(traj).append(h('div', {class: 'toolbar'}, h('img', {class: 'thumb', src: thumbURL(runs[0], id), alt: `image ${id}`}),
