@@ -5,9 +5,6 @@ disjoint probe ids), served by the real app."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,10 +12,7 @@ from deepviz import StatsDB
 from deepviz.analysis import compare as C
 from tests.compare_support import train_compare_db, train_disjoint_run
 
-from .conftest import LiveServer, assert_api_error
-from .conftest import screenshot as save_artifact
-
-SHOTS = Path("/work/wt/shots/cmp")
+from .conftest import LiveServer, assert_api_error, screenshot
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +40,7 @@ def server(runs):
 
 
 def shot(page, name: str) -> None:
-    save_artifact(page, f"compare_{name}")
-    if SHOTS.is_dir():  # for people to look at, beside the CIFAR ones
-        shutil.copy(Path(__file__).resolve().parents[1] / "_artifacts" / f"compare_{name}.png", SHOTS / f"test_{name}.png")
+    screenshot(page, f"compare_{name}")
 
 
 def get(client, path, **params):
