@@ -24,7 +24,8 @@ from pathlib import Path
 
 from . import __version__
 from .cli_args import add_schedule_options, port_number, positive_float, positive_int
-from .cli_format import print_frame
+from . import cli_runs
+from .cli_format import FORMATS, print_frame
 from .errors import ConfigurationError, DeepvizError, NotFoundError
 from .store import DEFAULT_DB
 
@@ -36,7 +37,6 @@ PROG = "deepviz"
 DATASET_NAMES = ("digits", "cifar10", "mnist", "fashion-mnist", "stl10", "folder")
 MODEL_NAMES = ("small", "fc64", "alexnet-small", "mnist-cnn", "resnet18")
 
-FORMATS = ("table", "csv", "json")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 DEFAULT_MAX_ROWS = 1000
@@ -113,11 +113,7 @@ def _add_training_commands(sub) -> None:
 
 
 def _add_query_commands(sub) -> None:
-    p = sub.add_parser("runs", help="list the runs in a stats db", description="List the runs in a stats db with "
-                       "their number of steps and the probe accuracy at the last step.")
-    _add_db_argument(p)
-    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    p.set_defaults(func=cmd_runs)
+    cli_runs.add_parser(sub)
 
     p = sub.add_parser(
         "sql",
@@ -159,7 +155,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="probe images, class-stratified from the test split (default: 1000)")
     p.add_argument("--batch-size", type=positive_int, metavar="B", help="training batch size (default: per dataset)")
     p.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the model's own)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for weights, shuffling and the probe (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling; the probe set stays the same (default: 0)")
     p.add_argument("--image-size", type=positive_int, metavar="S", help="resize images to S x S (default: native size; 32 for folder)")
     p.add_argument("--max-train", type=positive_int, metavar="N", help="train on a class-stratified subset of N images")
     p.add_argument("--ckpt-dir", metavar="D", help="folder for checkpoints (default: <db>/../checkpoints)")
@@ -256,19 +252,6 @@ def cmd_demo(args) -> int:
 def cmd_serve(args) -> int:
     _open_db(args.db)
     return _serve(_import_webui(), args.db, args.host, args.port, args.token, args.allowed_host, args.trust_checkpoints)
-
-
-def cmd_runs(args) -> int:
-    db = _open_db(args.db)
-    frame = db.runs()
-    if frame.empty:
-        print(f"No runs in {args.db} yet. Train one: deepviz train --db {args.db}", file=sys.stderr)
-        return 0
-    cols = ["run_id", "name", "model", "dataset", "n_probe", "n_steps", "last_step", "final_acc", "started_at"]
-    if "error" in frame:
-        cols.append("error")
-    print_frame(frame[cols], args.format)
-    return 0
 
 
 def cmd_sql(args) -> int:

@@ -7,6 +7,8 @@ import json
 import math
 import sys
 
+FORMATS = ("table", "csv", "json")
+
 
 def jsonable(value):
     """A cell of a query result as JSON: arrays as lists, bytes as base64, NaN and NaT as null."""

@@ -18,7 +18,7 @@ from flask import Flask
 from deepviz import StatsDB
 from deepviz.derived import Derived
 
-from . import analysis, clusters, confusion, embedding, errors, filters, inspect, pages, runs, search, security, snapshots, sql, trajectory
+from . import analysis, clusters, compare, confusion, embedding, errors, filters, inspect, pages, runs, search, security, snapshots, sql, trajectory
 from .state import AppState
 
 DEFAULTS = {
@@ -64,7 +64,7 @@ def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = N
 
     errors.register(app)
     security.register(app)
-    for module in (pages, runs, snapshots, confusion, trajectory, filters, embedding, clusters, sql, inspect, search, analysis):
+    for module in (pages, runs, compare, snapshots, confusion, trajectory, filters, embedding, clusters, sql, inspect, search, analysis):
         app.register_blueprint(module.bp)
     return app
 

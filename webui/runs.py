@@ -21,17 +21,24 @@ def _clean(value):
     return value
 
 
+def _entry(row: dict) -> dict:
+    entry = {k: _clean(v) for k, v in row.items()}
+    # an unreadable run carries an error message (NaN in the frame for the others)
+    readable = not isinstance(row.get("error"), str)
+    entry["steps"] = db().steps(row["run_id"]) if readable else []
+    entry["hparams"] = db().run_info(row["run_id"])["hparams"] if readable else {}
+    entry["running"] = entry.get("ended_at") is None
+    return entry
+
+
+def run_entry(rid: str) -> dict:
+    """One run as the runs list shows it: summary, steps, hparams."""
+    return _entry(next(r for r in db().runs().to_dict("records") if r["run_id"] == rid))
+
+
 @bp.get("/runs")
 def list_runs():
-    out = []
-    for row in db().runs().to_dict("records"):
-        rid = row["run_id"]
-        entry = {k: _clean(v) for k, v in row.items()}
-        # an unreadable run carries an error message (NaN in the frame for the others)
-        entry["steps"] = [] if isinstance(row.get("error"), str) else db().steps(rid)
-        entry["running"] = entry.get("ended_at") is None
-        out.append(entry)
-    return jsonify(out)
+    return jsonify([_entry(row) for row in db().runs().to_dict("records")])
 
 
 @bp.get("/runs/<run>")

@@ -75,6 +75,8 @@ def calls(app, store: StatsDB, run: str, step: int | None = None) -> list[Call]:
         if path.startswith("/api/runs/"):
             # Read by the routes that need them, ignored by the others.
             query = {"probe": known["probe"], "step": known["step"], "cls": 0, "unit": 0, "a": known["step"], "b": known["step"]} | EXTRA.get(rule.endpoint, {})
+        if rule.endpoint.startswith("compare."):  # a run compared with itself
+            query = {"runs": f"{run},{run}", "step_a": known["step"], "step_b": known["step"]}
         body = SQL_BODY if rule.endpoint == "sql.run_sql" else None
         upload = store.thumbnail(known["probe"], run) if rule.endpoint == "search.search_upload" else None
         out.append(Call(method, rule.endpoint, rule.rule, path, query, body, upload))

@@ -48,7 +48,7 @@ function short(v) {
   return String(+v.toFixed(a >= 1 ? 1 : 2));
 }
 
-// A line chart. series: [{name, values (aligned with xs, null = gap), color, width, dash, dots}].
+// A line chart. series: [{name, values (aligned with xs, null = gap), color, width, dash, dots, connect (draw across gaps)}].
 // options: {xs, width, height, marker (an x to mark), yDomain [lo, hi], yLabel, legend,
 //           onClick(x) (the nearest x), xFormat, yFormat, testid}.
 export function lineChart(series, options) {
@@ -85,7 +85,7 @@ export function lineChart(series, options) {
   for (const s of series) {
     let d = '', pen = false;
     s.values.forEach((v, i) => {
-      if (v === null || v === undefined || !Number.isFinite(v)) { pen = false; return; }
+      if (v === null || v === undefined || !Number.isFinite(v)) { pen = pen && s.connect === true; return; }
       d += `${pen ? 'L' : 'M'}${X(xs[i]).toFixed(1)},${Y(v).toFixed(1)}`;
       pen = true;
     });
