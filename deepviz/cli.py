@@ -1,4 +1,4 @@
-"""The ``deepviz`` command: train, demo, serve, runs, sql, analyze.
+"""The ``deepviz`` command: train, demo, serve, runs, sql, analyze, export.
 
 Every subcommand imports what it needs when it runs, so ``deepviz --help``,
 ``deepviz runs`` and ``deepviz sql`` start without importing torch, Lightning
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_export
 from .cli_args import port_number, positive_float, positive_int
 from .cli_format import print_frame
 from .errors import ConfigurationError, DeepvizError
@@ -146,6 +146,8 @@ def _add_query_commands(sub) -> None:
     _add_db_argument(p)
     p.add_argument("--run", metavar="R", help="run id or name (default: the newest run)")
     p.set_defaults(func=cmd_analyze)
+
+    cli_export.add_parser(sub)
 
 
 def _add_db_argument(p: argparse.ArgumentParser) -> None:
