@@ -17,7 +17,11 @@ case "$work" in "$repo"/*) echo "wheel check: $work is inside the clone" >&2; ex
 step() { echo "== wheel check: $*"; }
 
 step "build the wheel"
-"$python" -m pip wheel --no-deps --quiet --wheel-dir "$work/dist" "$repo"
+# From a copy of the tree's own files (tracked, and new ones not ignored): a build/ folder left in the clone
+# would carry modules deleted since into the wheel.
+mkdir "$work/src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar -c --ignore-failed-read --null -T -) | tar -x -C "$work/src"
+"$python" -m pip wheel --no-deps --quiet --wheel-dir "$work/dist" "$work/src"
 wheel="$(ls "$work"/dist/deepviz-*.whl)"
 
 step "every template and static file of the clone is in $(basename "$wheel")"

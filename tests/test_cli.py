@@ -25,7 +25,7 @@ from .cli_support import ROOT, assert_error, env_with_repo, run_main, trained  #
 CIFAR_SUBSET = ROOT.parent / "shared/data/cifar-10-batches-py"
 
 
-COMMANDS = ["train", "demo", "serve", "runs", "sql", "analyze"]
+COMMANDS = ["train", "demo", "serve", "runs", "sql", "analyze", "export"]
 
 
 # --------------------------------------------------------------------------- imports

@@ -129,3 +129,17 @@ def test_class_names_cannot_break_the_tsv():
     pred = {"probe_id": [0], "label": [0], "pred": [1], "correct": [False], "confidence": [0.5]}
     text = _metadata(pred, ["cat\tdog", "a\nb"])
     assert text.splitlines() == ["probe_id\tclass\tprediction\tcorrect\tconfidence", "0\tcat dog\ta b\tno\t0.5000"]
+
+
+def test_a_run_with_no_steps_yet_is_refused(tmp_path):
+    from deepviz import StatsDB, StatsWriter
+    from deepviz.errors import ConfigurationError
+    from deepviz.export.tensorboard import export_projector
+    from tests.test_store import write_run
+
+    writer = StatsWriter(tmp_path / "db")
+    write_run(writer)  # the run row a training writes before its first snapshot
+    writer.close()
+    with pytest.raises(ConfigurationError, match=r"Run 'r1' has no committed steps to export yet; train it first"):
+        export_projector(StatsDB(tmp_path / "db"), tmp_path / "out", layer="fc", steps=[])
+    assert not (tmp_path / "out").exists()

@@ -157,3 +157,13 @@ def test_a_busy_port_is_refused(db, populated_db, tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(ConfigurationError, match=rf"Cannot listen on 127\.0\.0\.1:{port} \(.*\)\. Pick another port"):
             notebook.server(tmp_path / "db", port=port)
+
+
+def test_show_without_ipython_says_what_to_install(populated_db, monkeypatch):
+    import sys
+
+    from deepviz import notebook
+
+    monkeypatch.setitem(sys.modules, "IPython.display", None)  # as where IPython is not installed
+    with pytest.raises(ConfigurationError, match=r"deepviz\.notebook needs IPython: pip install 'deepviz\[notebook\]'"):
+        notebook.show(populated_db)
