@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from deepviz.errors import ConfigurationError, NotFoundError
-from tests.webui.conftest import browser, screenshot  # noqa: F401  (browser: the session fixture of the web UI tests)
+from tests.webui.conftest import screenshot
 
-JS_VIEWS = Path(__file__).resolve().parents[1] / "webui" / "static" / "js" / "views"
+JS_VIEWS = Path(__file__).resolve().parents[2] / "webui" / "static" / "js" / "views"
 
 
 def _src(output) -> str:
@@ -24,10 +24,39 @@ def _src(output) -> str:
     return html.unescape(re.search(r'src="([^"]+)"', output.data["text/html"]).group(1))
 
 
-def _run_cells(client, nb):
-    for i, cell in enumerate(nb.cells):
-        client.execute_cell(cell, i)
-    return [cell.outputs for cell in nb.cells]
+class _Kernel:
+    """The notebook run by nbclient in a real kernel, from a thread of its own (nbclient's asyncio loop stays in that
+    thread, away from Playwright's), the kernel kept alive until ``close``."""
+
+    def __init__(self, nb):
+        self.outputs, self.error = None, None
+        self._ready, self._done = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(nb,), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(240):
+            pytest.fail("the notebook did not finish within 240 s")
+        if self.error is not None:
+            raise self.error
+
+    def _run(self, nb):
+        from nbclient import NotebookClient
+
+        client = NotebookClient(nb, timeout=120, kernel_name="python3")
+        try:
+            with client.setup_kernel():
+                for i, cell in enumerate(nb.cells):
+                    client.execute_cell(cell, i)
+                self.outputs = [cell.outputs for cell in nb.cells]
+                self._ready.set()
+                self._done.wait(600)
+        except Exception as exc:  # handed to the test's thread, which raises it
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    def close(self):
+        self._done.set()
+        self._thread.join(60)
 
 
 def _get(url: str, host: str | None = None):
@@ -57,7 +86,6 @@ class _Parent:
 @pytest.mark.browser
 def test_show_in_a_kernel_serves_the_ui_inline(db, populated_db, tmp_path, browser):
     import nbformat
-    from nbclient import NotebookClient
 
     run_id, steps = db.run_ids()[-1], db.steps()
     step = steps[1]
@@ -65,9 +93,9 @@ def test_show_in_a_kernel_serves_the_ui_inline(db, populated_db, tmp_path, brows
         nbformat.v4.new_code_cell(f"from deepviz.notebook import show\nui = show({str(populated_db)!r}, view='embedding', step={step})\nui"),
         nbformat.v4.new_code_cell(f"again = show({str(populated_db)!r}, view='confusion')\nprint(again is ui, again.port == ui.port)"),
     ])
-    client = NotebookClient(nb, timeout=120, kernel_name="python3")
-    with client.setup_kernel():
-        first, second = _run_cells(client, nb)
+    kernel = _Kernel(nb)
+    try:
+        first, second = kernel.outputs
         frames = [o for o in first if o.output_type == "display_data"]
         assert len(frames) == 1 and "<iframe" in frames[0].data["text/html"]
         src = _src(frames[0])
@@ -103,6 +131,8 @@ def test_show_in_a_kernel_serves_the_ui_inline(db, populated_db, tmp_path, brows
         finally:
             context.close()
             parent.close()
+    finally:
+        kernel.close()
 
 
 def test_views_match_the_ui_tabs():
