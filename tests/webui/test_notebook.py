@@ -127,6 +127,9 @@ def test_show_in_a_kernel_serves_the_ui_inline(db, populated_db, tmp_path, brows
             label.wait_for(timeout=20_000)  # framed: the loopback parent is an allowed ancestor
             assert label.inner_text().startswith(f"step {step} ")
             assert frame.get_by_test_id("tab-embedding").get_attribute("aria-selected") == "true"
+            inner = next(f for f in page.frames if f.url.startswith(src.split("?")[0]))  # its URL now holds the UI state
+            inner.wait_for_function(  # the embedding drawn is step S's
+                f"() => document.querySelector('[data-testid=scatter]')?.dataset.step === '{step}'", timeout=60_000)
             screenshot(page, "notebook_iframe")
         finally:
             context.close()
