@@ -1,4 +1,4 @@
-"""The ``deepviz`` command: train, demo, serve, runs, sql, analyze.
+"""The ``deepviz`` command: train, demo, serve, runs, sql, analyze, export.
 
 Every subcommand imports what it needs when it runs, so ``deepviz --help``,
 ``deepviz runs`` and ``deepviz sql`` start without importing torch, Lightning
@@ -22,12 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_export
 from .cli_args import add_schedule_options, port_number, positive_float, positive_int
 from . import cli_runs
 from .cli_format import FORMATS, print_frame
-from .errors import ConfigurationError, DeepvizError, NotFoundError
-from .store import DEFAULT_DB
+from .errors import ConfigurationError, DeepvizError
+from .store import DEFAULT_DB, prepare_db
 
 PROG = "deepviz"
 
@@ -143,6 +143,8 @@ def _add_query_commands(sub) -> None:
     p.add_argument("--run", metavar="R", help="run id or name (default: the newest run)")
     p.set_defaults(func=cmd_analyze)
 
+    cli_export.add_parser(sub)
+
 
 def _add_db_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("db", nargs="?", default=DEFAULT_DB, metavar="DB", help=f"stats db folder (default: ./{DEFAULT_DB})")
@@ -250,6 +252,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    if prepare_db(args.db):  # before the first run: the UI waits for it
+        print(f"{args.db} holds no runs yet: each run shows in the UI as soon as it starts.", file=sys.stderr)
     _open_db(args.db)
     return _serve(_import_webui(), args.db, args.host, args.port, args.token, args.allowed_host, args.trust_checkpoints)
 
@@ -301,21 +305,10 @@ def cmd_analyze(args) -> int:
 
 
 def _open_db(path: str):
-    """Open a stats db for reading, refusing a folder that is not one."""
-    from . import schema
+    """Open a stats db for reading; StatsDB refuses a missing path, a file or a folder that is not one."""
     from .store import StatsDB
 
-    root = Path(path)
-    if root.exists() and not root.is_dir():
-        raise NotFoundError(f"{path!r} is a file, not a stats db folder. Pass the folder, e.g. {DEFAULT_DB}.")
-    db = StatsDB(root)  # a missing folder raises NotFoundError with a hint
-    if not (root / schema.VERSION_FILE).exists() and not (root / "runs").is_dir():
-        raise NotFoundError(
-            f"{path!r} is a folder but not a stats db (it has no {schema.VERSION_FILE} and no runs/). "
-            "Pass the folder given to StatsCallback or --db; to start a new stats db, train into a new folder "
-            "(`deepviz train --db NEW_FOLDER`)."
-        )
-    return db
+    return StatsDB(path)
 
 
 def _import_webui():

@@ -43,18 +43,21 @@ DEFAULTS = {
     "HEAVY_CACHE_SIZE": 16,
     "INSPECT_TORCH_THREADS": 1,  # torch intra-op threads for the Inspect tab; 0 leaves torch's setting
     "JSON_SORT_KEYS": False,
+    "FRAME_ANCESTORS": (),  # origins whose pages may frame the UI (deepviz.notebook); none by default
 }
 
 
 def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = None, allowed_hosts=(),
-               trusted_checkpoints=(), test_config: dict | None = None) -> Flask:
+               trusted_checkpoints=(), frame_ancestors=(), test_config: dict | None = None) -> Flask:
     """The app over the stats db at ``db_path``; ``token`` locks every route, ``allowed_hosts``
     adds names to the Host allow-list (``webui.security``), ``trusted_checkpoints`` folders
-    outside the db whose checkpoints its runs may name (``deepviz.models``)."""
+    outside the db whose checkpoints its runs may name (``deepviz.models``), ``frame_ancestors``
+    origins whose pages may frame it (a notebook's)."""
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config.update(DEFAULTS, DB_PATH=str(Path(db_path)), TOKEN=token, SECRET_KEY=secrets.token_hex(32))
     app.config["ALLOWED_HOSTS"] = tuple(allowed_hosts)
     app.config["TRUSTED_CHECKPOINT_DIRS"] = tuple(map(str, trusted_checkpoints))
+    app.config["FRAME_ANCESTORS"] = tuple(frame_ancestors)
     if test_config:
         app.config.update(test_config)
     # One StatsDB per app: it caches immutable things (probes, snapshots) and is thread-safe for reads.

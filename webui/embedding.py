@@ -17,11 +17,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from deepviz.analysis.neighbourhood import neighbourhood_change
 from deepviz.analysis.projection import METHODS
+from deepviz.sprite import sprite_cols, sprite_sheet
 
 from .errors import ApiError
 from .params import binary, db, get_choice, get_int, get_seed, layer_of, run_id, step_of, step_param
 from .projections import Projections, method_options  # noqa: F401  (method_options: bench/timeline.py)
-from .render import sprite_cols, sprite_sheet
 from .state import state
 
 bp = Blueprint("embedding", __name__, url_prefix="/api/runs/<run>")

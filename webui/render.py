@@ -1,7 +1,7 @@
-"""Pixels for the browser: colormaps, PNG encoding, image grids and the thumbnail sprite sheet.
+"""Pixels for the browser: colormaps, PNG encoding, image grids.
 
-Pure functions of arrays (and, for the sprite sheet, stored PNG thumbnails);
-the blueprints call them and send the bytes.
+Pure functions of arrays; the blueprints call them and send the bytes. The thumbnail
+sprite sheet is ``deepviz.sprite``'s, shared with the TensorBoard export.
 """
 
 from __future__ import annotations
@@ -104,26 +104,3 @@ def filter_grid(tiles: np.ndarray, layout: dict) -> np.ndarray:
         y, x = gap + r * (ch + gap), gap + c * (cw + gap)
         canvas[y : y + ch, x : x + cw] = tile
     return canvas
-
-
-def sprite_sheet(thumbnails: list[bytes], size: int) -> bytes:
-    """PNG thumbnails, in order, as one PNG grid of ``size``-px cells.
-
-    ``ceil(sqrt(N))`` columns; image i sits at column i % cols, row i // cols.
-    """
-    from PIL import Image
-
-    cols = sprite_cols(len(thumbnails))
-    rows = max(1, math.ceil(len(thumbnails) / cols))
-    sheet = Image.new("RGB", (cols * size, rows * size), (238, 238, 238))
-    for i, png in enumerate(thumbnails):
-        with Image.open(io.BytesIO(png)) as img:
-            cell = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        sheet.paste(cell, ((i % cols) * size, (i // cols) * size))
-    out = io.BytesIO()
-    sheet.save(out, format="PNG", optimize=False)
-    return out.getvalue()
-
-
-def sprite_cols(n: int) -> int:
-    return max(1, math.ceil(math.sqrt(n)))

@@ -17,7 +17,8 @@ Checked before any route runs, in this order:
    before the app sees them, is capped at the same size by ``webui.server``.)
 
 Every response says ``Referrer-Policy: no-referrer`` (the token in a URL never
-leaks) and may not be framed. The token cookie is named after the port, so two
+leaks) and may not be framed, except by the origins in ``FRAME_ANCESTORS``
+(``deepviz.notebook``: loopback pages, the notebook's own). The token cookie is named after the port, so two
 servers on one host never overwrite or receive each other's by name, and it is
 HttpOnly, SameSite=Strict, Path=/.
 """
@@ -127,6 +128,8 @@ def register(app: Flask) -> None:
             response.set_cookie(cookie_name(), token, httponly=True, samesite="Strict", path="/")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        ancestors = " ".join(app.config["FRAME_ANCESTORS"]) or "'none'"
+        if ancestors == "'none'":
+            response.headers["X-Frame-Options"] = "DENY"  # it has no "these origins" form
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
         return response

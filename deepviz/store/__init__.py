@@ -9,6 +9,7 @@ run-level reads (``StatsDB``'s base; its one bounded cache is ``deepviz.cache.Ca
 derived tables' files. DuckDB loads only when SQL is first used.
 """
 
+from .empty import prepare_db
 from .layout import DEFAULT_DB, check_layer_name, new_run_id
 from .reader import Snapshot, StatsDB
 from .writer import StatsWriter
@@ -23,4 +24,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'deepviz.store' has no attribute {name!r}")
 
 
-__all__ = ["StatsDB", "StatsWriter", "Snapshot", "DEFAULT_DB", "check_layer_name", "new_run_id"]
+__all__ = ["StatsDB", "StatsWriter", "Snapshot", "DEFAULT_DB", "check_layer_name", "new_run_id", "prepare_db"]
