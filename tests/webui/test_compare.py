@@ -146,7 +146,7 @@ def test_bad_match_and_steps_are_refused(client, runs):
     assert_api_error(client.get("/api/compare", query_string={"runs": pair, "match": "time"}), 400, r"'match' must be one of auto, step, epoch, fraction")
     assert_api_error(client.get("/api/compare/step", query_string={"runs": pair, "step_a": 26}), 400, r"Missing parameter 'step_b'")
     assert_api_error(client.get("/api/compare/step", query_string={"runs": pair, "step_a": 26, "step_b": 5}), 404, r"Unknown step 5 in run .*Available steps: 0, 13, 26")
-    assert_api_error(client.get("/api/compare/cka_timeline", query_string={"runs": pair, "layer_a": "fc9"}), 404, r"Unknown layer 'fc9'. Available: fc1, fc2")
+    assert_api_error(client.get("/api/compare/cka_timeline", query_string={"runs": pair, "layer_a": "fc9"}), 404, r"Unknown layer 'fc9'. Available: conv1\.gap, conv2\.gap, fc1, fc2")
 
 
 def test_galleries_and_pairs_are_cut_at_their_limits(client, runs, monkeypatch):
