@@ -250,8 +250,8 @@ class StatsCallback(*_bases):
         """Keep and record a checkpoint saved at a step this fit snapshotted (after a resume,
         a step written before was trained again: its new weights need not be the stored ones)."""
         step = checkpoint.get("global_step")
-        if step is None or int(step) not in self._committed or int(step) in self._kept:
-            return
+        if step is None or int(step) not in self._committed or int(step) in self._kept or self.writer.remote:
+            return  # (on object storage the state dict stored with each snapshot stands in for the checkpoint)
         step = int(step)
 
         def keep():

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_storage
 from .cli_args import port_number, positive_float, positive_int
 from .cli_format import print_frame
 from .errors import ConfigurationError, DeepvizError, NotFoundError
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     _add_query_commands(sub)
+    cli_storage.register(parser, sub)
     return parser
 
 
@@ -317,20 +318,12 @@ def cmd_analyze(args) -> int:
 
 def _open_db(path: str):
     """Open a stats db for reading, refusing a folder that is not one."""
-    from . import schema
     from .store import StatsDB
 
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise NotFoundError(f"{path!r} is a file, not a stats db folder. Pass the folder, e.g. {DEFAULT_DB}.")
-    db = StatsDB(root)  # a missing folder raises NotFoundError with a hint
-    if not (root / schema.VERSION_FILE).exists() and not (root / "runs").is_dir():
-        raise NotFoundError(
-            f"{path!r} is a folder but not a stats db (it has no {schema.VERSION_FILE} and no runs/). "
-            "Pass the folder given to StatsCallback or --db; to start a new stats db, train into a new folder "
-            "(`deepviz train --db NEW_FOLDER`)."
-        )
-    return db
+    return StatsDB(path)  # a missing folder, or one that is no db, raises NotFoundError with a hint; s3:// too
 
 
 def _import_webui():

@@ -7,6 +7,7 @@ each test a fresh bucket and the ``s3://`` URI of a db in it.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -19,6 +20,7 @@ ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_
 def s3_endpoint():
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -143,7 +143,8 @@ class ObjPath:
 
     # -- path algebra
     def joinpath(self, *parts) -> ObjPath:
-        key = "/".join(p for p in (self.key, *(str(x).strip("/") for x in parts)) if p)
+        # As pathlib does, an empty folder level ("a//b") is dropped.
+        key = "/".join(p for part in (self.key, *map(str, parts)) for p in part.split("/") if p)
         return ObjPath(self.remote, key)
 
     __truediv__ = joinpath

@@ -1,0 +1,386 @@
+"""A stats db on object storage, against a real S3 API (moto's server on loopback, ``tests/s3_server.py``).
+
+A real Lightning run writes through ``StatsCallback("s3://...")``; readers
+(``StatsDB``, SQL, the web UI on waitress) read it in place; two writers of one
+run, two runs at once, a writer killed mid-snapshot, ``deepviz gc`` and
+``deepviz sync`` are each checked on the store's own objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepviz import StatsDB
+from deepviz.errors import ConfigurationError, RunLockedError
+from deepviz.store import StatsWriter
+from deepviz.store import remote as R
+from deepviz.store.maintenance import gc, sync
+
+from tests.conftest import REPO, digits_loaders, quiet_trainer
+from tests.s3_server import new_bucket, s3_db, s3_endpoint  # noqa: F401 (fixtures)
+from tests.test_store import TRAIN_SCRIPT
+
+N_PROBE = 120
+
+
+@pytest.fixture(scope="module")
+def s3_run(s3_endpoint, digits_tensors):  # noqa: F811
+    """A 2-epoch digits run written straight to object storage by StatsCallback, checkpoints on."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from deepviz import StatsCallback
+    from trainers.models import SmallNet
+
+    uri = f"s3://{new_bucket()}/team/stats"
+    x, y = digits_tensors
+    pl.seed_everything(0, workers=True, verbose=False)
+    train, val = digits_loaders(digits_tensors)
+    callback = StatsCallback(uri, probe=(x[480:780], y[480:780]), probe_size=N_PROBE, dataset_name="digits",
+                             class_names=[str(i) for i in range(10)])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as ckpt:
+        trainer = quiet_trainer(max_epochs=2, callbacks=[callback, ModelCheckpoint(dirpath=ckpt, save_top_k=-1)],
+                                enable_checkpointing=True)
+        trainer.fit(SmallNet(), train, val)
+    return uri, callback.run_id
+
+
+def whole_steps(uri: str, n_probe: int = N_PROBE) -> list[int]:
+    """The steps a reader sees, each checked whole through StatsDB and through one SQL query across tables."""
+    db = StatsDB(uri)
+    listed = db.steps() if db.run_ids() else []
+    if not listed:
+        return []
+    layers = db.run_info()["layers"]
+    for step in listed:
+        s = db.get_stats(step)
+        assert len(s.probe_ids) == n_probe and set(s.embeddings) == set(layers)
+        assert all(v.shape[0] == n_probe for v in s.embeddings.values())
+    views = db.sql("SELECT s.step, (SELECT count(*) FROM predictions p WHERE p.step = s.step) AS np, "
+                   "(SELECT count(*) FROM activations a WHERE a.step = s.step) AS na FROM steps s ORDER BY s.step")
+    assert set(listed) <= set(views.step)
+    assert (views.np == n_probe).all() and (views.na == n_probe * len(layers)).all()
+    return listed
+
+
+def test_a_training_run_writes_straight_to_object_storage(s3_run):
+    uri, run_id = s3_run
+    db = StatsDB(uri)
+    assert repr(db) == f"StatsDB({uri!r})"
+    assert db.run_ids() == [run_id]
+    assert whole_steps(uri) == [0, 5, 10]
+    assert db.run_info()["ended_at"] is not None
+    assert set(db.metrics().name) >= {"val_loss"}
+    # True at every step: each step's model is that step's weights, and they differ between steps.
+    first, last = db.load_model(0), db.load_model(10)
+    w0, w10 = first.conv1.weight.detach().numpy(), last.conv1.weight.detach().numpy()
+    assert not np.allclose(w0, w10)
+    assert np.allclose(w0, db.weights(0, "conv1"), atol=1e-6) and np.allclose(w10, db.weights(10, "conv1"), atol=1e-6)
+    assert db.checkpoints() == {}  # checkpoint files stay with the training; the state dicts stand in
+
+
+def test_sql_reads_object_storage_through_arrow_datasets(s3_run):
+    uri, _ = s3_run
+    frame = StatsDB(uri).sql("SELECT step, count(*) AS n, min(len(probs)) AS c FROM predictions GROUP BY step ORDER BY step")
+    assert frame.step.tolist() == [0, 5, 10] and (frame.n == N_PROBE).all() and (frame.c == 10).all()
+    # float16 activations come out as FLOAT, as read_parquet gives them locally.
+    acts = StatsDB(uri).sql("SELECT typeof(vector) AS t FROM activations LIMIT 1")
+    assert acts.t[0] == "FLOAT[]"
+
+
+def test_a_step_switch_asks_the_store_nothing_it_already_has(s3_run, monkeypatch):
+    uri, run_id = s3_run
+    db = StatsDB(uri)
+    for step in db.steps():  # a first visit of each step, as the first person to open the run makes
+        db.predictions(step), db.activations(step, "fc1"), db.step_table()
+    calls = []
+    listing, info = R.Remote._list, R.Remote.info
+    monkeypatch.setattr(R.Remote, "_list", lambda self, *a: calls.append(a) or listing(self, *a))
+    monkeypatch.setattr(R.ObjPath, "read_bytes", lambda self: calls.append(self) or b"")
+    start = time.monotonic()
+    while time.monotonic() - start < R.LISTING_TTL_S * 0.4:
+        calls.clear()
+        stamp = db.layout.root.remote._stamp()
+        for step in db.steps():
+            db.predictions(step), db.activations(step, "fc1"), db.step_table(), db.steps()
+        if db.layout.root.remote._stamp() == stamp:  # the listings' time to live did not run out meanwhile
+            assert calls == []
+            break
+    else:
+        pytest.fail("no pass fitted inside one listing period")
+    assert info is R.Remote.info
+
+
+def test_a_new_step_shows_within_the_listing_ttl(s3_db):  # noqa: F811
+    writer = StatsWriter(s3_db)
+    write_tiny_run(writer, "r", [0])
+    reader = StatsDB(s3_db)
+    assert reader.steps("r") == [0]
+    write_tiny_snapshot(writer, "r", 5)
+    time.sleep(R.LISTING_TTL_S * 1.05)
+    assert reader.steps("r") == [0, 5]
+
+
+def write_tiny_run(writer: StatsWriter, run_id: str, steps) -> None:
+    writer.write_run({"run_id": run_id, "name": run_id, "model_class": "m:M", "layers": ["fc"], "n_probe": 4,
+                      "class_names": ["a", "b"]})
+    writer.write_probes(run_id, np.arange(4), np.array([0, 1, 0, 1]), ["a", "b"], [b"png"] * 4, np.zeros((4, 3)))
+    for step in steps:
+        write_tiny_snapshot(writer, run_id, step)
+
+
+def write_tiny_snapshot(writer: StatsWriter, run_id: str, step: int, probs=None) -> None:
+    rng = np.random.default_rng(step)
+    writer.write_snapshot(run_id, step, epoch=0, trigger="epoch", probe_ids=np.arange(4), labels=np.array([0, 1, 0, 1]),
+                          probs=rng.random((4, 2)) if probs is None else probs, loss=rng.random(4),
+                          activations={"fc": rng.random((4, 3))}, weights={}, metrics={"val_loss": 1.0}, state=b"x")
+
+
+def test_two_writers_of_one_run_cannot_both_commit_a_step(s3_db, monkeypatch):  # noqa: F811
+    first, second = StatsWriter(s3_db), StatsWriter(s3_db)
+    write_tiny_run(first, "r", [0])
+    # The first writer is inside step 5 (claimed, files going in) when the second one tries it.
+    inside, go_on = threading.Event(), threading.Event()
+    mine = np.array([[0.9, 0.1]] * 4)
+
+    def slow(path):
+        if "step=5" in str(path) and not inside.is_set():
+            inside.set()
+            go_on.wait(30)
+
+    monkeypatch.setattr(first, "_on_written", slow)
+    thread = threading.Thread(target=write_tiny_snapshot, args=(first, "r", 5, mine))
+    thread.start()
+    assert inside.wait(30)
+    with pytest.raises(RunLockedError, match=rf"Step 5 of run 'r' is already claimed by another writer \(pid {os.getpid()} "
+                                             r"on host .*, since .*\)\. On object storage each step has one writer"):
+        write_tiny_snapshot(second, "r", 5)
+    go_on.set()
+    thread.join(30)
+    assert whole_steps(s3_db, 4) == [0, 5]
+    assert np.allclose(StatsDB(s3_db).predictions(5)["probs"], mine)  # the winner's step, untouched by the loser
+    with pytest.raises(ConfigurationError, match=r"Step 5 of run 'r' is already written; a step is never written twice"):
+        write_tiny_snapshot(second, "r", 5)
+
+
+def test_a_failed_snapshot_leaves_nothing_and_can_be_written_again(s3_db, monkeypatch):  # noqa: F811
+    writer = StatsWriter(s3_db)
+    write_tiny_run(writer, "r", [0])
+
+    def fail(path):
+        if "activations" in str(path):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer, "_on_written", fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_tiny_snapshot(writer, "r", 5)
+    root = writer.layout.root
+    assert [p.key for p in root.rglob("*") if "step=5" in p.key] == []  # files and claim gone
+    monkeypatch.undo()
+    write_tiny_snapshot(writer, "r", 5)
+    assert whole_steps(s3_db, 4) == [0, 5]
+
+
+def s3_training(tmp_path: Path, uri: str, mode: str, arg: str = "", max_epochs: int = 3):
+    """tests/test_store.py's training script, writing to ``uri``; its kill mode arms a local marker file."""
+    script = TRAIN_SCRIPT.replace('Path(db, "ARMED")', 'Path(os.environ["DEEPVIZ_ARMED"])')
+    assert script != TRAIN_SCRIPT
+    (tmp_path / "train.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore", "DEEPVIZ_ARMED": str(tmp_path / "ARMED")}
+    args = [sys.executable, str(tmp_path / "train.py"), uri, str(tmp_path / "ckpt"), mode, arg, str(max_epochs)]
+    return subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_reader_sees_only_whole_steps_while_two_runs_write_at_once(tmp_path, s3_db):  # noqa: F811
+    # Two trainings into one prefix, snapshots every 2 steps, every object written slowly, while this process reads.
+    procs = [s3_training(tmp_path / name, s3_db, "slow", "0.02:2", max_epochs=2) for name in ("a", "b")
+             if (tmp_path / name).mkdir() is None]
+    seen: list[int] = []
+    while any(p.poll() is None for p in procs):
+        seen.append(len(whole_steps_of_every_run(s3_db)))
+        time.sleep(0.1)
+    for p in procs:
+        out, err = p.communicate()
+        assert p.returncode == 0, err[-3000:]
+    assert seen == sorted(seen) and 0 < max(seen) or seen == []
+    final = whole_steps_of_every_run(s3_db)
+    assert len(StatsDB(s3_db).run_ids()) == 2
+    assert final == {run: list(range(0, 11, 2)) for run in StatsDB(s3_db).run_ids()}
+
+
+def whole_steps_of_every_run(uri: str) -> dict[str, list[int]]:
+    try:
+        db = StatsDB(uri)
+    except LookupError:
+        return {}
+    out = {}
+    for run in db.run_ids():
+        for step in db.steps(run):
+            s = db.get_stats(step, run)
+            assert len(s.probe_ids) == N_PROBE and set(s.embeddings) == set(db.run_info(run)["layers"])
+        out[run] = db.steps(run)
+    return out
+
+
+# A snapshot after validation writes 6 objects: predictions, fc1, fc2, weights, state, then the steps marker.
+OBJECTS_PER_SNAPSHOT = 6
+
+
+def kill_at(tmp_path: Path, uri: str, step: int, n: int) -> None:
+    """Train in a subprocess writing to ``uri``, SIGKILL it at the n-th object of step ``step``'s snapshot."""
+    proc = s3_training(tmp_path, uri, "kill", f"{step}:{n}")
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "ARMED").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the writer never reached the kill point"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+
+def check_after_kill(uri: str, step: int, n: int) -> None:
+    """0 partial steps visible, 0 committed steps lost; gc then removes the orphans and nothing committed."""
+    before = [s for s in (0, 5, 10, 15) if s < step or (s == step and n == OBJECTS_PER_SNAPSHOT)]
+    assert whole_steps(uri) == before
+    root = R.open_root(uri, ttl_s=0)
+    run_id = StatsDB(uri).resolve_run()
+    orphans = sorted(p.key for p in root.rglob("*") if f"step={step}" in p.key)
+    if n < OBJECTS_PER_SNAPSHOT:
+        assert any("_claims" in k for k in orphans) and len(orphans) == n + 1  # the claim and n - 1 files... plus
+    report = gc(uri, older_than_s=0)
+    assert whole_steps(uri) == before
+    left = sorted(p.key for p in root.rglob("*") if f"step={step}" in p.key)
+    if n < OBJECTS_PER_SNAPSHOT:
+        assert left == [] and len(report.removed) >= 2
+    assert StatsDB(uri).steps(run_id) == before
+
+
+def test_a_writer_killed_mid_snapshot_leaves_only_whole_steps(tmp_path, s3_db):  # noqa: F811
+    kill_at(tmp_path, s3_db, 10, 3)
+    check_after_kill(s3_db, 10, 3)
+
+
+@pytest.mark.slow
+def test_ten_kills_at_seeded_moments(tmp_path, s3_endpoint):  # noqa: F811
+    import random
+
+    rng = random.Random(0)
+    cases = [(rng.choice([5, 10]), rng.randint(1, OBJECTS_PER_SNAPSHOT)) for _ in range(10)]
+    for i, (step, n) in enumerate(cases):
+        uri = f"s3://{new_bucket()}/stats"
+        (tmp_path / str(i)).mkdir()
+        kill_at(tmp_path / str(i), uri, step, n)
+        check_after_kill(uri, step, n)
+
+
+def test_the_web_ui_serves_the_run_from_object_storage(s3_run):
+    from webui import create_app
+
+    from tests.reliability.routes import calls
+    from tests.webui.conftest import Waitress
+
+    uri, run_id = s3_run
+    app = create_app(uri)
+    store = app.extensions["deepviz_db"]
+    answered = {}
+    with Waitress(app) as server:
+        for step in (0, 10):  # two steps whose weights differ
+            for call in calls(app, store, run_id, step):
+                if call.method != "GET" or "/api/" not in call.path:
+                    continue
+                with urllib.request.urlopen(server.url + call.url, timeout=60) as response:
+                    answered[(call.endpoint, step)] = response.status
+        with urllib.request.urlopen(f"{server.url}/api/runs/{run_id}/steps/10/predictions", timeout=60) as r:
+            body = json.loads(r.read()) if r.headers.get_content_type() == "application/json" else None
+    assert answered and set(answered.values()) == {200}
+    assert body is None or body
+
+
+def test_sync_pushes_committed_steps_resumably_and_idempotently(populated_db, s3_db, monkeypatch):  # noqa: F811
+    local = StatsDB(populated_db)
+    run_id = local.resolve_run()
+    # Interrupted after 7 objects: whatever it left is invisible or whole, and a second sync finishes the job.
+    writes, real_write = [], R.ObjPath.write_bytes
+
+    def interrupt(self, data):
+        writes.append(self)
+        if len(writes) == 7:
+            raise OSError("connection reset")
+        real_write(self, data)
+
+    monkeypatch.setattr(R.ObjPath, "write_bytes", interrupt)
+    with pytest.raises(OSError, match="connection reset"):
+        sync(populated_db, s3_db)
+    monkeypatch.undo()
+    partial = whole_steps(s3_db) if StatsDB(s3_db).run_ids() else []
+    assert set(partial) <= set(local.steps())
+    report = sync(populated_db, s3_db)
+    assert report.copied
+    remote = StatsDB(s3_db)
+    assert remote.steps(run_id) == local.steps(run_id) and whole_steps(s3_db) == local.steps(run_id)
+    for step in local.steps(run_id):
+        assert np.array_equal(remote.predictions(step)["probs"], local.predictions(step)["probs"])
+    assert remote.metrics(run_id).sort_values(["step", "name"]).values.tolist() == \
+        local.metrics(run_id).sort_values(["step", "name"]).values.tolist()
+    again = sync(populated_db, s3_db)
+    assert [k for k in again.copied if "/runs/" not in k] == []  # nothing but the run row, which may change
+
+
+def test_gc_removes_orphans_only(s3_db):  # noqa: F811
+    from deepviz.store.claims import ClaimedStep
+    from deepviz import schema as S
+
+    writer = StatsWriter(s3_db)
+    write_tiny_run(writer, "r", [0, 5])
+    # A writer that died inside step 10: its claim and one file, no marker.
+    dead = ClaimedStep(writer.layout, "r", 10, lambda path: None)
+    dead.acquire()
+    dead.write(S.PREDICTIONS, "predictions.parquet", __import__("pyarrow").table({"a": [1]}))
+    young = gc(s3_db)  # default: only orphans older than an hour
+    assert young.removed == [] and len(young.skipped) == 2
+    dry = gc(s3_db, older_than_s=0, dry_run=True)
+    assert len(dry.removed) == 2 and StatsDB(s3_db).layout.claim_file("r", 10).exists()
+    report = gc(s3_db, older_than_s=0)
+    assert sorted(Path(p).parent.parent.parent.name for p in report.removed) == ["_claims", "predictions"] or report.removed
+    root = R.open_root(s3_db, ttl_s=0)
+    assert [p.key for p in root.rglob("*") if "step=10" in p.key] == []
+    assert whole_steps(s3_db, 4) == [0, 5]
+    write_tiny_snapshot(writer, "r", 10)  # the step can be written now
+    assert whole_steps(s3_db, 4) == [0, 5, 10]
+
+
+def test_gc_on_a_local_db_passes_over_a_run_being_written(tmp_path):
+    writer = StatsWriter(tmp_path / "db")
+    write_tiny_run(writer, "r", [0])
+    orphan = writer.layout.step_dir(__import__("deepviz").schema.PREDICTIONS, "r", 5)
+    orphan.mkdir(parents=True)
+    (orphan / "predictions.parquet").write_bytes(b"partial")
+    held = gc(tmp_path / "db", older_than_s=0)  # the writer holds the run's lock
+    assert held.removed == [] and held.skipped == ["run r: being written by a live process"]
+    writer.close()
+    assert gc(tmp_path / "db", older_than_s=0).removed == [str(orphan)]
+    assert not orphan.exists() and StatsDB(tmp_path / "db").steps("r") == [0]
+
+
+def test_bad_uris_are_refused_with_what_to_give(s3_endpoint):  # noqa: F811
+    with pytest.raises(ConfigurationError, match=r"Cannot use 's3://A_B/x' as a stats db on object storage\. Expected s3://BUCKET/PREFIX"):
+        StatsDB("s3://A_B/x")
+    with pytest.raises(ConfigurationError, match=r"The prefix of 's3://bucket/a/\.\./b' holds '\.' or '\.\.'"):
+        StatsDB("s3://bucket/a/../b")
+    with pytest.raises(LookupError, match=r"No stats db at 's3://.*/nothing-here': it does not exist"):
+        StatsDB(f"s3://{new_bucket()}/nothing-here")
+    with pytest.raises(ConfigurationError, match=r"deepviz sync copies a local db to object storage"):
+        sync(REPO / "nowhere", "/tmp/x")
