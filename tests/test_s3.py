@@ -393,3 +393,12 @@ def test_bad_uris_are_refused_with_what_to_give(s3_endpoint):  # noqa: F811
         StatsDB(f"s3://{new_bucket()}/nothing-here")
     with pytest.raises(ConfigurationError, match=r"deepviz sync copies a local db to object storage"):
         sync(REPO / "nowhere", "/tmp/x")
+
+
+def test_writing_without_boto3_says_what_to_install(s3_db, monkeypatch):  # noqa: F811
+    writer = StatsWriter(s3_db)
+    write_tiny_run(writer, "r", [])
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if it were not installed
+    with pytest.raises(ConfigurationError, match=r"needs boto3, for the conditional puts that commit a step .*"
+                                                 r"pip install 'deepviz\[s3\]'"):
+        write_tiny_snapshot(StatsWriter(s3_db), "r", 0)

@@ -85,8 +85,13 @@ class Remote:
         """boto3's S3 client (for what pyarrow.fs cannot do: a conditional put), made on first use."""
         with self._client_lock:
             if self._client is None:
-                import boto3
-
+                try:
+                    import boto3
+                except ImportError:
+                    raise ConfigurationError(
+                        f"Writing the stats db in s3://{self.bucket} needs boto3, for the conditional puts that commit a "
+                        "step (pyarrow.fs has none): pip install 'deepviz[s3]'."
+                    ) from None
                 self._client = boto3.client("s3", endpoint_url=endpoint_url())
             return self._client
 
