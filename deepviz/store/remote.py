@@ -27,12 +27,12 @@ import tempfile
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 import pyarrow.fs as pafs
 
-from ..cache import Cache
 from ..errors import ConfigurationError
 
 SCHEME = "s3://"
@@ -76,7 +76,7 @@ class Remote:
             kwargs = {"endpoint_override": rest or scheme, "scheme": scheme if rest else "https"}
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         self.fs = pafs.S3FileSystem(region=region or "us-east-1", **kwargs)
-        self._listings = Cache(max_entries=1024, max_bytes=None)
+        self._listings = Listings(ttl_s)
         self._client = None
         self._client_lock = threading.Lock()
         self._local: str | None = None
@@ -103,14 +103,12 @@ class Remote:
                 weakref.finalize(self, shutil.rmtree, self._local, True)
             return self._local
 
-    def _stamp(self) -> int | None:
-        return None if self.ttl_s <= 0 else int(time.monotonic() / self.ttl_s)
+    def _cached(self, key: tuple, build):
+        return build() if self.ttl_s <= 0 else self._listings.get(key, build)
 
     def tree(self, key: str, recursive: bool = True) -> dict[str, pafs.FileInfo]:
         """What is under ``key/`` (all of it, or one level), by key relative to it; folders too."""
-        stamp = self._stamp()
-        build = lambda: self._list(key, recursive)  # noqa: E731
-        return build() if stamp is None else self._listings.get(("tree", key, recursive, stamp), build)
+        return self._cached(("tree", key, recursive), lambda: self._list(key, recursive))
 
     def _list(self, key: str, recursive: bool) -> dict[str, pafs.FileInfo]:
         selector = pafs.FileSelector(f"{self.bucket}/{key}".rstrip("/"), allow_not_found=True, recursive=recursive)
@@ -119,22 +117,76 @@ class Remote:
 
     def info(self, key: str) -> pafs.FileInfo:
         """The file info of ``key``, from a fresh listing of a folder above it when there is one."""
-        stamp = self._stamp()
-        if stamp is not None:
+        if self.ttl_s > 0:
             parts = key.split("/")
             for n in range(len(parts) - 1, -1, -1):
                 above = "/".join(parts[:n])
-                for tree in (self._listings.get(("tree", above, True, stamp)),
-                             self._listings.get(("tree", above, False, stamp)) if n == len(parts) - 1 else None):
+                for tree in (self._listings.peek(("tree", above, True)),
+                             self._listings.peek(("tree", above, False)) if n == len(parts) - 1 else None):
                     if tree is not None:
                         found = tree.get("/".join(parts[n:]))
                         return found or pafs.FileInfo(f"{self.bucket}/{key}", pafs.FileType.NotFound)
-        build = lambda: self.fs.get_file_info(f"{self.bucket}/{key}")  # noqa: E731
-        return build() if stamp is None else self._listings.get(("info", key, stamp), build)
+        return self._cached(("info", key), lambda: self.fs.get_file_info(f"{self.bucket}/{key}"))
 
     def changed(self) -> None:
         """This process wrote or removed something: forget what it listed."""
-        self._listings = Cache(max_entries=1024, max_bytes=None)
+        self._listings.clear()
+
+
+class Listings:
+    """Listings by key, each fresh for ``ttl_s``; an older one is still served while a thread lists afresh.
+
+    So a reader never waits on the store for something it has listed before
+    (a step switch asks nothing of the store); what it sees is at most
+    ``ttl_s`` plus one listing's time old. At most ``max_entries`` are kept,
+    least recently used out first.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 4096):
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._items: OrderedDict = OrderedDict()  # key -> (listed at, value)
+        self._refreshing: set = set()
+        self._lock = threading.Lock()
+
+    def peek(self, key):
+        """The value listed under ``key`` if there is one (fresh or being refreshed), else None."""
+        with self._lock:
+            found = self._items.get(key)
+        return None if found is None else found[1]
+
+    def get(self, key, build):
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                stale = time.monotonic() - found[0] >= self.ttl_s
+                if stale and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key, build), daemon=True).start()
+                return found[1]
+        return self._put(key, build())
+
+    def _refresh(self, key, build) -> None:
+        try:
+            self._put(key, build())
+        except OSError:
+            pass  # the store is unreachable for now: the last listing stays, the next look tries again
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def _put(self, key, value):
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 class ObjPath:
