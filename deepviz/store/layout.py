@@ -127,9 +127,9 @@ class Layout:
         """Steps of a run whose commit marker (its ``steps`` row) is in place."""
         marker = Path(S.STEPS.layout).name
         steps = []
-        for d in self.run_dir(S.STEPS, run_id).glob("step=*"):
-            m = STEP_DIR.match(d.name)
-            if m and (d / marker).exists():
+        for f in self.run_dir(S.STEPS, run_id).glob(f"step=*/{marker}"):  # one listing, on an object store too
+            m = STEP_DIR.match(f.parent.name)
+            if m:
                 steps.append(int(m.group(1)))
         return sorted(steps)
 

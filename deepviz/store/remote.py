@@ -202,7 +202,9 @@ class ObjPath:
     def joinpath(self, *parts) -> ObjPath:
         # As pathlib does, an empty folder level ("a//b") is dropped.
         key = "/".join(p for part in (self.key, *map(str, parts)) for p in part.split("/") if p)
-        return ObjPath(self.remote, key)
+        joined = ObjPath.__new__(ObjPath)
+        joined.remote, joined.key = self.remote, key
+        return joined
 
     __truediv__ = joinpath
 
