@@ -338,7 +338,11 @@ def render_markdown() -> str:
     ]
     for table in all_tables():
         out += _table_markdown(table)
-    out += [
+    return "\n".join(out + _other_files())
+
+
+def _other_files() -> list[str]:
+    return [
         "## Other files",
         "",
         f"- `{STATES_LAYOUT}`: the model's `state_dict` at a step (saved with",
@@ -352,7 +356,6 @@ def render_markdown() -> str:
         "  See `docs/object-storage.md`.",
         "",
     ]
-    return "\n".join(out)
 
 
 if __name__ == "__main__":
