@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
-
-from .cli_args import positive_float
 
 
 class _Endpoint(argparse.Action):
@@ -24,8 +23,14 @@ class _Endpoint(argparse.Action):
         setattr(namespace, self.dest, value)
 
 
-def non_negative_float(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
 
 
 def register(parser: argparse.ArgumentParser, sub) -> None:
@@ -42,7 +47,7 @@ def register(parser: argparse.ArgumentParser, sub) -> None:
         "being written is passed over.",
     )
     p.add_argument("db", metavar="DB", help="stats db folder or s3://BUCKET/PREFIX")
-    p.add_argument("--older-than", type=non_negative_float, default=GC_OLDER_THAN_S, metavar="SECONDS",
+    p.add_argument("--older-than", type=seconds, default=GC_OLDER_THAN_S, metavar="SECONDS",
                    help=f"only orphans older than this: younger ones may be a write in progress (default: {GC_OLDER_THAN_S:g})")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     p.set_defaults(func=cmd_gc)

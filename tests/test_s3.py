@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pyarrow as pa
+
 from deepviz import StatsDB
+from deepviz import schema as S
 from deepviz.errors import ConfigurationError, RunLockedError
 from deepviz.store import StatsWriter
 from deepviz.store import remote as R
@@ -208,8 +211,9 @@ def s3_training(tmp_path: Path, uri: str, mode: str, arg: str = "", max_epochs: 
 
 def test_a_reader_sees_only_whole_steps_while_two_runs_write_at_once(tmp_path, s3_db):  # noqa: F811
     # Two trainings into one prefix, snapshots every 2 steps, every object written slowly, while this process reads.
-    procs = [s3_training(tmp_path / name, s3_db, "slow", "0.02:2", max_epochs=2) for name in ("a", "b")
-             if (tmp_path / name).mkdir() is None]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    procs = [s3_training(tmp_path / name, s3_db, "slow", "0.02:2", max_epochs=2) for name in ("a", "b")]
     seen: list[int] = []  # whole steps visible at each look, over both runs
     while any(p.poll() is None for p in procs):
         seen.append(sum(map(len, whole_steps_of_every_run(s3_db).values())))
@@ -351,14 +355,13 @@ def test_sync_pushes_committed_steps_resumably_and_idempotently(populated_db, s3
 
 def test_gc_removes_orphans_only(s3_db):  # noqa: F811
     from deepviz.store.claims import ClaimedStep
-    from deepviz import schema as S
 
     writer = StatsWriter(s3_db)
     write_tiny_run(writer, "r", [0, 5])
     # A writer that died inside step 10: its claim and one file, no marker.
     dead = ClaimedStep(writer.layout, "r", 10, lambda path: None)
     dead.acquire()
-    dead.write(S.PREDICTIONS, "predictions.parquet", __import__("pyarrow").table({"a": [1]}))
+    dead.write(S.PREDICTIONS, "predictions.parquet", pa.table({"a": [1]}))
     young = gc(s3_db)  # default: only orphans older than an hour
     assert young.removed == [] and len(young.skipped) == 2
     dry = gc(s3_db, older_than_s=0, dry_run=True)
@@ -376,7 +379,7 @@ def test_gc_removes_orphans_only(s3_db):  # noqa: F811
 def test_gc_on_a_local_db_passes_over_a_run_being_written(tmp_path):
     writer = StatsWriter(tmp_path / "db")
     write_tiny_run(writer, "r", [0])
-    orphan = writer.layout.step_dir(__import__("deepviz").schema.PREDICTIONS, "r", 5)
+    orphan = writer.layout.step_dir(S.PREDICTIONS, "r", 5)
     orphan.mkdir(parents=True)
     (orphan / "predictions.parquet").write_bytes(b"partial")
     held = gc(tmp_path / "db", older_than_s=0)  # the writer holds the run's lock
@@ -404,3 +407,41 @@ def test_writing_without_boto3_says_what_to_install(s3_db, monkeypatch):  # noqa
     with pytest.raises(ConfigurationError, match=r"needs boto3, for the conditional puts that commit a step .*"
                                                  r"pip install 'deepviz\[s3\]'"):
         write_tiny_snapshot(StatsWriter(s3_db), "r", 0)
+
+
+def test_a_writer_whose_claim_was_collected_loses_to_the_one_that_committed(s3_db):  # noqa: F811
+    from deepviz.store.claims import ClaimedStep
+
+    writer = StatsWriter(s3_db)
+    write_tiny_run(writer, "r", [0])
+    slow = ClaimedStep(writer.layout, "r", 5, lambda path: None)
+    slow.acquire()
+    slow.write(S.STEPS, "step.parquet", pa.table({"a": [1]}))
+    gc(s3_db, older_than_s=0)  # too short a bound: it took the slow writer's claim
+    write_tiny_snapshot(StatsWriter(s3_db), "r", 5)
+    with pytest.raises(RunLockedError, match=r"Step 5 of run 'r' was committed by another writer while this one wrote it"):
+        slow.commit()
+    slow.abort()  # not its claim or files any more: nothing is removed
+    assert whole_steps(s3_db, 4) == [0, 5]
+
+
+def test_sync_stops_at_a_step_a_training_claimed(populated_db, s3_db):  # noqa: F811
+    local = StatsDB(populated_db)
+    run_id, first = local.resolve_run(), local.steps()[0]
+    training = StatsWriter(s3_db).layout.claim_file(run_id, first)
+    assert training.put_if_absent(b'{"pid": 7, "host": "gpu-node-3"}')
+    with pytest.raises(RunLockedError, match=r"_claims/run_id=.*/step=0\.json is claimed by another writer \(gpu-node-3, "
+                                             r"pid 7\): a training is writing this step"):
+        sync(populated_db, s3_db)
+
+
+def test_a_store_error_is_an_os_error_naming_the_object(s3_endpoint):  # noqa: F811
+    missing = R.open_root("s3://no-such-bucket-here/db", ttl_s=0) / "x.json"
+    with pytest.raises(OSError, match=r"Cannot write s3://no-such-bucket-here/db/x\.json: .*NoSuchBucket"):
+        missing.put_if_absent(b"{}")
+
+
+def test_gc_refuses_a_negative_age(s3_db):  # noqa: F811
+    write_tiny_run(StatsWriter(s3_db), "r", [])
+    with pytest.raises(ConfigurationError, match=r"older_than_s must be 0 or more seconds; got -1"):
+        gc(s3_db, older_than_s=-1)

@@ -39,3 +39,8 @@ def test_sync_then_gc_from_the_command_line(capsys, populated_db, s3_db):  # noq
     assert code == 0 and out.strip() == "would remove 0 orphans of uncommitted steps; committed steps untouched"
     code, out, err = run_main(capsys, "sync", s3_db, str(populated_db))
     assert_error(code, err, r"deepviz sync copies a local db to object storage: got 's3://.*' -> '.*'\. Give a local folder")
+
+
+def test_gc_refuses_a_negative_age_on_the_command_line(capsys):
+    code, out, err = run_main(capsys, "gc", "stats_db", "--older-than", "-5")
+    assert code == 2 and "expected a number of seconds, 0 or more, got '-5'" in err

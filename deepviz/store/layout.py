@@ -92,6 +92,11 @@ class Layout:
     def claim_file(self, run_id: str, step: int) -> Path:
         return self._path(S.CLAIMS_LAYOUT, None, run_id=run_id, step=int(step))
 
+    def claim_files(self, run_id: str) -> dict[int, Path]:
+        """The claims of a run's steps on object storage, by step (none in a local db)."""
+        found = ((STEP_DIR.match(f.stem), f) for f in self._path(S.CLAIMS_LAYOUT, 2, run_id=run_id).glob("step=*.json"))
+        return {int(m.group(1)): f for m, f in found if m}
+
     def lock_file(self, run_id: str) -> Path:
         return self._path(S.LOCKS_LAYOUT, None, run_id=run_id)
 

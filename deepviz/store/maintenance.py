@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,14 +57,12 @@ def _newest_mtime(path) -> float:
 
 
 def _remove(path) -> None:
-    if isinstance(path, ObjPath):
-        path.rmtree() if path.is_dir() else path.unlink(missing_ok=True)
-    elif path.is_dir():
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
-    else:
+    if not path.is_dir():
         path.unlink(missing_ok=True)
+    elif isinstance(path, ObjPath):
+        path.rmtree()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def orphans(layout: Layout, run_id: str) -> list:
@@ -71,8 +70,7 @@ def orphans(layout: Layout, run_id: str) -> list:
     committed = set(layout.committed_steps(run_id))
     found = [d for t in SNAPSHOT_TABLES for s, d in layout.step_dirs(t, run_id).items() if s not in committed]
     found += [f for s, f in layout.state_files(run_id).items() if s not in committed]
-    claims = layout.claim_file(run_id, 0).parent
-    found += [f for f in claims.glob("step=*.json") if int(f.stem.split("=")[1]) not in committed]
+    found += [f for s, f in layout.claim_files(run_id).items() if s not in committed]
     if not isinstance(layout.root, ObjPath):
         found += layout.stage_dirs(run_id)
     return found

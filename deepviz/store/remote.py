@@ -3,9 +3,10 @@
 ``ObjPath`` has the part of ``pathlib.Path``'s interface the store uses
 (joining, names, ``exists``, ``glob``, ``stat``, reads, writes, ``replace``),
 so ``Layout``, the readers and the SQL views work on either. Folders are key
-prefixes. Listings are cached for ``ttl_s`` (``LISTING_TTL_S`` for readers, 0
-for writers): a reader sees a new step at most that late, and a step switch
-asks the store nothing it already listed. Objects appear whole or not at all
+prefixes. Listings are fresh for ``ttl_s`` (``LISTING_TTL_S`` for readers; 0,
+no cache, for writers); past that a background thread lists afresh while the
+old listing is still served, so a step switch never waits on the store for
+what it has listed before, and a new step shows within about two periods. Objects appear whole or not at all
 (a PUT is atomic), and the commit marker is written with a conditional PUT
 (``If-None-Match: *``, through boto3: ``pyarrow.fs`` has no conditional write).
 
