@@ -279,6 +279,14 @@ def check_after_kill(uri: str, step: int, n: int) -> None:
 def test_a_writer_killed_mid_snapshot_leaves_only_whole_steps(tmp_path, s3_db):  # noqa: F811
     kill_at(tmp_path, s3_db, 10, 3)
     check_after_kill(s3_db, 10, 3)
+    # After gc, Lightning resumes from the last checkpoint (step 5): the same run goes on and writes step 10 whole.
+    run_id = StatsDB(s3_db).resolve_run()
+    (tmp_path / "ARMED").unlink()
+    proc = s3_training(tmp_path, s3_db, "resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert out.split()[-1] == run_id
+    assert whole_steps(s3_db) == [0, 5, 10, 15]
 
 
 @pytest.mark.slow
