@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from deepviz import StatsDB
-from deepviz.errors import ConfigurationError, RunLockedError
+from deepviz import schema as S
+from deepviz.errors import ConfigurationError, CorruptDataError, RunLockedError
 from deepviz.store import StatsWriter
 from deepviz.store import remote as R
 from deepviz.store.maintenance import gc, sync
@@ -352,3 +353,37 @@ def test_a_store_error_is_an_os_error_naming_the_object(s3_endpoint):  # noqa: F
     missing = R.open_root("s3://no-such-bucket-here/db", ttl_s=0) / "x.json"
     with pytest.raises(OSError, match=r"Cannot write s3://no-such-bucket-here/db/x\.json: .*NoSuchBucket"):
         missing.put_if_absent(b"{}")
+
+
+@pytest.mark.parametrize("tries", [1, 3])
+def test_an_object_replaced_while_it_is_read_is_read_whole(s3_db, monkeypatch, tries):  # noqa: F811
+    from deepviz.store import codec, tables
+
+    monkeypatch.setattr(codec, "OBJECT_READ_TRIES", tries)
+    writer = StatsWriter(s3_db)
+    path = writer.layout.file(S.RUNS, "r")
+    rows = [{"run_id": "r", "name": "short"}, {"run_id": "r", "name": "long " * 2000}]  # two sizes
+    stop, failures, reads = threading.Event(), [], []
+
+    def rewrite():
+        while not stop.is_set():
+            for row in rows:
+                codec.publish(tables.run({k: row.get(k) for k in S.RUNS.column_names}), path, "run")
+
+    codec.publish(tables.run({k: rows[0].get(k) for k in S.RUNS.column_names}), path, "run")
+    thread = threading.Thread(target=rewrite)
+    thread.start()
+    try:
+        for _ in range(150):
+            try:
+                reads.append(codec.read(path).column("name")[0].as_py())
+            except CorruptDataError as exc:
+                failures.append(str(exc))
+    finally:
+        stop.set()
+        thread.join(30)
+    assert set(reads) <= {"short", "long " * 2000}
+    if tries == 1:  # the race is real: without reading again some reads fail
+        assert failures, "no read fell between a size lookup and a replacement: the race was not exercised"
+    else:
+        assert failures == []

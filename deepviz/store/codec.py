@@ -134,10 +134,29 @@ def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Itera
         raise
 
 
+#: Objects up to this size are read whole, in one request: one replaced while it is read (the run row at the
+#: run's end, a derived table) then reads as one version or fails and is read again. Larger ones (a step's
+#: activations, the probes) are never replaced, and pyarrow reads only the columns asked for.
+WHOLE_READ_MAX_BYTES = 16 * 2**20
+OBJECT_READ_TRIES = 3
+
+
+def _read_object(path: ObjPath, columns) -> pa.Table:
+    if path.stat().st_size > WHOLE_READ_MAX_BYTES:
+        return pq.read_table(path.path, columns=columns, filesystem=path.remote.fs)
+    for _ in range(OBJECT_READ_TRIES - 1):
+        try:
+            return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError):
+            continue  # replaced between the size lookup and the read: read it again
+    return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
+
+
 def read(path: Path | ObjPath, columns=None) -> pa.Table:
-    where, filesystem = _where(path)
     try:
-        return pq.read_table(where, columns=columns, filesystem=filesystem)
+        return _read_object(path, columns) if isinstance(path, ObjPath) else pq.read_table(path, columns=columns)
     except FileNotFoundError as exc:
         # Callers check what may legitimately be absent before reading: a file
         # that vanishes here is a lost part of the db, not an unknown name.
