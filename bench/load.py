@@ -18,6 +18,8 @@ it fails or answers anything but 200.
     python bench/load.py                      # 5,000 images, 50 clients, 1,500 requests
     python bench/load.py --think-ms 0         # closed loop, no think time
     python bench/load.py --clients 200        # 200 clients, each with its own keep-alive connection
+    python bench/load.py --s3                 # then the same run on object storage (moto's S3 server on
+                                              # loopback, filled by `deepviz sync`): both step switches and their ratio
 
 The last line is machine-readable:
     requests=<n> errors=<n> p50_ms=<x> p99_ms=<x>
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -59,8 +62,13 @@ server.run()
 MIX = [("runs", 5), ("run", 5), ("step_switch", 30), ("neighbours", 15), ("confusion", 15), ("thumbnail", 30)]
 
 
-def start_server(db: Path, threads: int) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(db), str(threads)], cwd=ROOT,
+#: The step switch's requests, as ``_route`` names them.
+STEP_SWITCH = ("steps/projection", "steps/predictions")
+S3_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def start_server(db: Path | str, threads: int, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(db), str(threads)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.strip().isdigit():
@@ -164,7 +172,71 @@ def drive(port: int, run_id: str, steps: list[int], n_probe: int, query: str, cl
     wall = time.perf_counter() - t0
     for route, ms in sorted(by_route.items()):
         print(f"  {route:<28} n={len(ms):<5} p50_ms={np.percentile(ms, 50):7.1f} p99_ms={np.percentile(ms, 99):7.1f}")
-    return latencies, errors, wall
+    switch = [ms for route in STEP_SWITCH for ms in by_route.get(route, [])]
+    return latencies, errors, wall, switch
+
+
+def start_s3() -> tuple[subprocess.Popen, dict]:
+    """moto's S3 server in a process of its own on a free loopback port, and the environment that points at it."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "PYTHONPATH": str(ROOT)}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, env
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit("moto's S3 server did not start (pip install 'moto[server]')") from None
+            time.sleep(0.2)
+
+
+def to_s3(db: Path, env: dict) -> str:
+    """The local db pushed to a new bucket with `deepviz sync`; its s3:// URI."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                 aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="deepviz-bench")
+    uri = "s3://deepviz-bench/stats_db"
+    command = "import sys; from deepviz.cli import main; sys.exit(main(sys.argv[1:]))"
+    subprocess.run([sys.executable, "-c", command, "sync", str(db), uri], env=env, check=True, stdout=subprocess.DEVNULL)
+    return uri
+
+
+def measure(db: Path | str, run_id: str, args, env: dict | None = None):
+    """Start the server on ``db``, cache the projections, visit each step once, drive the clients."""
+    server, port = start_server(db, args.threads, env)
+    try:
+        query = f"layer={LAYER}&method={args.method}&seed=0"
+        t0 = time.perf_counter()
+        cache_projections(port, run_id, query, timeout_s=1800)
+        print(f"cached the {args.method} projections of {db} in {time.perf_counter() - t0:.1f} s", flush=True)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        run = json.loads(request(conn, "GET", f"/api/runs/{run_id}")[1])
+        steps = [s["step"] for s in run["steps"]]
+        if args.warmup:
+            # One visit of each step, as the first person to open the run makes: the
+            # server reads each step's files once; the timed requests find them in memory.
+            t0 = time.perf_counter()
+            base = f"/api/runs/{run_id}"
+            for step in steps:
+                for url in (f"{base}/steps/{step}/projection?{query}", f"{base}/steps/{step}/predictions",
+                            f"{base}/steps/{step}/confusion", f"{base}/steps/{step}/neighbours?probe=0&layer={LAYER}"):
+                    request(conn, "GET", url)
+            print(f"warm-up visit of {len(steps)} steps in {time.perf_counter() - t0:.1f} s", flush=True)
+        conn.close()
+        return drive(port, run_id, steps, run["n_probe"], query, args.clients, args.requests,
+                     args.think_ms, args.seed, args.time_limit)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def _route(url: str) -> str:
@@ -187,6 +259,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="time the first reads of each step too")
     p.add_argument("--db", type=Path, help="build the run here (kept); default: a temporary folder")
+    p.add_argument("--s3", action="store_true", help="then measure the same run on object storage (moto's S3 server)")
     args = p.parse_args(argv)
 
     tmp = None
@@ -202,34 +275,25 @@ def main(argv=None) -> int:
         else:
             run_id = "bench-timeline"
         print(f"built a run of {args.n} images x {args.steps} steps in {time.perf_counter() - t0:.1f} s", flush=True)
-        server, port = start_server(db, args.threads)
-        try:
-            query = f"layer={LAYER}&method={args.method}&seed=0"
-            t0 = time.perf_counter()
-            cache_projections(port, run_id, query, timeout_s=1800)
-            print(f"cached the {args.method} projections in {time.perf_counter() - t0:.1f} s", flush=True)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            run = json.loads(request(conn, "GET", f"/api/runs/{run_id}")[1])
-            steps = [s["step"] for s in run["steps"]]
-            if args.warmup:
-                # One visit of each step, as the first person to open the run makes: the
-                # server reads each step's files once; the timed requests find them in memory.
-                t0 = time.perf_counter()
-                base = f"/api/runs/{run_id}"
-                for step in steps:
-                    for url in (f"{base}/steps/{step}/projection?{query}", f"{base}/steps/{step}/predictions",
-                                f"{base}/steps/{step}/confusion", f"{base}/steps/{step}/neighbours?probe=0&layer={LAYER}"):
-                        request(conn, "GET", url)
-                print(f"warm-up visit of {len(steps)} steps in {time.perf_counter() - t0:.1f} s", flush=True)
-            conn.close()
-            latencies, errors, wall = drive(port, run_id, steps, run["n_probe"], query, args.clients, args.requests,
-                                            args.think_ms, args.seed, args.time_limit)
-        finally:
-            server.terminate()
-            server.wait(10)
+        latencies, errors, wall, switch = measure(db, run_id, args)
+        if args.s3:
+            moto, env = start_s3()
+            try:
+                uri = to_s3(db, env)
+                print(f"synced the run to {uri} on moto's S3 server", flush=True)
+                _, s3_errors, _, s3_switch = measure(uri, run_id, args, env)
+            finally:
+                moto.terminate()
+                moto.wait(10)
+            errors += s3_errors
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    if args.s3:
+        local_p, s3_p = np.percentile(switch, [50, 99]), np.percentile(s3_switch, [50, 99])
+        print(f"step switch, local db:  p50_ms={local_p[0]:.1f} p99_ms={local_p[1]:.1f}")
+        print(f"step switch, s3 db:     p50_ms={s3_p[0]:.1f} p99_ms={s3_p[1]:.1f} "
+              f"(ratio p50 {s3_p[0] / local_p[0]:.2f}, p99 {s3_p[1] / local_p[1]:.2f}; s3 errors={len(s3_errors)})")
     lat = np.array(latencies) if latencies else np.array([np.nan])
     print(f"{len(latencies)} requests from {args.clients} clients in {wall:.1f} s ({len(latencies) / wall:.0f} req/s), "
           f"think time uniform(0, {args.think_ms:g}) ms, waitress threads={args.threads or 'default'}")

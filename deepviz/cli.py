@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, cli_export
+from . import __version__, cli_export, cli_storage
 from .cli_args import add_schedule_options, port_number, positive_float, positive_int
 from . import cli_runs
 from .cli_format import FORMATS, print_frame
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     _add_query_commands(sub)
+    cli_storage.register(parser, sub)
     return parser
 
 

@@ -190,8 +190,8 @@ class Recorder:
         weights need not be the stored ones, so it is not recorded.
         """
         step = int(step)
-        if self.writer is None or step not in self.committed or step in self._kept:
-            return
+        if self.writer is None or step not in self.committed or step in self._kept or self.writer.remote:
+            return  # (on object storage the state dict stored with each snapshot stands in for the checkpoint)
 
         def keep():
             folder = self.writer.layout.checkpoint_dir(self.run_id)

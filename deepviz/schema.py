@@ -36,6 +36,8 @@ CHECKPOINT_FILES_LAYOUT = "checkpoint_files/run_id=<run_id>"
 STAGING = "_staging"
 #: One lock file per run, held by the process writing that run.
 LOCKS_LAYOUT = "_locks/run_id=<run_id>.lock"
+#: On object storage (no locks there): a step's claim, created by its one writer before it writes the step.
+CLAIMS_LAYOUT = "_claims/run_id=<run_id>/step=<step>.json"
 
 _PLACEHOLDER = re.compile(r"<(\w+)>")
 
@@ -337,7 +339,11 @@ def render_markdown() -> str:
     ]
     for table in all_tables():
         out += _table_markdown(table)
-    out += [
+    return "\n".join(out + _other_files())
+
+
+def _other_files() -> list[str]:
+    return [
         "## Other files",
         "",
         f"- `{STATES_LAYOUT}`: the model's `state_dict` at a step (saved with",
@@ -346,9 +352,11 @@ def render_markdown() -> str:
         f"- `{STAGING}/`: snapshots being written. Never read it.",
         f"- `{LOCKS_LAYOUT}`: held by the process writing that run, so a second writer",
         "  of the same run stops at once and names the holder. A lock is released when its process exits.",
+        f"- `{CLAIMS_LAYOUT}`: on object storage, where there are no locks, the one",
+        "  writer of a step creates this first (a conditional put); a second writer of that step stops.",
+        "  See `docs/object-storage.md`.",
         "",
     ]
-    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 
 from flask import Flask
 
@@ -54,7 +53,7 @@ def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = N
     outside the db whose checkpoints its runs may name (``deepviz.models``), ``frame_ancestors``
     origins whose pages may frame it (a notebook's)."""
     app = Flask(__name__, static_folder="static", template_folder="templates")
-    app.config.update(DEFAULTS, DB_PATH=str(Path(db_path)), TOKEN=token, SECRET_KEY=secrets.token_hex(32))
+    app.config.update(DEFAULTS, DB_PATH=os.fspath(db_path), TOKEN=token, SECRET_KEY=secrets.token_hex(32))
     app.config["ALLOWED_HOSTS"] = tuple(allowed_hosts)
     app.config["TRUSTED_CHECKPOINT_DIRS"] = tuple(map(str, trusted_checkpoints))
     app.config["FRAME_ANCESTORS"] = tuple(frame_ancestors)

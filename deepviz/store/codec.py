@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from .. import schema as S
 from ..errors import CorruptDataError
+from .remote import ObjPath
 
 _SCALARS = {
     "string": pa.string(),
@@ -81,19 +82,28 @@ def list_to_numpy(column: pa.ChunkedArray | pa.Array, dtype=np.float32) -> np.nd
     return values.reshape(n, width).astype(dtype, copy=False)
 
 
-def write_parquet(table: pa.Table, path: Path, vector_columns: Iterable[str] = ()) -> None:
+def _where(path) -> tuple:
+    """What pyarrow opens for ``path``: the local path, or an object's ``bucket/key`` and its filesystem."""
+    return (path.path, path.remote.fs) if isinstance(path, ObjPath) else (path, None)
+
+
+def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterable[str] = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    where, filesystem = _where(path)
     vectors = set(vector_columns)
     # Dictionary encoding of float vectors halves write speed for no gain:
     # use it only for the small repeated string columns.
     dictionary = [c for c in table.column_names if c not in vectors and pa.types.is_string(table.schema.field(c).type)]
     pq.write_table(
         table,
-        path,
+        where,
+        filesystem=filesystem,
         compression="zstd",
         use_dictionary=dictionary,
         write_statistics=[c for c in table.column_names if c not in vectors],
     )
+    if filesystem is not None:
+        path.remote.changed()
 
 
 #: Temporary files of ``publish`` end with this; ``layout.remove_stale_temps`` finds them by it.
@@ -105,8 +115,12 @@ def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Itera
 
     A failed write (a full disk) removes its temporary file, so nothing
     partial stays behind; a folder it had to create stays only if something
-    else is in it.
+    else is in it. On object storage an object appears whole or not at all
+    (and a rename would be a copy): it is written in place.
     """
+    if isinstance(final, ObjPath):
+        write_parquet(table, final, vector_columns)
+        return
     tmp = final.with_name(f".{tmp_prefix}-{uuid.uuid4().hex}{TMP_SUFFIX}")
     created = not final.parent.exists()
     try:
@@ -120,9 +134,29 @@ def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Itera
         raise
 
 
-def read(path: Path, columns=None) -> pa.Table:
+#: Objects up to this size are read whole, in one request: one replaced while it is read (the run row at the
+#: run's end, a derived table) then reads as one version or fails and is read again. Larger ones (a step's
+#: activations, the probes) are never replaced, and pyarrow reads only the columns asked for.
+WHOLE_READ_MAX_BYTES = 16 * 2**20
+OBJECT_READ_TRIES = 3
+
+
+def _read_object(path: ObjPath, columns) -> pa.Table:
+    if path.stat().st_size > WHOLE_READ_MAX_BYTES:
+        return pq.read_table(path.path, columns=columns, filesystem=path.remote.fs)
+    for _ in range(OBJECT_READ_TRIES - 1):
+        try:
+            return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError):
+            continue  # replaced between the size lookup and the read: read it again
+    return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
+
+
+def read(path: Path | ObjPath, columns=None) -> pa.Table:
     try:
-        return pq.read_table(path, columns=columns)
+        return _read_object(path, columns) if isinstance(path, ObjPath) else pq.read_table(path, columns=columns)
     except FileNotFoundError as exc:
         # Callers check what may legitimately be absent before reading: a file
         # that vanishes here is a lost part of the db, not an unknown name.
@@ -140,8 +174,9 @@ def _reason(exc: BaseException, path: Path) -> str:
 
 def parquet_ok(path: Path) -> bool:
     """A cheap validity check: the footer parses (a truncated or garbage file fails it)."""
+    where, filesystem = _where(path)
     try:
-        pq.read_metadata(path)
+        pq.read_metadata(where, filesystem=filesystem)
         return True
     except (pa.ArrowException, OSError):
         return False

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-from .layout import check_is_db
+from .layout import as_root, check_is_db
 from .writer import StatsWriter
 
 
@@ -15,7 +13,7 @@ def prepare_db(path: str | os.PathLike) -> bool:
     Anything else must already be a stats db: a file or a folder of other things is refused at once
     (``NotFoundError``), as is a place that cannot be written (``ConfigurationError``).
     """
-    root = Path(path)
+    root = as_root(path)  # a local folder or s3://bucket/prefix
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         check_is_db(root)
         return False

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import schema as S
 from ..errors import ConfigurationError, CorruptDataError, NotFoundError, SchemaVersionError
+from .remote import LISTING_TTL_S, ObjPath, is_uri, open_root
 
 DEFAULT_DB = "stats_db"
 STEP_DIR = re.compile(r"^step=(\d+)$")
@@ -34,11 +35,23 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
 
 
-class Layout:
-    """The paths of one db folder. Each comes from a table's ``layout`` pattern in ``schema.py``."""
+def as_root(path: str | os.PathLike | ObjPath, ttl_s: float = LISTING_TTL_S) -> Path | ObjPath:
+    """A db's root: a local ``Path``, or an ``ObjPath`` for ``s3://bucket/prefix`` (listings cached for ``ttl_s``)."""
+    if isinstance(path, ObjPath):
+        return path
+    return open_root(path, ttl_s) if is_uri(path) else Path(path)
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+
+def real_root(root: Path | ObjPath) -> str:
+    """What the containment guard compares with: the resolved folder (object stores have no links)."""
+    return str(root) if isinstance(root, ObjPath) else os.path.realpath(root)
+
+
+class Layout:
+    """The paths of one db folder (or object-store prefix). Each comes from a table's ``layout`` pattern in ``schema.py``."""
+
+    def __init__(self, root: str | os.PathLike | ObjPath):
+        self.root = as_root(root)
 
     def _path(self, pattern: str, n_parts: int | None = None, **values: Any) -> Path:
         parts = pattern.split("/")[:n_parts]
@@ -76,6 +89,14 @@ class Layout:
     def stage_dirs(self, run_id: str) -> list[Path]:
         return list(self.staging().glob(f"{run_id}--*"))
 
+    def claim_file(self, run_id: str, step: int) -> Path:
+        return self._path(S.CLAIMS_LAYOUT, None, run_id=run_id, step=int(step))
+
+    def claim_files(self, run_id: str) -> dict[int, Path]:
+        """The claims of a run's steps on object storage, by step (none in a local db)."""
+        found = ((STEP_DIR.match(f.stem), f) for f in self._path(S.CLAIMS_LAYOUT, 2, run_id=run_id).glob("step=*.json"))
+        return {int(m.group(1)): f for m, f in found if m}
+
     def lock_file(self, run_id: str) -> Path:
         return self._path(S.LOCKS_LAYOUT, None, run_id=run_id)
 
@@ -111,9 +132,9 @@ class Layout:
         """Steps of a run whose commit marker (its ``steps`` row) is in place."""
         marker = Path(S.STEPS.layout).name
         steps = []
-        for d in self.run_dir(S.STEPS, run_id).glob("step=*"):
-            m = STEP_DIR.match(d.name)
-            if m and (d / marker).exists():
+        for f in self.run_dir(S.STEPS, run_id).glob(f"step=*/{marker}"):  # one listing, on an object store too
+            m = STEP_DIR.match(f.parent.name)
+            if m:
                 steps.append(int(m.group(1)))
         return sorted(steps)
 
@@ -170,7 +191,7 @@ def check_version(root: Path, create: bool) -> None:
     elif create:
         tmp = root / f".{S.VERSION_FILE}.{uuid.uuid4().hex}.tmp"
         tmp.write_text(json.dumps({"schema_version": S.SCHEMA_VERSION}) + "\n")
-        os.replace(tmp, vfile)
+        tmp.replace(vfile)
 
 
 def check_is_db(root: Path) -> None:
@@ -195,6 +216,8 @@ def check_is_db(root: Path) -> None:
 
 def inside(root: str, path: Path) -> bool:
     """Does ``path``, with every symlink followed, stay inside the folder ``root`` (itself resolved)?"""
+    if isinstance(path, ObjPath):
+        return True  # no links on an object store, and every key is built below the db's prefix
     real = os.path.realpath(path)
     return real == root or real.startswith(root + os.sep)
 

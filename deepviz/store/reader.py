@@ -23,6 +23,7 @@ from . import derived as _derived
 from .codec import list_to_numpy
 from .compare import CompareReader
 from .layout import check_layer_name, mtime, refuse_outside
+from .remote import ObjPath
 from .runs import RunReader
 
 
@@ -187,8 +188,11 @@ class StatsDB(CompareReader, RunReader):
     # -- weights of a step (the models live in deepviz.models)
 
     def state_path(self, step: int, run: str | None = None) -> Path | None:
+        """The local file of a step's stored state dict (on object storage, a local copy of it), or None."""
         path = self.layout.state_file(self.resolve_run(run), int(step))
-        return refuse_outside(self._real_root, self.root, path) if path.exists() else None
+        if not path.exists():
+            return None
+        return path.local_copy() if isinstance(path, ObjPath) else refuse_outside(self._real_root, self.root, path)
 
     def checkpoint_dir(self, run: str | None = None) -> Path:
         """The db's own folder of per-step checkpoint files of a run (it may not exist yet)."""

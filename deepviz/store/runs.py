@@ -17,7 +17,7 @@ from .. import schema as S
 from ..errors import ConfigurationError, CorruptDataError, NotFoundError
 from ..cache import Cache
 from .codec import read
-from .layout import DEFAULT_DB, Layout, check_is_db, check_version, mtime, refuse_outside
+from .layout import DEFAULT_DB, Layout, as_root, check_is_db, check_version, mtime, real_root, refuse_outside
 
 _STEP_HINT = "A step is the trainer's global step, a whole number such as 0 or 45: pass one of db.steps(run)."
 
@@ -26,11 +26,11 @@ class RunReader:
     """A db folder opened for reading: checked to be a stats db of a readable schema version."""
 
     def __init__(self, path: str | os.PathLike = DEFAULT_DB):
-        self.root = Path(path)
+        self.root = as_root(path)
         check_is_db(self.root)
         check_version(self.root, create=False)
         self.layout = Layout(self.root)
-        self._real_root = os.path.realpath(self.root)
+        self._real_root = real_root(self.root)
         self.cache = Cache()
         #: Files the last ``connect()`` left out of the SQL views (unreadable or leading out of the db).
         self.skipped_files: list[str] = []
@@ -169,9 +169,9 @@ class RunReader:
         def build():
             rows = []
             for path, _ in listing:
-                if int(Path(path).parent.name.split("=")[1]) in committed:
+                if int(path.parent.name.split("=")[1]) in committed:
                     try:
-                        rows.extend(self._read(Path(path), columns=["step", "name", "value"]).to_pylist())
+                        rows.extend(self._read(path, columns=["step", "name", "value"]).to_pylist())
                     except CorruptDataError:
                         continue
             return pd.DataFrame(rows, columns=["step", "name", "value"])
@@ -187,7 +187,7 @@ class RunReader:
             out = {}
             for path, _ in sorted(listing, key=lambda item: item[1]):  # oldest first: the last one wins
                 try:
-                    for row in self._read(Path(path)).to_pylist():
+                    for row in self._read(path).to_pylist():
                         out[int(row["step"])] = row["path"]
                 except CorruptDataError:
                     continue
@@ -195,12 +195,12 @@ class RunReader:
 
         return dict(self.cache.latest(("checkpoints", run_id), listing, build))
 
-    def _listing(self, table: S.Table, run_id: str) -> tuple[tuple[str, int], ...]:
+    def _listing(self, table: S.Table, run_id: str) -> tuple[tuple[Path, int], ...]:
         """(path, mtime) of a table's small per-step files: they are only ever added, never changed."""
         out = []
         for path in self.layout.run_dir(table, run_id).glob("step=*/*.parquet"):
             try:
-                out.append((str(path), path.stat().st_mtime_ns))
+                out.append((path, path.stat().st_mtime_ns))
             except FileNotFoundError:
                 continue
         return tuple(sorted(out))

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from .. import schema as S
 from ..errors import ConfigurationError, QueryError
-from .codec import duck_type, parquet_ok
+from .codec import arrow_type, duck_type, parquet_ok
 from .layout import RUN_DIR, STEP_DIR, inside
+from .remote import ObjPath
 
 if TYPE_CHECKING:
     from .reader import StatsDB
@@ -30,6 +32,8 @@ def _file_ok(db: StatsDB, path: Path) -> bool:
 
 def _parquet_files(db: StatsDB, base: Path, skipped: list[str]) -> list[Path]:
     """The ``*.parquet`` files under ``base``; folders linked from outside the db are reported, not entered."""
+    if isinstance(base, ObjPath):
+        return sorted(base.rglob("*.parquet"))  # object stores have no links
     out = []
     for folder, dirs, files in os.walk(base):
         for name in list(dirs):
@@ -49,7 +53,7 @@ def _committed(rel: Path, committed: Mapping[str, set[int]]) -> bool:
     return bool(run and step and int(step.group(1)) in committed.get(run.group(1), ()))
 
 
-def _table_files(db: StatsDB, table: S.Table, committed: Mapping[str, set[int]], skipped: list[str]) -> list[str]:
+def _table_files(db: StatsDB, table: S.Table, committed: Mapping[str, set[int]], skipped: list[str]) -> list:
     """The readable Parquet files of a table, resolved, inside the db; snapshot tables only for committed steps."""
     out = []
     base = db.root / table.name
@@ -64,18 +68,37 @@ def _table_files(db: StatsDB, table: S.Table, committed: Mapping[str, set[int]],
         elif not _file_ok(db, path):
             skipped.append(f"{rel} (truncated or corrupt)")
         else:
-            out.append(os.path.realpath(path))
+            out.append(path if isinstance(path, ObjPath) else os.path.realpath(path))
     return out
 
 
-def views_sql(db: StatsDB) -> list[str]:
+def _duck_arrow_type(name: str) -> pa.DataType:
+    """The Arrow type DuckDB scans a column as: float16, which DuckDB's Arrow scan lacks, read as float32."""
+    return arrow_type(name.replace("float16", "float32"))
+
+
+def _source(table: S.Table, files: list, datasets: dict[str, pads.Dataset]) -> str:
+    """What a view selects from: ``read_parquet`` of local files, or a registered Arrow dataset of objects
+    (DuckDB here cannot load httpfs; pyarrow reads the objects, DuckDB scans the dataset)."""
+    if isinstance(files[0], ObjPath):
+        name = f"_{table.name}_objects"
+        schema = pa.schema([pa.field(n, _duck_arrow_type(t)) for n, t, _ in table.columns])
+        datasets[name] = pads.dataset([f.path for f in files], schema=schema, format="parquet",
+                                      filesystem=files[0].remote.fs)
+        return name
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], hive_partitioning=false, union_by_name=true)"
+
+
+def views_sql(db: StatsDB, datasets: dict[str, pads.Dataset]) -> list[str]:
     """Statements that make one view per table over the files readable now.
 
     The file lists are built here, not globbed by DuckDB at query time: a
     glob would fail every query on one truncated file, and could follow a
     link out of the db. Commit markers are listed first: a step's other
     folders were moved in before its marker, so every committed step is
-    whole in the lists that follow.
+    whole in the lists that follow. Object-store files are read through
+    Arrow datasets, added to ``datasets`` by the name the statements use.
     """
     committed = {run_id: set(db.layout.committed_steps(run_id)) for run_id in db.layout.step_runs()}
     skipped: list[str] = []
@@ -83,8 +106,7 @@ def views_sql(db: StatsDB) -> list[str]:
     for table in [S.STEPS] + [t for t in S.all_tables() if t is not S.STEPS]:
         files = _table_files(db, table, committed, skipped)
         if files:
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            source = f"read_parquet([{listed}], hive_partitioning=false, union_by_name=true)"
+            source = _source(table, files, datasets)
         else:
             cols = ", ".join(f"NULL::{duck_type(t)} AS {n}" for n, t, _ in table.columns)
             source = f"(SELECT {cols} WHERE false)"
@@ -108,7 +130,11 @@ def connect(db: StatsDB, config: Mapping[str, Any] | None = None) -> duckdb.Duck
     """
     con = duckdb.connect(config=dict(config or {}))
     try:
-        for statement in views_sql(db):
+        datasets: dict[str, pads.Dataset] = {}
+        statements = views_sql(db, datasets)
+        for name, dataset in datasets.items():
+            con.register(name, dataset)
+        for statement in statements:
             con.execute(statement)
     except BaseException:
         con.close()

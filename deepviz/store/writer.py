@@ -13,6 +13,11 @@ One writer per run. Every write of a run first takes the run's lock
 the holder. So the clean-up in ``open_run``, done under the lock, can never
 remove a live writer's staging, and a failed commit's rollback removes only
 the folders this writer moved in.
+
+On object storage (``s3://bucket/prefix``) there is neither a rename nor a
+lock: each step is claimed, written in place and committed by a conditional
+put of its marker (``claims.ClaimedStep``); nothing is cleaned but by
+``deepviz gc``. See docs/object-storage.md.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ import numpy as np
 from .. import schema as S
 from ..errors import ConfigurationError, NotFoundError
 from . import tables
+from .claims import ClaimedStep
 from .codec import publish, read, write_parquet
-from .layout import DEFAULT_DB, Layout, check_layer_name, check_version, remove_stale_temps
+from .layout import DEFAULT_DB, Layout, as_root, check_layer_name, check_version, remove_stale_temps
 from .lock import RunLock
+from .remote import ObjPath
 
 #: The order a snapshot's folders are moved into place: ``steps``, the commit marker, last.
 COMMIT_ORDER = [t for t in S.CORE_TABLES if t.snapshot and t is not S.STEPS] + [S.STEPS]
@@ -72,7 +79,9 @@ class StatsWriter:
     """Writes runs and atomic snapshots into a database folder."""
 
     def __init__(self, path: str | os.PathLike = DEFAULT_DB):
-        self.root = Path(path)
+        self.root = as_root(path, ttl_s=0)  # a writer lists afresh each time
+        #: On object storage: steps are claimed one by one instead of the run being locked.
+        self.remote = isinstance(self.root, ObjPath)
         self.layout = Layout(self.root)
         self._dirs: set[Path] = set()  # folders known to exist
         self._locks: dict[str, RunLock] = {}
@@ -100,8 +109,11 @@ class StatsWriter:
     def lock_run(self, run_id: str) -> None:
         """Become the one writer of ``run_id``, or raise ``RunLockedError`` at once naming the one there is.
 
-        Every write of a run takes it; it is held until ``close()`` or the end of the process.
+        Every write of a run takes it; it is held until ``close()`` or the end of the process. On object
+        storage there is no lock: each step is claimed by its writer (``claims``).
         """
+        if self.remote:
+            return
         lock = self._locks.get(run_id)
         if lock is None:
             lock = RunLock(self.layout.lock_file(run_id), run_id)
@@ -153,7 +165,12 @@ class StatsWriter:
         publish(table, self.layout.file(S.PROBES, run_id), "probes", ("thumbnail", "input"))
 
     def open_run(self, run_id: str) -> list[int]:
-        """Take the run's lock, clear what a crashed writer of it left, and return its committed steps."""
+        """Take the run's lock, clear what a crashed writer of it left, and return its committed steps.
+
+        On object storage nothing is cleared (no lock tells a dead writer from a live one): ``deepviz gc`` does it.
+        """
+        if self.remote:
+            return self.layout.committed_steps(run_id)
         self.lock_run(run_id)
         committed = set(self.layout.committed_steps(run_id))
         for table in COMMIT_ORDER[:-1]:
@@ -200,7 +217,11 @@ class StatsWriter:
         self._refuse_written(run_id, step)
         if activation_dtype not in tables.ACTIVATION_DTYPES:
             raise ConfigurationError(f"activation_dtype must be one of {', '.join(tables.ACTIVATION_DTYPES)}; got {activation_dtype!r}.")
-        stage = _Stage(self.layout.stage_dir(run_id, step), self._on_written)
+        if self.remote:
+            stage = ClaimedStep(self.layout, run_id, step, self._on_written)
+            stage.acquire()
+        else:
+            stage = _Stage(self.layout.stage_dir(run_id, step), self._on_written)
         try:
             predictions = tables.predictions(run_id, step, probe_ids, labels, probs, loss)
             stage.write(S.PREDICTIONS, "predictions.parquet", predictions, ("probs",))
@@ -218,9 +239,15 @@ class StatsWriter:
                 loss=loss, layers=activations, nonfinite_layers=nonfinite_layers, has_state=state is not None,
             )
             stage.write(S.STEPS, "step.parquet", marker)
-            self._commit(stage, run_id, step)
+            if self.remote:
+                stage.commit()
+            else:
+                self._commit(stage, run_id, step)
         finally:
-            shutil.rmtree(stage.root, ignore_errors=True)
+            if self.remote:
+                stage.abort()  # nothing to do once committed
+            else:
+                shutil.rmtree(stage.root, ignore_errors=True)
 
     def _refuse_written(self, run_id: str, step: int) -> None:
         if (self.layout.step_dir(S.STEPS, run_id, step) / "step.parquet").exists():
