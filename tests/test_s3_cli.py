@@ -44,3 +44,13 @@ def test_sync_then_gc_from_the_command_line(capsys, populated_db, s3_db):  # noq
 def test_gc_refuses_a_negative_age_on_the_command_line(capsys):
     code, out, err = run_main(capsys, "gc", "stats_db", "--older-than", "-5")
     assert code == 2 and "expected a number of seconds, 0 or more, got '-5'" in err
+
+
+def test_an_empty_s3_prefix_becomes_an_empty_db_a_server_can_wait_on(s3_db):  # noqa: F811
+    from deepviz.store import StatsWriter, prepare_db
+
+    assert prepare_db(s3_db) is True  # nothing there yet: made an empty db
+    assert StatsDB(s3_db).runs().empty
+    write_tiny_run(StatsWriter(s3_db), "r", [0])
+    assert prepare_db(s3_db) is False  # a db now: left as it is
+    assert StatsDB(s3_db).steps("r") == [0]
