@@ -65,6 +65,7 @@ def test_checkpoint_root(tmp_path):
     assert checkpoint_root(tmp_path / "stats_db") == tmp_path / "checkpoints"
     assert checkpoint_root(tmp_path / "stats_db", tmp_path / "ck") == tmp_path / "ck"
     assert checkpoint_root("stats_db") == Path.cwd() / "checkpoints"
+    assert checkpoint_root("s3://bucket/team/db") == Path.cwd() / "checkpoints"  # not a local "s3:/bucket/team" folder
 
 
 @pytest.mark.parametrize(

@@ -63,9 +63,12 @@ DATA_SEED = 0
 
 
 def checkpoint_root(db: str | os.PathLike, ckpt_dir: str | os.PathLike | None = None) -> Path:
-    """The folder that holds one checkpoint folder per run: ``ckpt_dir``, else ``<db>/../checkpoints``."""
+    """The folder that holds one checkpoint folder per run: ``ckpt_dir``, else ``<db>/../checkpoints``, or
+    ``./checkpoints`` for a db on object storage (``s3://...``): checkpoints stay on local disk."""
     if ckpt_dir is not None:
         return Path(ckpt_dir)
+    if "://" in os.fspath(db):
+        return Path("checkpoints").absolute()
     return Path(db).absolute().parent / "checkpoints"
 
 
