@@ -241,8 +241,8 @@ def whole_steps_of_every_run(uri: str) -> dict[str, list[int]]:
     return out
 
 
-# A snapshot after validation writes 6 objects: predictions, fc1, fc2, weights, state, then the steps marker.
-OBJECTS_PER_SNAPSHOT = 6
+# A snapshot after validation writes 8 objects: predictions, conv1.gap, conv2.gap, fc1, fc2, weights, state, then the steps marker.
+OBJECTS_PER_SNAPSHOT = 8
 
 
 def kill_at(tmp_path: Path, uri: str, step: int, n: int) -> None:

@@ -26,9 +26,9 @@ from tests.test_store import check_complete, run_training
 N_KILLS = 20
 MAX_EPOCHS = 4  # steps 0, 5, 10, 15, 20 (5 batches an epoch)
 ALL_STEPS = [0, 5, 10, 15, 20]
-# A snapshot after validation has 10 hook points: 6 staged files (predictions,
-# fc1, fc2, weights, state, step), then 4 folders moved in, steps last.
-HOOKS_PER_SNAPSHOT = 10
+# A snapshot after validation has 12 hook points: 8 staged files (predictions,
+# conv1.gap, conv2.gap, fc1, fc2, weights, state, step), then 4 folders moved in, steps last.
+HOOKS_PER_SNAPSHOT = 12
 # The checks use duckdb's module-level connection, which refuses a second caller
 # while busy: the two workers take turns for them (they are quick).
 CHECKS = threading.Lock()
