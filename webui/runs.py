@@ -11,8 +11,16 @@ from .params import db, run_id
 bp = Blueprint("runs", __name__, url_prefix="/api")
 
 
+def _missing(value) -> bool:
+    """NaN, and pandas' NaT (a missing ``ended_at``: a run still training), are not equal to themselves."""
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # an array: not one missing value
+        return False
+
+
 def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
+    if _missing(value) or (isinstance(value, float) and not math.isfinite(value)):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()

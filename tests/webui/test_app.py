@@ -97,3 +97,20 @@ def test_runs_page_and_run_page_render_in_chromium(live_server, page, run_id):
     assert page.inner_text("[data-testid=step-label]").startswith(f"step {dict(p.split('=') for p in stepped.split('?')[1].split('&'))['step']} ")
     screenshot(page, "run_page")
     assert not page.js_errors, page.js_errors
+
+
+def test_a_run_still_training_beside_a_finished_one_is_listed_as_running(tmp_path, webui_db):
+    import shutil
+
+    from deepviz.store import StatsWriter
+    from webui import create_app
+
+    db = tmp_path / "stats_db"
+    shutil.copytree(webui_db, db)
+    finished = StatsWriter(db).read_run(create_app(db).extensions["deepviz_db"].run_ids()[-1])
+    live = {**finished, "run_id": finished["run_id"][:-4] + "live", "name": "live", "ended_at": None}
+    writer = StatsWriter(db)
+    writer.write_run(live)  # a run row with no end yet, as a training writes it when it starts
+    runs = {r["name"]: r for r in create_app(db).test_client().get("/api/runs").get_json()}
+    assert runs["live"]["running"] is True and runs["live"]["ended_at"] is None
+    assert runs["webui-test"]["running"] is False and isinstance(runs["webui-test"]["ended_at"], str)
