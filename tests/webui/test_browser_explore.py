@@ -56,6 +56,11 @@ def test_a_confusion_cell_over_the_steps_follows_the_timeline(live_server, page,
     row.click()
     page.wait_for_function(f"() => document.querySelector('[data-testid=pair-history]').textContent.includes('{series[-2, t, p]} at step {steps[-2]}')")
     assert "change in a pair's count" in page.inner_text("[data-testid=confusion-pairs]")
+    # the clicked cell is in the URL: a reload shows the same cell, its history and its images
+    assert page.evaluate("() => new URLSearchParams(location.search).get('cell')") == f"{t}-{p}"
+    page.reload()
+    page.wait_for_function(f"() => document.querySelector('[data-testid=pair-history]').textContent.includes('{series[-2, t, p]} at step {steps[-2]}')")
+    page.wait_for_selector("[data-testid=cell-gallery], [data-testid=cell-images] p")
     assert page.js_errors == []
 
 

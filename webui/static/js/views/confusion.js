@@ -19,9 +19,12 @@ function api(ctx, path) { return `/api/runs/${encodeURIComponent(ctx.run.run_id)
 export const id = 'confusion';
 export const title = 'Confusion';
 
+// The clicked cell in the URL: cell=<true>-<pred>.
+const cellOf = (v) => { const m = /^(\d+)-(\d+)$/.exec(v || ''); return m ? [Number(m[1]), Number(m[2])] : null; };
+
 export function mount(el, ctx) {
   let mode = 'counts';
-  let picked = null; // [true, pred] of the clicked cell; kept across steps
+  let picked = cellOf(ctx.state.cell); // [true, pred] of the clicked cell (URL cell); kept across steps
   let wrongLimit = WRONG_PAGE;
   let flowSteps = ctx.state.fa !== undefined && ctx.state.fb !== undefined ? [ctx.state.fa, ctx.state.fb] : null; // [a, b] once picked (URL fa, fb); null follows the timeline
   let data = null;
@@ -66,9 +69,11 @@ export function mount(el, ctx) {
     drawMatrix();
     loadCell();
     pair.show(picked);
+    if (ctx.state.cell !== `${i}-${j}`) ctx.set({cell: `${i}-${j}`}, {push: true});
   }
   const pair = pairPanel.mount(pairEl, ctx);
   const changes = changesPanel.mount(changesEl, {...ctx, pickCell});
+  if (picked) pair.show(picked); // a cell from the URL
 
   // ---- the matrix
   async function loadMatrix() {
@@ -247,6 +252,8 @@ export function mount(el, ctx) {
 
   return {
     update(changed) {
+      const fromUrl = changed.has('cell') ? cellOf(ctx.state.cell) : null;
+      if (fromUrl && !(picked && picked[0] === fromUrl[0] && picked[1] === fromUrl[1])) pickCell(...fromUrl); // Back, or a link
       // Showing the tab again at the same step keeps the clicked cell and the flows.
       if (ctx.state.step !== loadedStep) {
         loadedStep = ctx.state.step;
