@@ -30,10 +30,11 @@ function seriesOf(q, layer) {
   return series;
 }
 
-// One vertical scale for every layer: from 0 (chance) or below, to 1 (perfect), on tenths.
+// One vertical scale for every layer: from 0 (chance) or below, to the highest value of any layer, on tenths
+// (not always to 1: values that all sit below 0.3 would be squeezed into the bottom of the chart).
 function sharedDomain(values) {
   const known = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v));
-  const lo = Math.min(0, ...known), hi = Math.max(1, ...known);
+  const lo = Math.min(0, ...known), hi = Math.max(0.1, ...known);
   return [Math.floor(lo * 10) / 10, Math.ceil(hi * 10) / 10];
 }
 
@@ -52,7 +53,7 @@ export function mount(el, ctx) {
     q.layers.forEach((layer, i) => {
       box.append(h('figure', {class: 'chart-box'}, h('figcaption', {}, layer),
         lineChart(series[i], {xs: q.steps, width: 300, height: 170, marker: ctx.state.step, testid: `colour-${layer}`, yDomain,
-          onClick: (x) => ctx.set({step: x}, {push: true}), yFormat: (v) => v.toFixed(1)})));
+          onClick: (x) => ctx.set({step: x}, {push: true}), yFormat: (v) => v.toFixed(2)})));
     });
   }
 
