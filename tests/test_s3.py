@@ -315,8 +315,11 @@ def test_the_web_ui_serves_the_run_from_object_storage(s3_run):
             for call in calls(app, store, run_id, step):
                 if call.method != "GET" or "/api/" not in call.path:
                     continue
-                with urllib.request.urlopen(server.url + call.url, timeout=60) as response:
-                    answered[(call.endpoint, step)] = response.status
+                try:
+                    with urllib.request.urlopen(server.url + call.url, timeout=60) as response:
+                        answered[(call.endpoint, step)] = response.status
+                except urllib.error.HTTPError as e:  # say which route and why
+                    pytest.fail(f"{call.url} answered {e.code}: {e.read()[:500]!r}")
         with urllib.request.urlopen(f"{server.url}/api/runs", timeout=60) as r:
             listed = json.loads(r.read())
         sql = next(c for c in calls(app, store, run_id) if c.endpoint == "sql.run_sql")
