@@ -9,6 +9,7 @@ export const state = {};
 const URL_KEYS = ['step', 'layer', 'view', 'sel', 'color', 'method', 'metric', 'k',
   'pick', 'from', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'ab', 'trail', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms'];
 const NUMERIC = new Set(['step', 'sel', 'k', 'ab', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms']);
+URL_KEYS.push('cmethod'); // the cluster method, kmeans or hdbscan (views/embedding/clusters.js)
 
 function readURL() {
   const params = new URLSearchParams(location.search);
