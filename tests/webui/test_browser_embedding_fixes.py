@@ -207,3 +207,25 @@ def test_a_data_map_region_without_images_offers_no_button(live_server, page, cl
             assert buttons.inner_text() == f"Select these {count}"
         else:
             assert buttons.count() == 0 and "no images" in page.inner_text(scope)
+
+
+LONG_LEGEND = """async () => {
+  const {lineChart} = await import('/static/js/charts.js');
+  const names = ['airplane', 'automobile', 'dog', 'horse'];
+  const series = names.map((name, i) => ({name, values: [0.1 * i, 0.2, 0.3], color: '#333'}));
+  const chart = lineChart(series, {xs: [0, 1, 2], width: 312, height: 150, yLabel: 'probability'});
+  document.body.append(chart);
+  const ends = [...chart.querySelectorAll('.legend text')].map((t) => { const b = t.getBBox(); return [t.textContent, b.x + b.width, b.y]; });
+  const plotTop = Math.min(...[...chart.querySelectorAll('.grid line')].map((l) => l.y2.baseVal.value));
+  chart.remove();
+  return {ends, plotTop};
+}"""
+
+
+def test_a_chart_legend_of_long_class_names_wraps_inside_the_chart(live_server, page, run_id):
+    page.goto(f"{live_server.url}/runs/{run_id}?view=sql")
+    page.wait_for_selector("[data-testid=sql-query]", timeout=60_000)
+    out = page.evaluate(LONG_LEGEND)
+    assert [name for name, _, _ in out["ends"]] == ["airplane", "automobile", "dog", "horse"]
+    assert all(end <= 312 for _, end, _ in out["ends"]), out  # the trajectory's legend read "dog -" at the edge
+    assert max(y for _, _, y in out["ends"]) + 12 <= out["plotTop"], out  # the rows stay above the plot

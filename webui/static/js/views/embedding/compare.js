@@ -51,7 +51,7 @@ export function mount(el, ctx) {
       + `Mean ${fmt(res.mean, 2)}; the ${res.probe_id.length} highest:`;
     measure.append(' ', pickButton(ctx, res.probe_id, `moved most ${a}→${b}`));
     moved.append(...res.probe_id.map((id, j) => h('figure', {'data-probe': id, title: `#${id}: ${fmt(res.change[j], 2)}, drift ${fmt(res.drift[j], 2)}`, onclick: () => ctx.set({sel: id}, {push: true})},
-      h('img', {class: 'thumb', src: thumbURL(ctx.run.run_id, id), alt: `image ${id}`, loading: 'lazy'}), h('figcaption', {}, `${fmt(res.change[j], 2)} · ${fmt(res.drift[j], 2)}`))));
+      h('img', {class: 'thumb', src: thumbURL(ctx.run.run_id, id), alt: `image ${id}`, loading: 'lazy'}), h('figcaption', {}, fmt(res.change[j], 2), h('br'), `d ${fmt(res.drift[j], 2)}`))));
   }
 
   async function draw() {
