@@ -7,7 +7,7 @@ Clusters are ``webui.clusters``.
     POST /api/runs/<run>/projection?layer=&method=&seed=        queue, then progress
     GET  /api/runs/<run>/steps/<step>/projection?layer=&method=&seed=   binary xy (N, 2)
     GET  /api/runs/<run>/sprite.png?size=                        thumbnails on a grid
-    GET  /api/runs/<run>/moved?layer=&a=&b=&k=&top=              images whose neighbourhood changed most
+    GET  /api/runs/<run>/moved?layer=&a=&b=&k=&top=&rows=        images whose neighbourhood changed most
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from deepviz.analysis.neighbourhood import neighbourhood_change
+from deepviz.analysis.neighbourhood import neighbour_drift, neighbourhood_change
 from deepviz.analysis.projection import METHODS
 from deepviz.sprite import sprite_cols, sprite_sheet
 
 from .errors import ApiError
-from .params import binary, db, get_choice, get_int, get_seed, layer_of, run_id, step_of, step_param
+from .params import binary, db, get_choice, get_int, get_seed, get_str, layer_of, run_id, step_of, step_param
+from .rowset import MAX_LEN as ROWS_MAX_LEN, decode_rows
 from .projections import Projections, method_options  # noqa: F401  (method_options: bench/timeline.py)
 from .state import state
 
@@ -92,22 +93,32 @@ def sprite(run: str):
 @bp.get("/moved")
 def moved(run: str):
     """The images whose k nearest neighbours in a layer changed most between steps a and b
-    (1 - Jaccard of the two k-NN sets, cosine), most changed first."""
+    (1 - Jaccard of the two k-NN sets, cosine), most changed first; ties (many images share
+    no neighbour at all) are broken by how far the old neighbours drifted (neighbour_drift).
+    ``rows`` (the selection's compact form) ranks only those images."""
     rid = run_id(run)
     a, b = step_param(rid, "a"), step_param(rid, "b")
     layer = layer_of(rid, a)
     layer_of(rid, b)
     k = get_int("k", 10, lo=1, hi=50)
     top = get_int("top", 50, lo=1, hi=500)
+    rows = get_str("rows", max_len=ROWS_MAX_LEN)
     stats = db()  # the computation runs on a worker thread, outside the request
-    change = state().computed(("moved", rid, layer, a, b, k),
-                              lambda: neighbourhood_change(stats.activations(a, layer, rid), stats.activations(b, layer, rid), k=k))
-    order = np.argsort(-change, kind="stable")[:top]
+    change, drift = state().computed(("moved", rid, layer, a, b, k), lambda: _moved(stats.activations(a, layer, rid), stats.activations(b, layer, rid), k))
     ids = stats.probes(rid)["probe_id"].to_numpy()
+    scope = np.flatnonzero(decode_rows(rows, len(ids))) if rows is not None else np.arange(len(ids))
+    order = scope[np.lexsort((-drift[scope], -change[scope]))][:top]
     return jsonify({
-        "a": a, "b": b, "layer": layer, "k": k,
+        "a": a, "b": b, "layer": layer, "k": k, "ranked": int(scope.size),
         "measure": f"1 − Jaccard of the {k} nearest neighbours (cosine) in {layer}: 0 = the same neighbours at both steps, 1 = none shared",
-        "mean": float(change.mean()),
+        "tie_break": f"ties ordered by drift: the mean distance at step {b} to the {k} neighbours at step {a}, "
+                     "relative to the mean distance to all images (0 = still beside it, 1 = as far as a typical image)",
+        "mean": float(change[scope].mean()) if scope.size else None,
         "probe_id": ids[order].astype(int).tolist(),
         "change": np.round(change[order], 4).tolist(),
+        "drift": np.round(drift[order], 4).tolist(),
     })
+
+
+def _moved(XA, XB, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return neighbourhood_change(XA, XB, k=k), neighbour_drift(XA, XB, k=k)

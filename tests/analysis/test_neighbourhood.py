@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepviz.analysis.neighbourhood import neighbourhood_change
+from deepviz.analysis.neighbourhood import neighbour_drift, neighbourhood_change
 from deepviz.errors import ConfigurationError
 
 
@@ -56,3 +56,35 @@ def test_bad_arguments_say_what_to_change(X):
         neighbourhood_change(X, X, k=0)
     with pytest.raises(ConfigurationError, match="Unknown metric 'manhattan'"):
         neighbourhood_change(X, X, metric="manhattan")
+
+
+def test_drift_is_small_for_kept_neighbours_about_one_for_unrelated_and_ignores_scaling(X):
+    kept = neighbour_drift(X, X, k=8)
+    other = neighbour_drift(X, np.random.default_rng(1).normal(size=X.shape), k=8)
+    assert kept.shape == (200,) and (kept >= 0).all() and kept.max() < other.min() + 0.3
+    assert kept.mean() < 0.85 and 0.9 < other.mean() < 1.1
+    for metric in ("cosine", "euclidean"):
+        assert np.allclose(neighbour_drift(X, 4.0 * X, k=5, metric=metric), neighbour_drift(X, X, k=5, metric=metric))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_drift_orders_images_that_share_no_neighbour_by_how_far_they_went(seed):
+    # Groups at 0, 10 and 40 on a line; image a moves into the group at 10, image b into the far one at 40.
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0], [10.0, 0], [40.0, 0]])
+    A = centres[np.repeat([0, 1, 2], 30)] + rng.normal(size=(90, 2))
+    B = A.copy()
+    a, b = rng.choice(30, size=2, replace=False)
+    B[a] = centres[1] + rng.normal(size=2)
+    B[b] = centres[2] + rng.normal(size=2)
+    change = neighbourhood_change(A, B, k=6, metric="euclidean")
+    drift = neighbour_drift(A, B, k=6, metric="euclidean")
+    assert change[a] == change[b] == 1  # a tie on the Jaccard measure ...
+    assert drift[b] > drift[a] > drift[np.setdiff1d(np.arange(90), [a, b])].max()  # ... that the drift breaks
+
+
+def test_drift_checks_its_arguments_like_the_change(X):
+    with pytest.raises(ConfigurationError, match="XA has 200 rows but XB has 10"):
+        neighbour_drift(X, X[:10])
+    with pytest.raises(ConfigurationError, match="k=200 neighbours need more than 200 images"):
+        neighbour_drift(X, X, k=200)

@@ -242,9 +242,9 @@ def test_filters_follow_each_step_and_compose_with_the_selection(live_server, pa
     page.select_option("[data-testid=filter-pred]", "2")
     wait_highlight(page, ids[(labels == 2) & (last["pred"] == 2)].tolist(), steps[-1])
     page.click("[data-testid=filter-clear]")
-    page.fill("[data-testid=filter-conf-lo]", "0.9")
+    page.fill("[data-testid=filter-conf-lo]", "90")  # percent, as the UI shows confidence everywhere
     page.press("[data-testid=filter-conf-lo]", "Enter")
-    page.fill("[data-testid=filter-conf-hi]", "1")
+    page.fill("[data-testid=filter-conf-hi]", "100")
     page.press("[data-testid=filter-conf-hi]", "Enter")
     wait_highlight(page, ids[last["confidence"] >= 0.9 - 1e-6].tolist(), steps[-1])
     page.click("[data-testid=filter-clear]")
@@ -308,7 +308,8 @@ def test_two_steps_side_by_side_share_the_selection_and_list_what_moved_most(liv
     assert page.get_attribute(a, "data-checksum") != page.get_attribute(b, "data-checksum")  # different weights, different layouts
     ones = ",".join(map(str, ids[labels == 1]))
     page.wait_for_function(f"() => document.querySelector('{a}').dataset.highlighted === '{ones}' && document.querySelector('{b}').dataset.highlighted === '{ones}'")
-    moved = client.get(f"/api/runs/{run_id}/moved?layer=fc1&a={steps[-1]}&b={steps[0]}&top=24").get_json()
+    rows = ".".join(map(str, np.flatnonzero(labels == 1)))  # ranked within the selection
+    moved = client.get(f"/api/runs/{run_id}/moved?layer=fc1&a={steps[-1]}&b={steps[0]}&top=24&rows={rows}").get_json()
     page.wait_for_selector("[data-testid=moved] figure")
     shown = [int(v) for v in page.eval_on_selector_all("[data-testid=moved] figure", "els => els.map(e => e.dataset.probe)")]
     assert shown == moved["probe_id"]

@@ -48,6 +48,19 @@ function short(v) {
   return String(+v.toFixed(a >= 1 ? 1 : 2));
 }
 
+// Where each legend entry goes: [{s, x, row}], from x0 on the first row, wrapping within width.
+function legendEntries(items, x0, width) {
+  const out = [];
+  let x = x0; let row = 0;
+  for (const s of items) {
+    const w = 22 + 6.2 * s.name.length;
+    if (x + w - 7 > width && x > 4) { row += 1; x = 4; }
+    out.push({s, x, row});
+    x += w;
+  }
+  return out;
+}
+
 // A line chart. series: [{name, values (aligned with xs, null = gap), color, width, dash, dots, connect (draw across gaps)}].
 // options: {xs, width, height, marker (an x to mark), yDomain [lo, hi], yLabel, legend,
 //           onClick(x) (the nearest x), xFormat, yFormat, testid}.
@@ -56,8 +69,10 @@ export function lineChart(series, options) {
   const xFormat = options.xFormat || short;
   const yFormat = options.yFormat || short;
   const showLegend = legend && series.filter((q) => q.legend !== false).length > 1;
-  // The axis label and the legend share a row above the plot, off the data.
-  const m = {l: 38, r: 10, t: yLabel || showLegend ? 22 : 8, b: 20};
+  // The axis label and the legend share the rows above the plot, off the data; the legend wraps to fit.
+  const entries = showLegend ? legendEntries(series.filter((q) => q.legend !== false), yLabel ? 14 + 6.5 * yLabel.length : 38, width) : [];
+  const rowsAbove = entries.length ? entries[entries.length - 1].row + 1 : 1;
+  const m = {l: 38, r: 10, t: yLabel || showLegend ? 8 + 14 * rowsAbove : 8, b: 20};
   const w = width - m.l - m.r, hgt = height - m.t - m.b;
   const [x0, x1] = extent(xs);
   let [y0, y1] = options.yDomain || extent(series.flatMap((s) => s.values));
@@ -101,12 +116,11 @@ export function lineChart(series, options) {
     root.append(g);
   }
   if (showLegend) {
-    let lx = yLabel ? 14 + 6.5 * yLabel.length : m.l;
     const lg = svg('g', {class: 'legend'});
-    for (const s of series.filter((q) => q.legend !== false)) {
-      lg.append(svg('line', {x1: lx, x2: lx + 12, y1: 7, y2: 7, stroke: s.color, 'stroke-width': 2, 'stroke-dasharray': s.dash}),
-        svg('text', {x: lx + 15, y: 11}, s.name));
-      lx += 22 + 6.2 * s.name.length;
+    for (const {s, x, row} of entries) {
+      const y = 7 + 14 * row;
+      lg.append(svg('line', {x1: x, x2: x + 12, y1: y, y2: y, stroke: s.color, 'stroke-width': 2, 'stroke-dasharray': s.dash}),
+        svg('text', {x: x + 15, y: y + 4}, s.name));
     }
     root.append(lg);
   }

@@ -7,7 +7,7 @@
 // double-click resets (a click waits for the double-click that may follow, so
 // resetting never selects). With setDragMode('lasso' | 'box') a drag draws an
 // area instead and onArea(rows inside) is called. setHighlight(mask) dims the
-// points outside the mask; setTrails draws paths across steps. In mosaic mode each point is drawn as its thumbnail,
+// points outside the mask; setHidden(mask) leaves those out (not drawn, not hit); setTrails draws paths across steps. In mosaic mode each point is drawn as its thumbnail,
 // cut from one sprite sheet (one image for the whole probe set).
 //
 // The container gets data-step, data-n and data-checksum (a hash of the
@@ -17,7 +17,7 @@ import {inside, area, drawArea} from './lasso.js';
 
 const DURATION_MS = 300;
 const CLICK_WAIT_MS = 260; // longer than a double-click's gap
-const DIM = 0.12;
+const DIM = 0.3; // dimmed points stay readable as context; the highlighted ones are 3x as opaque
 const PAD = 18;
 
 const ease = (t) => (t < 0.5 ? 4 * t * t * t : 1 - Math.pow(-2 * t + 2, 3) / 2);
@@ -47,6 +47,8 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   let buckets = []; // [{color, idx: Int32Array}], points grouped by colour: one fill per colour
   let selected = -1; let hovered = -1;
   let highlight = null; // Uint8Array mask, or null: nothing dimmed
+  let hidden = null; // Uint8Array mask, or null: nothing left out
+  const gone = (i) => hidden !== null && hidden[i] === 1;
   let trails = null; // {rows, xy: [Float32Array per step], current}
   let dragMode = 'pan'; let drawn = null; // the lasso or box being drawn (screen pixels)
   let mosaic = null; // {image, cols, cell}
@@ -67,14 +69,13 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     draw();
   }
 
-  // Fit the current positions into the canvas with one scale for both axes
-  // (distances in a projection mean the same in x and y).
+  // Fit the current positions, and the trails at every step, into the canvas with one
+  // scale for both axes (distances in a projection mean the same in x and y).
   function computeFit() {
     let x0 = Infinity; let x1 = -Infinity; let y0 = Infinity; let y1 = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const x = shown[2 * i]; const y = shown[2 * i + 1];
-      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-    }
+    const grow = (x, y) => { if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y; };
+    for (let i = 0; i < n; i++) grow(shown[2 * i], shown[2 * i + 1]);
+    if (trails) for (const pos of trails.xy) for (const i of trails.rows) grow(pos[2 * i], pos[2 * i + 1]);
     if (!n || !Number.isFinite(x0)) { fit = {s: 1, ox: width / 2, oy: height / 2}; return; }
     const pad = mosaic ? Math.max(PAD, cellSize() / Math.sqrt(view.k) / 2 + 4) : PAD; // whole thumbnails stay inside
     const s = Math.min((width - 2 * pad) / Math.max(x1 - x0, 1e-9), (height - 2 * pad) / Math.max(y1 - y0, 1e-9));
@@ -110,7 +111,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
         ctx.fillStyle = b.color;
         ctx.beginPath();
         for (const i of b.idx) {
-          if (highlight && highlight[i] !== lit) continue;
+          if ((highlight && highlight[i] !== lit) || gone(i)) continue;
           const x = sx(shown[2 * i]); const y = sy(shown[2 * i + 1]);
           if (round) { ctx.moveTo(x + r, y); ctx.arc(x, y, r, 0, 2 * Math.PI); } else ctx.rect(x - r, y - r, 2 * r, 2 * r);
         }
@@ -127,7 +128,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
       ctx.fillStyle = b.color;
       for (const i of b.idx) {
         const x = sx(shown[2 * i]) - half; const y = sy(shown[2 * i + 1]) - half;
-        if (x > width || y > height || x < -s || y < -s) continue;
+        if (x > width || y > height || x < -s || y < -s || gone(i)) continue;
         ctx.globalAlpha = highlight && !highlight[i] ? DIM : 1;
         ctx.fillRect(x - 1.5, y - 1.5, s + 3, s + 3); // a frame in the point's colour
         ctx.drawImage(image, (i % cols) * cell, Math.floor(i / cols) * cell, cell, cell, x, y, s, s);
@@ -188,6 +189,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     const reach = Math.max(7, mosaic ? cellSize() / 2 : radius() + 3);
     let best = -1; let bestD = reach * reach;
     for (let i = 0; i < n; i++) {
+      if (gone(i)) continue;
       const dx = sx(shown[2 * i]) - px; const dy = sy(shown[2 * i + 1]) - py;
       const d = dx * dx + dy * dy;
       if (d < bestD) { bestD = d; best = i; }
@@ -199,7 +201,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   function finishArea() {
     const poly = area(dragMode, drawn); drawn = null;
     const rows = [];
-    for (let i = 0; i < n; i++) if (inside(poly, sx(shown[2 * i]), sy(shown[2 * i + 1]))) rows.push(i);
+    for (let i = 0; i < n; i++) if (!gone(i) && inside(poly, sx(shown[2 * i]), sy(shown[2 * i + 1]))) rows.push(i);
     draw();
     onArea(rows);
   }
@@ -269,6 +271,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     setGroups(g, color) { groups = g; palette = color; rebucket(); draw(); },
     setSelected(i) { selected = i === null || i === undefined ? -1 : i; draw(); },
     setHighlight(mask) { highlight = mask; draw(); },
+    setHidden(mask) { hidden = mask; draw(); },
     // rows: the points to trail; xy: their layouts at every step (probe order); current: this step's index.
     setTrails(t) { trails = t && t.rows.length ? t : null; draw(); },
     setDragMode(mode) { dragMode = mode; canvas.style.cursor = mode === 'pan' ? '' : 'crosshair'; },

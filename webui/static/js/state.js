@@ -10,6 +10,7 @@ const URL_KEYS = ['step', 'layer', 'view', 'sel', 'color', 'method', 'metric', '
   'pick', 'from', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'ab', 'trail', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms',
   'cell'];
 const NUMERIC = new Set(['step', 'sel', 'k', 'ab', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms']);
+URL_KEYS.push('cmethod'); // the cluster method, kmeans or hdbscan (views/embedding/clusters.js)
 
 function readURL() {
   const params = new URLSearchParams(location.search);

@@ -8,7 +8,7 @@
 import {thumbURL} from '../api.js';
 import {h, clear, classColor, pct, showError, select} from '../dom.js';
 import {createScatter} from '../scatter.js';
-import {probesOf, predsAt, highlightAt, decodeRows, rowsOf} from '../pick.js';
+import {probesOf, predsAt, highlightAt, decodeRows, encodeRows, rowsOf} from '../pick.js';
 import {layouts, methodOf, trailsFor, MAX_TRAILS} from './embedding/layouts.js';
 import * as clustersPanel from './embedding/clusters.js';
 import * as query from './embedding/query.js';
@@ -62,7 +62,7 @@ function controls(ctx) {
     ui.progress,
     h('div', {class: 'emb-main'}, h('div', {class: 'scatter-wrap'}, ui.box, ui.overlay), ui.legend),
     h('p', {class: 'muted small emb-help'}, 'Hover a point to see its image; click to select it. Scroll to zoom, drag to pan (or lasso / box), double-click to reset. '
-      + 'Click a legend entry to select its images, shift-click to hide them.'));
+      + 'Click a legend entry to select its images, shift-click to hide them (shift-click again to show them).'));
   return ui;
 }
 
@@ -135,13 +135,36 @@ export function mount(el, ctx) {
   ui.mosaicBox.addEventListener('change', () => setMosaic(ui.mosaicBox.checked));
   ui.dragSel.addEventListener('change', () => scatter.setDragMode(ui.dragSel.value));
 
-  // A legend click selects the group's images; shift-click hides them (selects all the others).
-  function legendClick(e, g, groups, text) {
-    const mask = e.shiftKey ? (ctx.state.pick ? decodeRows(ctx.state.pick, groups.length) : new Uint8Array(groups.length).fill(1)) : null;
-    const rows = [];
-    for (let i = 0; i < groups.length; i++) if (e.shiftKey ? mask[i] && groups[i] !== g : groups[i] === g) rows.push(i);
-    const what = `${ui.colorSel.selectedOptions[0].textContent} ${text}`;
-    ctx.select(idsOf(rows), e.shiftKey ? `without ${what}` : what);
+  // A legend click selects the group's images. Shift-click hides a group (its points are not
+  // drawn; the selection is the rest), shift-click again shows it: `hiding` holds the hidden
+  // groups and the selection they were taken from, while the pick is the one it made.
+  let hiding = null; // {groups: Set, base, baseFrom, color, pick}
+  let shownGroups = null;
+  const hidingNow = () => (hiding && hiding.pick === ctx.state.pick && hiding.color === (ctx.state.color || 'label') ? hiding : null);
+  function legendClick(e, g, groups, items) {
+    const what = ui.colorSel.selectedOptions[0].textContent;
+    const rowsWhere = (keep) => { const out = []; for (let i = 0; i < groups.length; i++) if (keep(i)) out.push(i); return out; };
+    if (!e.shiftKey) { ctx.select(idsOf(rowsWhere((i) => groups[i] === g)), `${what} ${items.find((it) => it[2] === g)[1]}`); return; }
+    const hz = hidingNow() || {groups: new Set(), base: ctx.state.pick, baseFrom: ctx.state.from, color: ctx.state.color || 'label'};
+    if (hz.groups.has(g)) hz.groups.delete(g); else hz.groups.add(g);
+    if (!hz.groups.size) { hiding = null; ctx.set({pick: hz.base, from: hz.baseFrom}, {push: true}); return; }
+    const base = hz.base ? decodeRows(hz.base, groups.length) : null;
+    const rows = rowsWhere((i) => (!base || base[i]) && !hz.groups.has(groups[i]));
+    hz.pick = encodeRows(rows) || undefined;
+    hiding = rows.length ? hz : null; // hiding everything clears the selection, and starts afresh
+    const names = items.filter((it) => hz.groups.has(it[2])).map((it) => it[1]).join(', ');
+    ctx.select(idsOf(rows), `${hz.base ? `${hz.baseFrom || 'selection'} ` : ''}without ${what} ${names}`);
+  }
+
+  // The hidden groups' points are left out of the scatter and struck through in the legend.
+  function showHiding() {
+    const hz = hidingNow();
+    scatter.setHidden(hz && shownGroups ? Uint8Array.from(shownGroups, (x) => (hz.groups.has(x) ? 1 : 0)) : null);
+    ui.box.dataset.hiddenGroups = hz ? [...hz.groups].sort((a, b) => a - b).join(',') : '';
+    for (const b of ui.legend.querySelectorAll('button[data-group]')) {
+      const off = !!hz && hz.groups.has(Number(b.dataset.group));
+      b.classList.toggle('off', off); b.setAttribute('aria-pressed', String(off));
+    }
   }
 
   // Dim what is not highlighted; the highlighted probe ids go on the scatter's element (data-highlighted).
@@ -149,6 +172,7 @@ export function mount(el, ctx) {
     const mask = await highlightAt(ctx, step);
     if (my !== seq) return;
     scatter.setHighlight(mask);
+    showHiding();
     ui.box.dataset.highlighted = mask ? idsOf(rowsOf(mask)).join(',') : '';
     ui.box.dataset.highlightStep = String(step);
     const selRow = probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : -1;
@@ -176,10 +200,11 @@ export function mount(el, ctx) {
     ui.note.textContent = layout.provisional ? `step ${step}: provisional layout (aligned to step ${layout.alignedTo ?? '–'}), the aligned one is being computed` : '';
     const {groups, palette, items} = colouring(ctx, probes, p, cl, stats);
     scatter.setGroups(groups, palette);
+    shownGroups = groups;
     clear(ui.legend).append(...items.map(([c, text, g]) => (g === undefined
       ? h('span', {class: 'legend-item'}, h('span', {class: 'swatch', style: `background:${c}`}), text)
-      : h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them',
-        'data-group': g, onclick: (e) => legendClick(e, g, groups, text)}, h('span', {class: 'swatch', style: `background:${c}`}), text))));
+      : h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them (again: show them)',
+        'data-group': g, onclick: (e) => legendClick(e, g, groups, items)}, h('span', {class: 'swatch', style: `background:${c}`}), text))));
     scatter.setPositions(layout.xy, {step});
     scatter.setSelected(probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : null);
     await showHighlight(step, my);

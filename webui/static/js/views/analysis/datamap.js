@@ -86,8 +86,9 @@ function regionButtons(ctx, dm) {
   const {probe_id: ids, confidence: conf, variability: vari} = dm.arrays;
   const {ambiguous_variability: av, easy_confidence: ec} = dm.meta;
   const regionOf = (i) => (vari[i] >= av ? 'ambiguous' : conf[i] >= ec ? 'easy' : 'hard');
-  return h('div', {class: 'datamap-pick'}, ['easy', 'ambiguous', 'hard'].map((r) => h('div', {'data-region': r}, `${r}: `,
-    pickButton(ctx, Array.from(ids).filter((_, i) => regionOf(i) === r), `data map: ${r}`))));
+  const inRegion = (r) => Array.from(ids).filter((_, i) => regionOf(i) === r);
+  return h('div', {class: 'datamap-pick'}, ['easy', 'ambiguous', 'hard'].map((r) => [r, inRegion(r)]).map(([r, members]) => h('div', {'data-region': r}, `${r}: `,
+    members.length ? pickButton(ctx, members, `data map: ${r}`) : h('span', {class: 'muted small'}, 'no images'))));
 }
 
 export function mount(el, ctx) {

@@ -58,7 +58,8 @@ function clusterCard(ctx, c, labels, title, text, color) {
 export function mount(el, ctx) {
   const {run} = ctx;
   const api = (path) => `/api/runs/${encodeURIComponent(run.run_id)}${path}`;
-  let method = 'kmeans';
+  const methodOf = () => (ctx.state.cmethod === 'hdbscan' ? 'hdbscan' : 'kmeans'); // in the URL as cmethod
+  let method = methodOf();
   // The sub-cluster class and k live in the URL (subcls, subk).
   const subClsOf = () => (ctx.state.subcls >= 0 && ctx.state.subcls < run.class_names.length ? ctx.state.subcls : 0);
   const subKOf = () => Math.max(2, Math.min(20, ctx.state.subk || 3));
@@ -159,7 +160,7 @@ export function mount(el, ctx) {
     if (recolour && ctx.state.color === 'cluster') ctx.emb.redraw();
   }
 
-  methodSel.addEventListener('change', () => { method = methodSel.value; showMethod(); refresh(true); });
+  methodSel.addEventListener('change', () => ctx.set({cmethod: methodSel.value === 'kmeans' ? undefined : methodSel.value}, {push: true}));
   kInput.addEventListener('change', () => {
     const k = Math.max(2, Math.min(50, Math.round(Number(kInput.value)) || defaultK));
     kInput.value = k; ctx.set({k}, {push: true});
@@ -174,6 +175,7 @@ export function mount(el, ctx) {
   return {
     labelsAt,
     update(changed) {
+      if (changed.has('cmethod')) { method = methodOf(); methodSel.value = method; showMethod(); clearTimeout(timer); refresh(true); }
       if (changed.has('k')) kInput.value = kOf();
       if (changed.has('subcls') || changed.has('subk')) { subSel.value = subClsOf(); subKInput.value = subKOf(); drawSub(); }
       for (const key of Object.keys(HDBSCAN)) if (changed.has(key)) hdbInputs[key].value = hdbOf(key);

@@ -9,6 +9,7 @@ import {getJSON, thumbURL} from '../../api.js';
 import {h, clear, fmt, showError, fillPanel, select} from '../../dom.js';
 import {createScatter} from '../../scatter.js';
 import {pickButton} from '../selection/gallery.js';
+import {encodeRows, rowsOf} from '../../pick.js';
 
 const TOP = 24;
 
@@ -21,9 +22,9 @@ export function mount(el, ctx) {
   const grid = h('div', {class: 'ab-grid'}, ...[0, 1].map((i) => h('div', {class: 'ab-side'}, titles[i], boxes[i])));
   const measure = h('p', {class: 'muted small', 'data-testid': 'moved-measure'});
   const moved = h('div', {class: 'gallery moved', 'data-testid': 'moved'});
-  const body = h('div', {}, grid, h('h3', {}, 'What moved most'), measure, moved);
+  const body = h('div', {hidden: true}, grid, h('h3', {}, 'What moved most'), measure, moved);
   fillPanel(el, 'Two steps side by side', 'ab', h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'A = the current step, B =', bSel)), body);
-  let scatters = null;
+  let scatters = null; // made when B is first chosen; until then the panel shows only the B control
   let seq = 0;
 
   async function side(i, step, my) {
@@ -36,14 +37,21 @@ export function mount(el, ctx) {
     boxes[i].dataset.highlighted = mask ? ctx.emb.probes().probe_id.filter((_, r) => mask[r]).join(',') : '';
   }
 
+  // Ranked within what is highlighted at A (the selection and the filters), when anything is.
   async function loadMoved(a, b, my) {
     clear(moved); measure.textContent = 'Comparing neighbourhoods…';
-    const res = await getJSON(`/api/runs/${encodeURIComponent(ctx.run.run_id)}/moved`, {layer: ctx.state.layer, a, b, top: TOP});
+    const mask = await ctx.emb.highlightAt(a);
+    const rows = mask ? encodeRows(rowsOf(mask)) : undefined;
+    if (mask && !rows) { measure.textContent = 'Nothing is highlighted at A: no image to rank.'; return; }
+    const query = {layer: ctx.state.layer, a, b, top: TOP, ...(mask ? {rows} : {})};
+    const res = await getJSON(`/api/runs/${encodeURIComponent(ctx.run.run_id)}/moved`, query);
     if (my !== seq) return;
-    measure.textContent = `Measure: ${res.measure}. Mean over all images ${fmt(res.mean, 2)}; the ${res.probe_id.length} highest:`;
+    const among = mask ? `the ${res.ranked} highlighted images (selection and filters)` : 'all images';
+    measure.textContent = `Ranked among ${among}. Measure: ${res.measure}; ${res.tie_break}. `
+      + `Mean ${fmt(res.mean, 2)}; the ${res.probe_id.length} highest:`;
     measure.append(' ', pickButton(ctx, res.probe_id, `moved most ${a}→${b}`));
-    moved.append(...res.probe_id.map((id, j) => h('figure', {'data-probe': id, title: `#${id}: ${fmt(res.change[j], 2)}`, onclick: () => ctx.set({sel: id}, {push: true})},
-      h('img', {class: 'thumb', src: thumbURL(ctx.run.run_id, id), alt: `image ${id}`, loading: 'lazy'}), h('figcaption', {}, fmt(res.change[j], 2)))));
+    moved.append(...res.probe_id.map((id, j) => h('figure', {'data-probe': id, title: `#${id}: ${fmt(res.change[j], 2)}, drift ${fmt(res.drift[j], 2)}`, onclick: () => ctx.set({sel: id}, {push: true})},
+      h('img', {class: 'thumb', src: thumbURL(ctx.run.run_id, id), alt: `image ${id}`, loading: 'lazy'}), h('figcaption', {}, fmt(res.change[j], 2), h('br'), `d ${fmt(res.drift[j], 2)}`))));
   }
 
   async function draw() {
