@@ -3,6 +3,8 @@ every step, from each step's own activations; and, in Chromium, its chart and th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,52 @@ def test_separation_errors_name_the_bad_parameter(client, run_id):
     assert_api_error(client.get(f"{base}?cls=3&k=1"), 400, "'k' must be between 2 and 20, got 1")
     assert_api_error(client.get(f"{base}?cls=3&metric=manhattan"), 400, "'metric' must be one of cosine, euclidean")
     assert_api_error(client.get(f"{base}?cls=3&layer=conv9"), 404, "Unknown layer 'conv9'")
+
+
+# ------------------------------------------------------------------ in Chromium
+
+SHOTS = Path("/work/wt/shots/subsep")
+
+
+def _legend(page) -> str:
+    return page.text_content("[data-testid=emb-legend]") or ""
+
+
+def test_the_panel_charts_every_step_and_colours_the_scatter_by_the_sub_groups(live_server, page, client, run_id):
+    from .test_browser_selection import open_embedding
+
+    steps = _steps(client, run_id)
+    ref = steps[-1]
+    body = client.get(f"/api/runs/{run_id}/steps/{ref}/subclusters/separation?layer=fc1&cls=3&k=2").get_json()
+    open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&layer=fc1&step={ref}&subcls=3&subk=2")
+    page.wait_for_selector(f"[data-testid=subsep][data-step='{ref}'] [data-testid=subsep-chart]", timeout=60_000)
+    dots = page.locator("[data-testid=subsep-chart] .series circle")
+    assert dots.count() == len(steps)  # one point per step (the threshold line has none)
+    assert page.locator("[data-testid=subsep-chart-marker]").count() == 1
+    titles = [dots.nth(i).locator("title").text_content() for i in range(len(steps))]
+    assert [t.rsplit(": ", 1)[1] for t in titles] == [f"{v:.2f}" for v in body["values"]]
+    reading = page.text_content("[data-testid=subsep-reading]")
+    assert reading.startswith(f"The 2 sub-groups of 3 found at step {ref} ") and "cosine silhouette ≥ 0.25" in reading
+
+    page.click("[data-testid=subsep-colour]")
+    page.wait_for_function("() => document.querySelector('[data-testid=emb-legend]').textContent.includes('other classes (dimmed)')")
+    assert "color=subgroup" in page.url and f"subref={ref}" in page.url
+    legend = _legend(page)
+    assert f"group 0 of 3 at step {ref}" in legend and f"group 1 of 3 at step {ref}" in legend
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("[data-testid=clusters]").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "subsep_panel.png"), full_page=True)
+
+    page.reload()
+    page.wait_for_selector("[data-testid=scatter][data-checksum]", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('[data-testid=emb-legend]').textContent.includes('other classes (dimmed)')")
+    assert page.input_value("[data-testid=emb-color]") == "subgroup"
+    assert f"group 1 of 3 at step {ref}" in _legend(page)
+
+    # Scrubbing keeps the sub-groups of the reference step: the same images, followed to another step.
+    page.focus("[data-testid=timeline-slider]")
+    page.keyboard.press("Home")
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('step') === '{steps[0]}'")
+    page.wait_for_timeout(500)
+    assert f"group 1 of 3 at step {ref}" in _legend(page)
+    assert not page.js_errors, page.js_errors

@@ -7,8 +7,10 @@ export const state = {};
 // came from; ft…fid: its filters; ab: step B of the A | B view; trail: trails
 // on; nk: neighbour k; subcls/subk: the sub-cluster class and k; fa/fb: the flow steps.
 const URL_KEYS = ['step', 'layer', 'view', 'sel', 'color', 'method', 'metric', 'k',
-  'pick', 'from', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'ab', 'trail', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms'];
-const NUMERIC = new Set(['step', 'sel', 'k', 'ab', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms']);
+  'pick', 'from', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'ab', 'trail', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms',
+  'subref']; // subref: the step whose sub-groups colour the scatter (color=subgroup)
+const NUMERIC = new Set(['step', 'sel', 'k', 'ab', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms',
+  'subref']);
 
 function readURL() {
   const params = new URLSearchParams(location.search);

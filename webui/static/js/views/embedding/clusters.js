@@ -10,6 +10,7 @@ import {h, clear, pct, showError, fillPanel, select} from '../../dom.js';
 import {renderPurity} from './purity.js';
 import {SEED} from './layouts.js';
 import {pickButton} from '../selection/gallery.js';
+import {mountSeparation} from './subsep.js';
 
 export const NOISE = '#bbbbbb';
 // Dark, saturated colours that the class palette (dom.js classColor) does not use; then darker golden-angle hues.
@@ -83,6 +84,7 @@ export function mount(el, ctx) {
   const subSel = select({'aria-label': 'class', 'data-testid': 'subcluster-class'}, run.class_names.map((c, i) => [i, c]), subClsOf());
   const subKInput = h('input', {type: 'number', min: 2, max: 20, value: subKOf(), 'aria-label': 'sub-cluster k', 'data-testid': 'subcluster-k', class: 'k-input'});
   const subList = h('div', {class: 'cluster-list', 'data-testid': 'subcluster-list'});
+  const sep = mountSeparation(ctx, api, () => ({layer: ctx.state.layer, cls: subClsOf(), k: subKOf()}), clusterColor);
   fillPanel(el, 'Clusters', 'clusters',
     h('div', {class: 'controls'},
       h('label', {class: 'inline'}, 'Method', methodSel),
@@ -93,7 +95,7 @@ export function mount(el, ctx) {
     h('h3', {}, 'Clusters at this step'), list,
     h('h3', {}, 'Sub-clusters inside one class'),
     h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'Class', subSel), h('label', {class: 'inline'}, 'k', subKInput)),
-    subList);
+    subList, sep.el);
   el.classList.add('clusters-panel');
 
   const params = () => (method === 'kmeans' ? {layer: ctx.state.layer, method, k: kOf(), seed: SEED}
@@ -141,6 +143,7 @@ export function mount(el, ctx) {
   async function drawSub() {
     const step = ctx.state.step;
     clear(subList).append(progress('Clustering…'));
+    sep.draw();
     let r;
     try {
       r = await getBinary(api(`/steps/${step}/subclusters`), {layer: ctx.state.layer, cls: subClsOf(), k: subKOf(), seed: SEED});
@@ -173,6 +176,7 @@ export function mount(el, ctx) {
   let timer = null;
   return {
     labelsAt,
+    subgroups: sep.subgroups,
     update(changed) {
       if (changed.has('k')) kInput.value = kOf();
       if (changed.has('subcls') || changed.has('subk')) { subSel.value = subClsOf(); subKInput.value = subKOf(); drawSub(); }
