@@ -3,6 +3,7 @@ every step, from each step's own activations; and, in Chromium, its chart and th
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,21 @@ def test_the_grouping_is_the_reference_steps(client, run_id):
     a = client.get(f"/api/runs/{run_id}/steps/{steps[0]}/subclusters/separation?layer=fc1&cls=3&k=3").get_json()
     b = client.get(f"/api/runs/{run_id}/steps/{steps[-1]}/subclusters/separation?layer=fc1&cls=3&k=3").get_json()
     assert a["step"] == steps[0] and b["step"] == steps[-1] and a["values"] != b["values"]
+
+
+def test_a_corrupt_step_is_a_gap_in_the_series(webui_db, tmp_path):
+    from webui import create_app
+
+    db = tmp_path / "stats_db"
+    shutil.copytree(webui_db, db)
+    store = StatsDB(db)
+    rid = store.run_ids()[-1]
+    steps = store.steps(rid)
+    (db / "activations" / f"run_id={rid}" / f"step={steps[1]}" / "fc1.parquet").write_bytes(b"not parquet")
+    client = create_app(db, test_config={"TESTING": True}).test_client()
+    body = client.get(f"/api/runs/{rid}/steps/{steps[-1]}/subclusters/separation?layer=fc1&cls=3&k=2").get_json()
+    assert body["values"][1] is None and None not in body["values"][::2]
+    assert list(body["errors"]) == [str(steps[1])] and "truncated or corrupt" in body["errors"][str(steps[1])]
 
 
 def test_separation_errors_name_the_bad_parameter(client, run_id):
