@@ -3,7 +3,6 @@ every step, from each step's own activations; and, in Chromium, its chart and th
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from deepviz import StatsDB
 from deepviz.analysis.separation import separation
 
 from .conftest import assert_api_error
-from .test_embedding import decode
+from .test_embedding import app_for, decode, fresh_db  # noqa: F401 (fresh_db is a fixture)
 
 
 def _steps(client, run_id) -> list[int]:
@@ -44,16 +43,12 @@ def test_the_grouping_is_the_reference_steps(client, run_id):
     assert a["step"] == steps[0] and b["step"] == steps[-1] and a["values"] != b["values"]
 
 
-def test_a_corrupt_step_is_a_gap_in_the_series(webui_db, tmp_path):
-    from webui import create_app
-
-    db = tmp_path / "stats_db"
-    shutil.copytree(webui_db, db)
-    store = StatsDB(db)
+def test_a_corrupt_step_is_a_gap_in_the_series(fresh_db):
+    store = StatsDB(fresh_db)
     rid = store.run_ids()[-1]
     steps = store.steps(rid)
-    (db / "activations" / f"run_id={rid}" / f"step={steps[1]}" / "fc1.parquet").write_bytes(b"not parquet")
-    client = create_app(db, test_config={"TESTING": True}).test_client()
+    (fresh_db / "activations" / f"run_id={rid}" / f"step={steps[1]}" / "fc1.parquet").write_bytes(b"not parquet")
+    client = app_for(fresh_db).test_client()
     body = client.get(f"/api/runs/{rid}/steps/{steps[-1]}/subclusters/separation?layer=fc1&cls=3&k=2").get_json()
     assert body["values"][1] is None and None not in body["values"][::2]
     assert list(body["errors"]) == [str(steps[1])] and "truncated or corrupt" in body["errors"][str(steps[1])]
