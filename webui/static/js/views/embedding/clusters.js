@@ -10,7 +10,7 @@ import {h, clear, pct, showError, fillPanel, select} from '../../dom.js';
 import {renderPurity} from './purity.js';
 import {SEED} from './layouts.js';
 import {pickButton} from '../selection/gallery.js';
-import {mountSeparation} from './subsep.js';
+import * as separation from './subsep.js';
 
 export const NOISE = '#bbbbbb';
 // Dark, saturated colours that the class palette (dom.js classColor) does not use; then darker golden-angle hues.
@@ -84,7 +84,8 @@ export function mount(el, ctx) {
   const subSel = select({'aria-label': 'class', 'data-testid': 'subcluster-class'}, run.class_names.map((c, i) => [i, c]), subClsOf());
   const subKInput = h('input', {type: 'number', min: 2, max: 20, value: subKOf(), 'aria-label': 'sub-cluster k', 'data-testid': 'subcluster-k', class: 'k-input'});
   const subList = h('div', {class: 'cluster-list', 'data-testid': 'subcluster-list'});
-  const sep = mountSeparation(ctx, api, () => ({layer: ctx.state.layer, cls: subClsOf(), k: subKOf()}), clusterColor);
+  const sepEl = h('div', {class: 'subsep'});
+  const sep = separation.mount(sepEl, {...ctx, subgroup: {params: () => ({layer: ctx.state.layer, cls: subClsOf(), k: subKOf()}), color: clusterColor}});
   fillPanel(el, 'Clusters', 'clusters',
     h('div', {class: 'controls'},
       h('label', {class: 'inline'}, 'Method', methodSel),
@@ -95,7 +96,7 @@ export function mount(el, ctx) {
     h('h3', {}, 'Clusters at this step'), list,
     h('h3', {}, 'Sub-clusters inside one class'),
     h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'Class', subSel), h('label', {class: 'inline'}, 'k', subKInput)),
-    subList, sep.el);
+    subList, sepEl);
   el.classList.add('clusters-panel');
 
   const params = () => (method === 'kmeans' ? {layer: ctx.state.layer, method, k: kOf(), seed: SEED}
@@ -143,7 +144,6 @@ export function mount(el, ctx) {
   async function drawSub() {
     const step = ctx.state.step;
     clear(subList).append(progress('Clustering…'));
-    sep.draw();
     let r;
     try {
       r = await getBinary(api(`/steps/${step}/subclusters`), {layer: ctx.state.layer, cls: subClsOf(), k: subKOf(), seed: SEED});
@@ -178,6 +178,7 @@ export function mount(el, ctx) {
     labelsAt,
     subgroups: sep.subgroups,
     update(changed) {
+      sep.update(changed);
       if (changed.has('k')) kInput.value = kOf();
       if (changed.has('subcls') || changed.has('subk')) { subSel.value = subClsOf(); subKInput.value = subKOf(); drawSub(); }
       for (const key of Object.keys(HDBSCAN)) if (changed.has(key)) hdbInputs[key].value = hdbOf(key);
@@ -188,6 +189,6 @@ export function mount(el, ctx) {
         clearTimeout(timer); timer = setTimeout(() => refresh(false), 250);
       }
     },
-    destroy() { clearTimeout(timer); clear(el); },
+    destroy() { clearTimeout(timer); sep.destroy(); clear(el); },
   };
 }

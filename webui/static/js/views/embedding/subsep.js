@@ -27,18 +27,21 @@ export function reading(data) {
   return `${what} first separate (${measure}) at step ${steps[first]}, but fall below it again at step ${steps[fall]}.`;
 }
 
-// The panel's part: chart, sentence and button. params() gives {layer, cls, k} of the sub-clusters.
-export function mountSeparation(ctx, api, params, groupColor) {
+// Part of the clusters panel: chart, sentence and button. ctx.subgroup gives params() ({layer, cls, k}
+// of the sub-clusters) and color(group id); ctx.emb the probes.
+export function mount(root, ctx) {
+  const api = (path) => `/api/runs/${encodeURIComponent(ctx.run.run_id)}${path}`;
+  const {params, color: groupColor} = ctx.subgroup;
   const chart = h('div', {class: 'subsep-chart', 'data-testid': 'subsep'});
   const text = h('p', {class: 'small', 'data-testid': 'subsep-reading'});
   const button = h('button', {class: 'btn small', type: 'button', 'data-testid': 'subsep-colour',
     title: 'Colour these images by sub-group in the scatter, the other classes dimmed; the groups stay those of this step while you scrub',
     onclick: () => ctx.set({color: 'subgroup', subref: ctx.state.step}, {push: true})}, 'Colour the scatter by these sub-groups');
-  const el = h('div', {class: 'subsep'},
+  clear(root).append(
     h('h3', {}, 'When do they separate?'),
     h('p', {class: 'muted small'}, 'Silhouette (cosine, −1..1) of these sub-groups in each step’s own activations: near 1 they lie apart, near 0 they overlap, below 0 they are mixed.'),
     chart, text, button);
-  let seq = 0;
+  let seq = 0; let timer = null;
 
   async function draw() {
     const my = ++seq;
@@ -76,5 +79,13 @@ export function mountSeparation(ctx, api, params, groupColor) {
     return cache.get(key);
   }
 
-  return {el, draw, subgroups};
+  return {
+    subgroups,
+    update(changed) {
+      if (['layer', 'subcls', 'subk', 'view'].some((k) => changed.has(k))) { clearTimeout(timer); draw(); } else if (changed.has('step')) {
+        clearTimeout(timer); timer = setTimeout(draw, 250); // while scrubbing, measure only where the timeline rests
+      }
+    },
+    destroy() { seq += 1; clearTimeout(timer); clear(root); },
+  };
 }
