@@ -2,6 +2,7 @@
 
     GET  /api/runs/<run>/steps/<step>/clusters?layer=&method=&k=&seed=&min_cluster_size=&min_samples=
     GET  /api/runs/<run>/steps/<step>/subclusters?layer=&cls=&k=&seed=
+    GET  /api/runs/<run>/steps/<step>/subclusters/separation?layer=&cls=&k=&seed=&metric=
     GET  /api/runs/<run>/clusters/purity?layer=&method=&k=&seed=&min_cluster_size=&min_samples=
 
 ``k`` is k-means' number of clusters; ``min_cluster_size`` and ``min_samples``
@@ -15,8 +16,9 @@ from flask import Blueprint, jsonify
 
 from deepviz import StatsDB
 from deepviz.analysis import clusters as C
+from deepviz.analysis import separation as S
 
-from .params import binary, db, get_choice, get_int, get_seed, layer_of, run_id, step_of
+from .params import binary, class_count, db, get_choice, get_int, get_seed, layer_of, run_id, step_of
 from .state import state
 
 bp = Blueprint("clusters", __name__, url_prefix="/api/runs/<run>")
@@ -100,17 +102,12 @@ def clusters(run: str, step: str):
     return binary({"labels": labels}, meta)
 
 
-@bp.get("/steps/<step>/subclusters")
-def subclusters(run: str, step: str):
-    rid = run_id(run)
-    s = step_of(rid, step)
-    layer = layer_of(rid, s)
+def _subclusters(rid: str, s: int, layer: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The sub-clusters of the class ``cls`` at step ``s``: (params, the class's probe rows, their labels)."""
     names = db().run_info(rid)["class_names"]
     cls = get_int("cls", lo=0, hi=len(names) - 1, required=True)
     k, seed = _k(default=3, hi=20), get_seed()
     p = db().predictions(s, rid)
-    index = np.flatnonzero(p["label"] == cls)
-
     store = db()  # the job runs on a worker thread, outside this request's app context
 
     def fit() -> np.ndarray:
@@ -118,11 +115,45 @@ def subclusters(run: str, step: str):
         return np.asarray(C.subclusters(X, p["label"], cls, k, random_state=seed), dtype=np.int32)
 
     labels = state().computed(("subclusters", rid, s, layer, cls, k, seed), fit)
-    meta = {
-        "step": s, "layer": layer, "cls": cls, "class_name": names[cls], "k": k, "seed": seed,
-        "clusters": _summary(labels, p["pred"][index], p["correct"][index], p["confidence"][index], len(names)),
-    }
+    params = {"step": s, "layer": layer, "cls": cls, "class_name": names[cls], "k": k, "seed": seed}
+    return params, np.flatnonzero(p["label"] == cls), labels
+
+
+@bp.get("/steps/<step>/subclusters")
+def subclusters(run: str, step: str):
+    rid = run_id(run)
+    s = step_of(rid, step)
+    params, index, labels = _subclusters(rid, s, layer_of(rid, s))
+    p = db().predictions(s, rid)
+    meta = {**params, "clusters": _summary(labels, p["pred"][index], p["correct"][index], p["confidence"][index],
+                                           class_count(rid))}
     return binary({"index": index.astype(np.int32), "labels": labels}, meta)
+
+
+@bp.get("/steps/<step>/subclusters/separation")
+def subcluster_separation(run: str, step: str):
+    """How far apart the sub-clusters found at ``step`` lie at every step (each step's own activations)."""
+    rid = run_id(run)
+    s = step_of(rid, step)
+    layer = layer_of(rid, s)
+    metric = get_choice("metric", S.SEPARATION_METRICS, default="cosine")
+    params, index, labels = _subclusters(rid, s, layer)
+    store, steps = db(), db().steps(rid)
+
+    def measure() -> tuple[list, dict]:
+        activations, errors = [], {}
+        for t in steps:
+            try:
+                activations.append(store.activations(t, layer, rid)[index])
+            except (LookupError, OSError) as exc:
+                # One unreadable step leaves a gap in the line, not an error for the whole chart.
+                errors[str(t)] = str(exc)
+                activations.append(None)
+        return S.separation_over_steps(activations, labels, metric), errors
+
+    values, errors = state().computed(("subseparation", rid, *params.values(), metric), measure)
+    return jsonify({**params, "measure": S.SEPARATION_MEASURE, "metric": metric, "range": [-1, 1],
+                    "threshold": S.SEPARATED, "steps": steps, "values": values, "errors": errors})
 
 
 @bp.get("/clusters/purity")

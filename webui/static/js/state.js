@@ -8,8 +8,10 @@ export const state = {};
 // on; nk: neighbour k; subcls/subk: the sub-cluster class and k; fa/fb: the flow steps.
 const URL_KEYS = ['step', 'layer', 'view', 'sel', 'color', 'method', 'metric', 'k',
   'pick', 'from', 'ft', 'fp', 'fc', 'fconf', 'fflip', 'fid', 'ab', 'trail', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms',
-  'cell'];
-const NUMERIC = new Set(['step', 'sel', 'k', 'ab', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms']);
+  'cell',
+  'subref']; // subref: the step whose sub-groups colour the scatter (color=subgroup)
+const NUMERIC = new Set(['step', 'sel', 'k', 'ab', 'nk', 'subcls', 'subk', 'fa', 'fb', 'mcs', 'ms',
+  'subref']);
 URL_KEYS.push('cmethod'); // the cluster method, kmeans or hdbscan (views/embedding/clusters.js)
 
 function readURL() {

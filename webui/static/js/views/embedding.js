@@ -19,7 +19,8 @@ export const id = 'embedding';
 export const title = 'Embedding';
 
 const METHODS = [['pca', 'PCA'], ['tsne', 't-SNE'], ['umap', 'UMAP']];
-const COLORS = [['label', 'true class'], ['pred', 'predicted class'], ['correct', 'correct / wrong'], ['cluster', 'cluster'], ...COLOUR_BY];
+const COLORS = [['label', 'true class'], ['pred', 'predicted class'], ['correct', 'correct / wrong'], ['cluster', 'cluster'], ...COLOUR_BY,
+  ['subgroup', 'sub-groups of one class']];
 const byImage = (color) => COLOUR_BY.some(([c]) => c === color);
 // The legend of a colouring by the image itself (no groups to click).
 const IMAGE_LEGEND = {mean_colour: [['#888', "each point in its image's mean colour"]],
@@ -80,6 +81,7 @@ function colouring(ctx, probes, preds, clusters, stats) {
     const right = groups.reduce((a, b) => a + b, 0);
     return {groups, palette: (g) => (g ? GOOD : BAD), items: [[GOOD, `correct (${right})`, 1], [BAD, `wrong (${probes.label.length - right})`, 0]]};
   }
+  if (colorBy === 'subgroup' && clusters) return clusters; // already a colouring: clusters.js subgroups()
   if (colorBy === 'cluster' && clusters) {
     const items = clusters.meta.clusters.map((c) => [clustersPanel.clusterColor(c.id), `cluster ${c.id} · mostly ${names[c.majority]} (${pct(c.purity)})`, c.id]);
     if (clusters.meta.noise) items.push([clustersPanel.NOISE, `noise (${clusters.meta.noise})`, -1]);
@@ -114,7 +116,8 @@ export function mount(el, ctx) {
   // What the colouring needs beside the predictions: the step's clusters, or the images' colour statistics.
   const extrasAt = (step) => {
     const color = ctx.state.color || 'label';
-    return [color === 'cluster' ? clusters.labelsAt(step) : null, byImage(color) ? colourStats(ctx.run.run_id) : null];
+    const groups = color === 'cluster' ? clusters.labelsAt(step) : color === 'subgroup' ? clusters.subgroups() : null;
+    return [groups, byImage(color) ? colourStats(ctx.run.run_id) : null];
   };
   const colourAt = async (step) => {
     const [p, cl, stats] = await Promise.all([predsAt(ctx, step), ...extrasAt(step)]);
@@ -251,7 +254,7 @@ export function mount(el, ctx) {
       try {
         if (!probes) probes = await probesOf(ctx);
         if (changed.has('layer') || changed.has('method') || changed.has('view')) await sequence.start();
-        if (['step', 'layer', 'method', 'color', 'k', 'view'].some((k) => changed.has(k))) await showStep();
+        if (['step', 'layer', 'method', 'color', 'k', 'view', 'subref', 'subcls', 'subk'].some((k) => changed.has(k))) await showStep();
         else if (HIGHLIGHT_KEYS.some((k) => changed.has(k)) && shownStep !== null) await showHighlight(shownStep, seq);
         if (changed.has('sel') || changed.has('view')) scatter.setSelected(probes.row.has(state.sel) ? probes.row.get(state.sel) : null);
         clusters.update(changed);

@@ -10,6 +10,7 @@ import {h, clear, pct, showError, fillPanel, select} from '../../dom.js';
 import {renderPurity} from './purity.js';
 import {SEED} from './layouts.js';
 import {pickButton} from '../selection/gallery.js';
+import * as separation from './subsep.js';
 
 export const NOISE = '#bbbbbb';
 // Dark, saturated colours that the class palette (dom.js classColor) does not use; then darker golden-angle hues.
@@ -84,6 +85,8 @@ export function mount(el, ctx) {
   const subSel = select({'aria-label': 'class', 'data-testid': 'subcluster-class'}, run.class_names.map((c, i) => [i, c]), subClsOf());
   const subKInput = h('input', {type: 'number', min: 2, max: 20, value: subKOf(), 'aria-label': 'sub-cluster k', 'data-testid': 'subcluster-k', class: 'k-input'});
   const subList = h('div', {class: 'cluster-list', 'data-testid': 'subcluster-list'});
+  const sepEl = h('div', {class: 'subsep'});
+  const sep = separation.mount(sepEl, {...ctx, subgroup: {params: () => ({layer: ctx.state.layer, cls: subClsOf(), k: subKOf()}), color: clusterColor}});
   fillPanel(el, 'Clusters', 'clusters',
     h('div', {class: 'controls'},
       h('label', {class: 'inline'}, 'Method', methodSel),
@@ -94,7 +97,7 @@ export function mount(el, ctx) {
     h('h3', {}, 'Clusters at this step'), list,
     h('h3', {}, 'Sub-clusters inside one class'),
     h('div', {class: 'controls'}, h('label', {class: 'inline'}, 'Class', subSel), h('label', {class: 'inline'}, 'k', subKInput)),
-    subList);
+    subList, sepEl);
   el.classList.add('clusters-panel');
 
   const params = () => (method === 'kmeans' ? {layer: ctx.state.layer, method, k: kOf(), seed: SEED}
@@ -174,8 +177,10 @@ export function mount(el, ctx) {
   let timer = null;
   return {
     labelsAt,
+    subgroups: sep.subgroups,
     update(changed) {
       if (changed.has('cmethod')) { method = methodOf(); methodSel.value = method; showMethod(); clearTimeout(timer); refresh(true); }
+      sep.update(changed);
       if (changed.has('k')) kInput.value = kOf();
       if (changed.has('subcls') || changed.has('subk')) { subSel.value = subClsOf(); subKInput.value = subKOf(); drawSub(); }
       for (const key of Object.keys(HDBSCAN)) if (changed.has(key)) hdbInputs[key].value = hdbOf(key);
@@ -186,6 +191,6 @@ export function mount(el, ctx) {
         clearTimeout(timer); timer = setTimeout(() => refresh(false), 250);
       }
     },
-    destroy() { clearTimeout(timer); clear(el); },
+    destroy() { clearTimeout(timer); sep.destroy(); clear(el); },
   };
 }
