@@ -104,18 +104,21 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   function drawPoints() {
     const r = radius();
     const round = n <= 4000;
-    // Dimmed points first, the highlighted ones on top.
+    // Dimmed points first, the highlighted ones on top: larger, and outlined so they stand out in any colour.
     for (const lit of highlight ? [0, 1] : [1]) {
       ctx.globalAlpha = !lit ? DIM : n > 3000 ? 0.75 : 0.9;
+      const outlined = highlight && lit;
+      const pr = outlined ? r * 1.4 : r;
       for (const b of buckets) {
         ctx.fillStyle = b.color;
         ctx.beginPath();
         for (const i of b.idx) {
           if ((highlight && highlight[i] !== lit) || gone(i)) continue;
           const x = sx(shown[2 * i]); const y = sy(shown[2 * i + 1]);
-          if (round) { ctx.moveTo(x + r, y); ctx.arc(x, y, r, 0, 2 * Math.PI); } else ctx.rect(x - r, y - r, 2 * r, 2 * r);
+          if (round) { ctx.moveTo(x + pr, y); ctx.arc(x, y, pr, 0, 2 * Math.PI); } else ctx.rect(x - pr, y - pr, 2 * pr, 2 * pr);
         }
         ctx.fill();
+        if (outlined) { ctx.lineWidth = 1; ctx.strokeStyle = 'rgba(20, 20, 20, 0.8)'; ctx.stroke(); }
       }
     }
     ctx.globalAlpha = 1;
