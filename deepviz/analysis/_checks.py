@@ -93,3 +93,11 @@ def check_metric(metric: str, p) -> None:
         raise ConfigurationError(
             f"Minkowski p must be a number >= 1 (p < 1 is not a metric); got p={p!r}."
         )
+
+
+def neighbours_k(k, n_rows: int) -> int:
+    """``k`` nearest neighbours among ``n_rows`` images: a positive int below ``n_rows``."""
+    k = positive_int(k, "k")
+    if k >= n_rows:
+        raise ConfigurationError(f"k={k} neighbours need more than {n_rows} images; lower k.")
+    return k

@@ -11,7 +11,7 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
-from ._checks import as_labels, as_matrix, check_metric, positive_int
+from ._checks import as_labels, as_matrix, check_metric, neighbours_k
 from .neighbours import distances
 
 __all__ = ["colour_features", "colour_stats", "neighbourhood_agreement", "HIST_BINS", "LUMA"]
@@ -135,10 +135,8 @@ def neighbourhood_agreement(X, class_labels, colour, k: int = 10, metric: str = 
         raise ConfigurationError(
             f"colour has {C.shape[0]} rows but X has {X.shape[0]}; they must be the same images."
         )
-    k = positive_int(k, "k")
     check_metric(metric, 3)
-    if k >= X.shape[0]:
-        raise ConfigurationError(f"k={k} neighbours need more than {X.shape[0]} images; lower k.")
+    k = neighbours_k(k, X.shape[0])
     emb_nn = _knn_sets(X, k, metric)
     col_nn = _knn_sets(C, k, "euclidean")
     same_class = (y[emb_nn] == y[:, None]).mean()

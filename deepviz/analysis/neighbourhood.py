@@ -14,7 +14,7 @@ import numpy as np
 
 from deepviz.errors import ConfigurationError
 
-from ._checks import as_matrix, check_metric, positive_int
+from ._checks import as_matrix, check_metric, neighbours_k
 from .colour import _knn_sets
 from .neighbours import distances
 
@@ -27,11 +27,8 @@ def _pair(XA, XB, k, metric) -> tuple[np.ndarray, np.ndarray, int]:
         raise ConfigurationError(
             f"XA has {A.shape[0]} rows but XB has {B.shape[0]}; both must hold the same images in the same order."
         )
-    k = positive_int(k, "k")
     check_metric(metric, 3)
-    if k >= A.shape[0]:
-        raise ConfigurationError(f"k={k} neighbours need more than {A.shape[0]} images; lower k.")
-    return A, B, k
+    return A, B, neighbours_k(k, A.shape[0])
 
 
 def neighbourhood_change(XA, XB, k: int = 10, metric: str = "cosine") -> np.ndarray:
