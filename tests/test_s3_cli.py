@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from deepviz import StatsDB
 
 from tests.cli_support import assert_error, run_main
@@ -54,3 +56,18 @@ def test_an_empty_s3_prefix_becomes_an_empty_db_a_server_can_wait_on(s3_db):  # 
     write_tiny_run(StatsWriter(s3_db), "r", [0])
     assert prepare_db(s3_db) is False  # a db now: left as it is
     assert StatsDB(s3_db).steps("r") == [0]
+
+
+def test_the_sql_sandbox_reads_object_storage_with_the_settings_of_now(s3_db, monkeypatch):  # noqa: F811
+    # Its child is forked from a forkserver whose environment is that of the forkserver's start, which may come
+    # before the endpoint was set (the first console query of a server, another test): the child must get the
+    # caller's object-store settings as they are at the query.
+    from deepviz.errors import QueryError
+    from deepviz.store import StatsWriter
+
+    write_tiny_run(StatsWriter(s3_db), "r", [0, 5])
+    db = StatsDB(s3_db)
+    assert db.sandboxed_sql("SELECT count(*) FROM steps", timeout_s=60)["rows"] == [[2]]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(QueryError, match=r"OSError"):
+        db.sandboxed_sql("SELECT count(*) FROM steps", timeout_s=60)

@@ -14,6 +14,7 @@ under ``if __name__ == "__main__":`` (the child imports the main module).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -186,7 +187,10 @@ def _in_child(root: str, query: str, max_rows: int, memory_limit: str, threads: 
     """
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, root, query, max_rows, memory_limit, threads), daemon=True)
+    # The child is forked from the forkserver, whose environment is the one of its own start: give it this
+    # process's object-store settings (endpoint, credentials) as they are now.
+    aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    proc = ctx.Process(target=_child, args=(send, root, query, max_rows, memory_limit, threads, aws), daemon=True)
     proc.start()
     deadline = time.perf_counter() + timeout_s
     send.close()
@@ -214,9 +218,12 @@ def _in_child(root: str, query: str, max_rows: int, memory_limit: str, threads: 
 # --------------------------------------------------------------------------- the child's side
 
 
-def _child(send, root: str, query: str, max_rows: int, memory_limit: str, threads: int) -> None:
+def _child(send, root: str, query: str, max_rows: int, memory_limit: str, threads: int, aws: dict) -> None:
     from .reader import StatsDB
 
+    for key in [k for k in os.environ if k.startswith("AWS_") and k not in aws]:
+        del os.environ[key]
+    os.environ.update(aws)
     try:
         db = StatsDB(root)
         con = connect(db, {"memory_limit": memory_limit, "threads": threads})
