@@ -6,6 +6,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
+# A relative path (PYTHON=.venv/bin/python from .ci/run) made absolute: the steps below run in other folders.
+case "$python" in */*) python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")" ;; esac
 work="$(mktemp -d)"
 server=""
 cleanup() {
