@@ -25,6 +25,7 @@ NOT_RUN = {
     r"^deepviz demo$": "trains and then serves the UI until stopped; tests/test_cli.py runs `deepviz demo --no-serve`",
     r"^deepviz serve\b": "serves until stopped; tests/webui/test_serve_before_db.py starts the real `deepviz serve`",
     r"--dataset cifar10\b": "trains AlexNet-small on CIFAR-10 for minutes and needs the dataset's files",
+    r"s3://": "needs an object store at the README's address; tests/test_s3*.py run these commands against moto's S3 server",
 }
 
 
