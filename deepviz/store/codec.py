@@ -154,9 +154,17 @@ def _read_object(path: ObjPath, columns) -> pa.Table:
     return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
 
 
+def _read_file(path: Path, columns) -> pa.Table:
+    # One open file for the footer and the pages: given a path, pyarrow opens it
+    # once for each, and a file replaced in between (the run row rewritten by
+    # its writer) reads one version's footer over the other's pages.
+    with open(path, "rb") as handle:
+        return pq.read_table(handle, columns=columns)
+
+
 def read(path: Path | ObjPath, columns=None) -> pa.Table:
     try:
-        return _read_object(path, columns) if isinstance(path, ObjPath) else pq.read_table(path, columns=columns)
+        return _read_object(path, columns) if isinstance(path, ObjPath) else _read_file(path, columns)
     except FileNotFoundError as exc:
         # Callers check what may legitimately be absent before reading: a file
         # that vanishes here is a lost part of the db, not an unknown name.
