@@ -4,7 +4,6 @@ a live server on loopback, and headless Chromium through Playwright."""
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from pathlib import Path
 

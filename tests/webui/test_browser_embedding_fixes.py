@@ -5,13 +5,13 @@ the canvas, readable dimmed points, no empty A | B boxes, no "Select these 0".""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
+from .conftest import ARTIFACTS
 from .test_browser_selection import click_pick, highlighted, open_embedding, predictions, probes, steps_of, wait_highlight
 
-SHOTS = Path("/work/wt/shots/uifix")
+SHOTS = ARTIFACTS  # screenshots for people to look at (gitignored)
 
 CANVAS_ALPHA = """(sel) => {
   const c = document.querySelector(sel + ' canvas');

@@ -5,11 +5,10 @@ survives a step change and a reload of the URL. Also the filters, trails and the
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from .conftest import screenshot
+from .conftest import ARTIFACTS, screenshot
 
-SHOTS = "/work/wt/shots/sel"
+SHOTS = ARTIFACTS  # screenshots for people to look at (gitignored)
 
 
 def open_embedding(page, url: str):

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+from .conftest import screenshot
+
 UNEVEN = [0, 1, 2, 4, 8, 40, 80]
 
 
@@ -69,7 +71,7 @@ def test_ticks_are_spaced_by_step_and_uneven_spacing_is_said(uneven_server, page
     page.eval_on_selector(slider, "s => { s.value = 30; s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); }")
     page.wait_for_function("() => new URLSearchParams(location.search).get('step') === '40'")
     assert page.input_value(slider) == "40"
-    page.screenshot(path="/work/wt/shots/sel/timeline_uneven.png")
+    screenshot(page, "timeline_uneven")
     assert not page.js_errors, page.js_errors
 
 
@@ -78,3 +80,35 @@ def test_evenly_spaced_snapshots_get_no_note(live_server, page, run_id):
     page.wait_for_selector("[data-testid=timeline] .tick >> nth=2", state="attached")
     assert page.locator("[data-testid=timeline-uneven]").is_hidden()
     assert tick_lefts(page) == pytest.approx([0, 50, 100])
+
+
+# Each dot's x (the first series' circles, in step order) and the chart's x scale.
+CHART_XS = """(id) => {
+    const chart = document.querySelector(`[data-testid=${id}]`);
+    const dots = [...chart.querySelector('g.series').querySelectorAll('circle')].map((c) => parseFloat(c.getAttribute('cx')));
+    return {scale: chart.dataset.xScale, dots};
+}"""
+
+
+def test_charts_of_a_log_schedule_spread_the_early_steps(uneven_server, page):
+    page.goto(f"{uneven_server.url}/runs/uneven?view=metrics")
+    page.wait_for_selector("[data-testid=accuracy-chart] g.series circle", state="attached")
+    got = page.evaluate(CHART_XS, "accuracy-chart")
+    assert got["scale"] == "log"
+    gaps = np.diff(got["dots"])
+    assert len(gaps) == len(UNEVEN) - 1 and (gaps > 0).all()
+    # On a linear axis steps 0..8 would share 10 % of the width; on log10(1 + step) the gap from 0 to 1 is 16 %.
+    width = got["dots"][-1] - got["dots"][0]
+    assert gaps[0] / width == pytest.approx(np.log10(2) / np.log10(81), rel=1e-3)
+    labels = page.locator("[data-testid=accuracy-chart] .axis-label").all_text_contents()
+    assert [t for t in labels if t.startswith("log") and "log schedule" in t], labels  # the axis says it is log
+    screenshot(page, "metrics_log_axis")
+    assert not page.js_errors, page.js_errors
+
+
+def test_charts_of_evenly_spaced_steps_stay_linear(live_server, page, run_id):
+    page.goto(f"{live_server.url}/runs/{run_id}?view=metrics")
+    page.wait_for_selector("[data-testid=accuracy-chart] g.series circle", state="attached")
+    got = page.evaluate(CHART_XS, "accuracy-chart")
+    assert got["scale"] == "linear"
+    assert np.diff(got["dots"]) == pytest.approx([np.diff(got["dots"])[0]] * (len(got["dots"]) - 1), abs=0.2)

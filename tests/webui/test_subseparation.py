@@ -3,7 +3,6 @@ every step, from each step's own activations; and, in Chromium, its chart and th
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from deepviz import StatsDB
 from deepviz.analysis.separation import separation
 
-from .conftest import assert_api_error
+from .conftest import ARTIFACTS, assert_api_error
 from .test_embedding import app_for, decode, fresh_db  # noqa: F401 (fresh_db is a fixture)
 
 
@@ -66,7 +65,7 @@ def test_separation_errors_name_the_bad_parameter(client, run_id):
 
 # ------------------------------------------------------------------ in Chromium
 
-SHOTS = Path("/work/wt/shots/subsep")
+SHOTS = ARTIFACTS  # screenshots for people to look at (gitignored)
 
 
 def _legend(page) -> str:

@@ -41,6 +41,37 @@ export function ticks(lo, hi, n = 4) {
   return out;
 }
 
+// The x scale of a line chart: [map(x) -> 0..1 of the width, ticks(n), kind]. Steps of the log schedule (gaps that
+// grow along the run: 0, 1, 2, 4, 8, ..., then every epoch) get a log axis, log10(1 + x), so early training is not a
+// crowd at the left edge; evenly spaced steps a linear one. scale: 'auto' (default), 'linear' or 'log'.
+export function xScale(xs, scale = 'auto') {
+  const [x0, x1] = extent(xs);
+  const kind = scale === 'auto' ? (growingGaps(xs) ? 'log' : 'linear') : scale;
+  if (kind !== 'log' || x0 < 0) {
+    return {kind: 'linear', at: (x) => (x1 === x0 ? 0.5 : (x - x0) / (x1 - x0)), ticks: (n) => ticks(x0, x1, n)};
+  }
+  const t = (x) => Math.log10(1 + x);
+  const at = (x) => (x1 === x0 ? 0.5 : (t(x) - t(x0)) / (t(x1) - t(x0)));
+  return {kind, at, ticks: (n) => logTicks(x0, x1, n)};
+}
+
+// The gaps between consecutive xs grow: the last third's median gap is 8x or more the first third's.
+function growingGaps(xs) {
+  const v = xs.filter(Number.isFinite).slice().sort((a, b) => a - b);
+  const gaps = v.slice(1).map((x, i) => x - v[i]).filter((g) => g > 0);
+  if (v.length < 5 || v[0] < 0 || gaps.length < 4) return false;
+  const third = Math.ceil(gaps.length / 3);
+  const median = (a) => a.slice().sort((p, q) => p - q)[Math.floor(a.length / 2)];
+  return median(gaps.slice(-third)) >= 8 * median(gaps.slice(0, third));
+}
+
+// Ticks of a log axis within [lo, hi]: 0 when in range, then 1, 2, 5, 10, 20, 50... thinned to powers of 10 past n.
+function logTicks(lo, hi, n) {
+  const out = lo <= 0 ? [0] : [];
+  for (let mag = 1; mag <= hi; mag *= 10) for (const m of [1, 2, 5]) if (m * mag >= lo && m * mag <= hi) out.push(m * mag);
+  return out.length <= n + 1 ? out : out.filter((v) => v === 0 || Math.log10(v) % 1 === 0);
+}
+
 function short(v) {
   const a = Math.abs(v);
   if (a >= 1000) return `${(v / 1000).toFixed(a >= 10000 ? 0 : 1)}k`;
@@ -62,7 +93,7 @@ function legendEntries(items, x0, width) {
 }
 
 // A line chart. series: [{name, values (aligned with xs, null = gap), color, width, dash, dots, connect (draw across gaps)}].
-// options: {xs, width, height, marker (an x to mark), yDomain [lo, hi], yLabel, legend,
+// options: {xs, xScale ('auto' | 'linear' | 'log'), width, height, marker (an x to mark), yDomain [lo, hi], yLabel, legend,
 //           onClick(x) (the nearest x), xFormat, yFormat, testid}.
 export function lineChart(series, options) {
   const {xs, width = 420, height = 160, marker, yLabel, legend = true, onClick, testid} = options;
@@ -74,7 +105,7 @@ export function lineChart(series, options) {
   const rowsAbove = entries.length ? entries[entries.length - 1].row + 1 : 1;
   const m = {l: 38, r: 10, t: yLabel || showLegend ? 8 + 14 * rowsAbove : 8, b: 20};
   const w = width - m.l - m.r, hgt = height - m.t - m.b;
-  const [x0, x1] = extent(xs);
+  const scale = xScale(xs, options.xScale);
   let [y0, y1] = options.yDomain || extent(series.flatMap((s) => s.values));
   if (!options.yDomain) {
     // widen to round ticks so the lowest and highest values sit on a grid line
@@ -82,17 +113,21 @@ export function lineChart(series, options) {
     const stepY = t.length > 1 ? t[1] - t[0] : 0;
     if (stepY > 0) { y0 = Math.floor(y0 / stepY + 1e-9) * stepY; y1 = Math.ceil(y1 / stepY - 1e-9) * stepY; }
   }
-  const X = (x) => m.l + (x1 === x0 ? w / 2 : ((x - x0) / (x1 - x0)) * w);
+  const X = (x) => m.l + scale.at(x) * w;
   const Y = (y) => m.t + hgt - ((y - y0) / (y1 - y0)) * hgt;
   const root = svg('svg', {class: 'chart', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'data-testid': testid});
   const grid = svg('g', {class: 'grid'});
   for (const t of ticks(y0, y1, 4)) {
     grid.append(svg('line', {x1: m.l, x2: m.l + w, y1: Y(t), y2: Y(t)}), svg('text', {x: m.l - 4, y: Y(t) + 3, 'text-anchor': 'end'}, yFormat(t)));
   }
-  for (const t of ticks(x0, x1, Math.max(2, Math.floor(w / 70)))) {
+  for (const t of scale.ticks(Math.max(2, Math.floor(w / 70)))) {
     grid.append(svg('text', {x: X(t), y: m.t + hgt + 14, 'text-anchor': 'middle'}, xFormat(t)));
   }
   root.append(grid);
+  root.dataset.xScale = scale.kind;
+  if (scale.kind === 'log') {
+    root.append(svg('text', {class: 'axis-label', x: 2, y: height - 6}, 'log', svg('title', {}, 'steps on a log axis: the snapshots follow a log schedule')));
+  }
   if (yLabel) root.append(svg('text', {class: 'axis-label', x: 4, y: 11}, yLabel));
   if (marker !== undefined && marker !== null && xs.length) {
     root.append(svg('line', {class: 'marker', x1: X(marker), x2: X(marker), y1: m.t, y2: m.t + hgt, 'data-testid': testid ? `${testid}-marker` : undefined}));
