@@ -26,6 +26,8 @@ _SCALARS = {
     "float64": pa.float64(),
     "bool": pa.bool_(),
     "binary": pa.binary(),
+    # one row's values as raw bytes (``vectors.py``); the width is per file, in the field's type and metadata
+    "fixed_size_binary": pa.binary(),
     "timestamp[ms, UTC]": pa.timestamp("ms", tz="UTC"),
 }
 _DUCK = {
@@ -37,6 +39,7 @@ _DUCK = {
     "float64": "DOUBLE",
     "bool": "BOOLEAN",
     "binary": "BLOB",
+    "fixed_size_binary": "BLOB",
     "timestamp[ms, UTC]": "TIMESTAMP WITH TIME ZONE",
 }
 _LIST = re.compile(r"^list<(.+)>$")
