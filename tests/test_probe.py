@@ -222,7 +222,7 @@ def test_uint8_images_in_chunks_are_those_of_one_pass(monkeypatch):
     x = torch.randn(10, 3, 5, 4) * 3
     lo, hi = display_range(x)
     whole = np.round(np.clip((x.numpy() - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    monkeypatch.setattr(P, "CHUNK_IMAGES", 3)
+    monkeypatch.setattr(P, "CHUNK_BYTES", 3 * 60 * 4)
     np.testing.assert_array_equal(to_uint8_images(x), whole)
 
 

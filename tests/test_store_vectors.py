@@ -97,7 +97,7 @@ def test_probe_inputs_are_stored_small_and_read_back_exactly(tmp_path, make, dty
 
 
 def test_a_value_off_the_grid_in_a_later_chunk_keeps_the_inputs_exact(monkeypatch):
-    monkeypatch.setattr(vectors, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(vectors, "CHUNK_BYTES", 4 * 48 * 4)
     x = _images(n=10).astype(np.float32) / np.float32(255)
     field, _ = vectors.input_column("input", x)
     assert field.metadata[b"deepviz.dtype"] == b"|u1"

@@ -126,7 +126,7 @@ def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs, vers
         "run_id": pa.array([run_id] * len(labels), pa.string()),
         "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
         "label": pa.array(labels),
-        "class_name": pa.array([class_names[i] for i in labels], pa.string()),
+        "class_name": pa.array(list(class_names), pa.string()).take(pa.array(labels)),
         "thumbnail": pa.array(thumbnails, pa.binary()),
         "input": stored,
     }
