@@ -250,5 +250,6 @@ def thumbnails(inputs: torch.Tensor, max_size: int = THUMBNAIL_MAX) -> list[byte
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = max(1, min(len(slices), cores))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepviz-thumbnails") as pool:
-        parts = pool.map(lambda part: [_png(img, max_size) for img in part], slices)
+        # each worker makes its slice contiguous: PIL copies a strided image row by row, 5x slower
+        parts = pool.map(lambda part: [_png(img, max_size) for img in np.ascontiguousarray(part)], slices)
         return [png for part in parts for png in part]

@@ -114,3 +114,20 @@ def test_decoding_is_a_view_of_arrows_buffer():
     assert values.dtype == np.dtype("<f2") and values.shape == (3, 4)
     assert not values.flags.owndata and values.base is not None  # no copy, no Python object per row
     np.testing.assert_array_equal(values[1:], vectors.blob_to_numpy(column.slice(1), field, "test"))
+
+
+def test_vectors_written_in_several_row_groups_read_back_whole(tmp_path, monkeypatch):
+    from deepviz.store import codec
+
+    monkeypatch.setattr(codec, "ROW_GROUP_BYTES", 200)  # a few rows per group
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    inputs = np.arange(40 * 4, dtype=np.float32).reshape(40, 1, 2, 2)
+    _probes(writer, inputs)
+    given = write_step(writer, n=40, d=4)
+    path = tmp_path / "activations" / "run_id=r1" / "step=0" / "fc.parquet"
+    assert pq.ParquetFile(path).metadata.num_row_groups > 1
+    assert pq.ParquetFile(tmp_path / "probes" / "run_id=r1" / "probes.parquet").metadata.num_row_groups > 1
+    db = StatsDB(tmp_path)
+    np.testing.assert_array_equal(db.activations(0, "fc"), given["activations"]["fc"].astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(db.probe_inputs(), inputs)

@@ -53,8 +53,8 @@ def _meta(field: pa.Field, key: bytes, what: str) -> str:
     return value.decode(errors="replace")
 
 
-def blob_to_numpy(column: pa.ChunkedArray | pa.Array, field: pa.Field, what: str, allowed=("<f2", "<f4")) -> np.ndarray:
-    """A blob column -> (N, width) numpy of its stored dtype, a view of Arrow's buffer (no copy, no Python objects)."""
+def _blob_format(field: pa.Field, what: str, allowed) -> tuple[np.dtype, int]:
+    """The dtype and width a blob field's metadata names, checked against its type."""
     dtype = _meta(field, DTYPE, what)
     if dtype not in allowed:
         raise CorruptDataError(f"Column {field.name!r} of {what} says it holds {dtype[:20]!r}; allowed: "
@@ -70,22 +70,43 @@ def blob_to_numpy(column: pa.ChunkedArray | pa.Array, field: pa.Field, what: str
             f"{_meta(field, WIDTH, what)[:20]} values of {dtype} ({itemsize} bytes each). The file is corrupt; "
             "other steps stay readable."
         )
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if column.null_count:
-        raise CorruptDataError(f"Column {field.name!r} of {what} has {column.null_count} empty (null) rows; every "
+    return BLOB_DTYPES[dtype], width
+
+
+def _view(chunk: pa.FixedSizeBinaryArray, dtype: np.dtype, width: int) -> np.ndarray:
+    """One Arrow chunk of blobs as an (n, width) numpy view of its buffer: no copy, no Python object per row."""
+    n = len(chunk)
+    if not (n and width):
+        return np.zeros((n, width), dtype)
+    return np.frombuffer(chunk.buffers()[1], dtype=dtype, count=n * width,
+                         offset=chunk.offset * width * dtype.itemsize).reshape(n, width)
+
+
+def blob_to_numpy(column: pa.ChunkedArray | pa.Array, field: pa.Field, what: str, allowed=("<f2", "<f4"),
+                  out_dtype=None) -> np.ndarray:
+    """A blob column -> (N, width) numpy: a view of Arrow's buffer for one chunk and no ``out_dtype``; else each
+    chunk's view converted straight into one new array of ``out_dtype`` (one pass, no combined Arrow copy)."""
+    dtype, width = _blob_format(field, what, allowed)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    nulls = sum(c.null_count for c in chunks)
+    if nulls:
+        raise CorruptDataError(f"Column {field.name!r} of {what} has {nulls} empty (null) rows; every "
                                "row must hold a vector. The file is corrupt; other steps stay readable.")
-    n = len(column)
-    values = np.frombuffer(column.buffers()[1], dtype=BLOB_DTYPES[dtype], count=n * width,
-                           offset=column.offset * field.type.byte_width) if n and width else np.zeros(0, dtype)
-    return values.reshape(n, width)
+    if out_dtype is None and len(chunks) == 1:
+        return _view(chunks[0], dtype, width)
+    out = np.empty((sum(len(c) for c in chunks), width), out_dtype or dtype)
+    start = 0
+    for chunk in chunks:
+        out[start:start + len(chunk)] = _view(chunk, dtype, width)
+        start += len(chunk)
+    return out
 
 
 def vectors_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:
     """The (N, D) float32 rows of a vector column: a blob (schema 2) or a list (schema 1)."""
     field = table.schema.field(name)
     if pa.types.is_fixed_size_binary(field.type):
-        return blob_to_numpy(table.column(name), field, what).astype(np.float32)
+        return blob_to_numpy(table.column(name), field, what, out_dtype=np.float32)
     if pa.types.is_list(field.type) and pa.types.is_floating(field.type.value_type):
         return list_to_numpy(table.column(name))
     raise CorruptDataError(f"Column {name!r} of {what} is {field.type}; expected fixed_size_binary (or, before "
@@ -142,9 +163,9 @@ def inputs_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:
     field = table.schema.field(name)
     if not pa.types.is_fixed_size_binary(field.type):
         return vectors_to_numpy(table, name, what)
+    if _meta(field, DTYPE, what) != "|u1":
+        return blob_to_numpy(table.column(name), field, what, allowed=tuple(BLOB_DTYPES), out_dtype=np.float32)
     values = blob_to_numpy(table.column(name), field, what, allowed=tuple(BLOB_DTYPES))
-    if values.dtype != np.uint8:
-        return values.astype(np.float32)
     divisor = _meta(field, DIVISOR, what)
     try:
         d = float(divisor)
