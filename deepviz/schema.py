@@ -333,6 +333,28 @@ def render_markdown() -> str:
         "steps = pd.read_parquet(\"stats_db/steps\", partitioning=None)",
         "```",
         "",
+    ]
+    out += _vectors_section()
+    out += [
+        "## Snapshots are atomic",
+        "",
+        "A snapshot is written to `_staging/` and moved into place folder by folder; the `steps`",
+        "row is moved last and is the commit marker. `deepviz sql`, `StatsDB` and the web UI only",
+        "show snapshot rows whose `(run_id, step)` has a `steps` row. A raw glob can, for a few",
+        "microseconds around a commit or after a crash, see a snapshot folder whose `steps` row is",
+        "missing; join with `steps` when that matters. Leftovers of a crashed write are removed the",
+        "next time that run is opened for writing.",
+        "",
+        "## Tables",
+        "",
+    ]
+    for table in all_tables():
+        out += _table_markdown(table)
+    return "\n".join(out + _other_files())
+
+
+def _vectors_section() -> list[str]:
+    return [
         "## Vectors are blobs",
         "",
         "Since schema version 2 an activation vector (and a probe input) is one `fixed_size_binary`",
@@ -353,21 +375,7 @@ def render_markdown() -> str:
         "width of a float16 layer. A db created with schema version 1 keeps `list<float16>` vectors",
         "(`FLOAT[]` in DuckDB), and deepviz reads both.",
         "",
-        "## Snapshots are atomic",
-        "",
-        "A snapshot is written to `_staging/` and moved into place folder by folder; the `steps`",
-        "row is moved last and is the commit marker. `deepviz sql`, `StatsDB` and the web UI only",
-        "show snapshot rows whose `(run_id, step)` has a `steps` row. A raw glob can, for a few",
-        "microseconds around a commit or after a crash, see a snapshot folder whose `steps` row is",
-        "missing; join with `steps` when that matters. Leftovers of a crashed write are removed the",
-        "next time that run is opened for writing.",
-        "",
-        "## Tables",
-        "",
     ]
-    for table in all_tables():
-        out += _table_markdown(table)
-    return "\n".join(out + _other_files())
 
 
 def _other_files() -> list[str]:
