@@ -131,3 +131,11 @@ def test_vectors_written_in_several_row_groups_read_back_whole(tmp_path, monkeyp
     db = StatsDB(tmp_path)
     np.testing.assert_array_equal(db.activations(0, "fc"), given["activations"]["fc"].astype(np.float16).astype(np.float32))
     np.testing.assert_array_equal(db.probe_inputs(), inputs)
+
+
+def test_thumbnails_are_stored_byte_for_byte(tmp_path):
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    pngs = [bytes([i]) * (i * 7) for i in range(9)]  # sizes 0..56, one empty
+    writer.write_probes("r1", np.arange(9), np.zeros(9, int), ["c0", "c1", "c2"], pngs, np.zeros((9, 1, 2, 2), np.float32))
+    assert StatsDB(tmp_path).thumbnails() == dict(enumerate(pngs))

@@ -114,6 +114,16 @@ def run(row: dict) -> pa.Table:
     return pa.Table.from_pylist([row], schema=arrow_schema(S.RUNS))
 
 
+def _binary(cells: list[bytes]) -> pa.Array:
+    """A binary column built at its exact size (Arrow's builder grows by doubling: up to twice the PNGs' bytes)."""
+    offsets = np.zeros(len(cells) + 1, np.int64)
+    np.cumsum([len(c) for c in cells], out=offsets[1:])
+    if offsets[-1] >= 2**31:  # past int32 offsets: Arrow's builder splits it into chunks
+        return pa.array(cells, pa.binary())
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(cells))]
+    return pa.Array.from_buffers(pa.binary(), len(cells), buffers)
+
+
 def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs, version: int = S.SCHEMA_VERSION) -> pa.Table:
     """The probe rows; the inputs as ``vectors.input_column`` stores them (``list<float32>`` in a schema 1 db)."""
     labels = np.asarray(labels, dtype=np.int32)
@@ -127,7 +137,7 @@ def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs, vers
         "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
         "label": pa.array(labels),
         "class_name": pa.array(list(class_names), pa.string()).take(pa.array(labels)),
-        "thumbnail": pa.array(thumbnails, pa.binary()),
+        "thumbnail": _binary(thumbnails),
         "input": stored,
     }
     return pa.table(columns, schema=_with_field(S.PROBES, field))
