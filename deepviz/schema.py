@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import re
 
 #: Bumped whenever a reader of the previous version would misread new files.
-SCHEMA_VERSION = 1
+#: 2: activation vectors and probe inputs are ``fixed_size_binary`` blobs (they were ``list<float16>`` and
+#: ``list<float32>``). A db keeps the version it was created with, and its writers write that format.
+SCHEMA_VERSION = 2
 
 #: Name of the file at the database root that records the schema version.
 VERSION_FILE = "deepviz.json"
@@ -25,7 +27,8 @@ VERSION_FILE = "deepviz.json"
 
 #: Column types, named as Arrow names them (the store maps them to Arrow and
 #: DuckDB types): ``string``, ``int32``, ``int64``, ``float16``, ``float32``,
-#: ``float64``, ``bool``, ``binary``, ``timestamp[ms, UTC]`` and ``list<T>``.
+#: ``float64``, ``bool``, ``binary``, ``timestamp[ms, UTC]``, ``list<T>`` and ``fixed_size_binary`` (one row's
+#: numbers as raw little-endian bytes: a DuckDB ``BLOB``; its field's metadata names the dtype and width).
 #: Kept as names so that importing the schema loads no pyarrow.
 
 #: Files outside the tables, laid out like them.
@@ -107,7 +110,10 @@ PROBES = Table(
         ("label", "int32", "true class"),
         ("class_name", "string", "name of the true class"),
         ("thumbnail", "binary", "PNG thumbnail (at most 64 px a side)"),
-        ("input", "list<float32>", "the model input, flattened (reshape with `runs.input_shape`)"),
+        ("input", "fixed_size_binary", "the model input, flattened (reshape with `runs.input_shape`), stored losslessly: "
+                                       "`uint8` codes when every value is `code / 255` or `code` (field metadata "
+                                       "`deepviz.divisor`), else `<f2` when float16 holds it exactly, else `<f4`; "
+                                       "`list<float32>` in schema 1"),
     ),
 )
 
@@ -180,7 +186,9 @@ ACTIVATIONS = Table(
         ("step", "int64", "step"),
         ("layer", "string", "module name as `named_modules()` reports it, or `<conv>.gap`: that conv's output averaged over its positions"),
         ("probe_id", "int64", "probe image"),
-        ("vector", "list<float16>", "flattened layer output; float16 by default (reads as FLOAT[] in DuckDB), float32 on request"),
+        ("vector", "fixed_size_binary", "flattened layer output as little-endian `<f2` (float16, the default) or `<f4` "
+                                        "(`runs.activation_dtype`); DuckDB reads a BLOB of `octet_length(vector) / 2` "
+                                        "float16 values; `list<float16>` in schema 1"),
     ),
     snapshot=True,
 )
@@ -325,6 +333,9 @@ def render_markdown() -> str:
         "steps = pd.read_parquet(\"stats_db/steps\", partitioning=None)",
         "```",
         "",
+    ]
+    out += _vectors_section()
+    out += [
         "## Snapshots are atomic",
         "",
         "A snapshot is written to `_staging/` and moved into place folder by folder; the `steps`",
@@ -340,6 +351,31 @@ def render_markdown() -> str:
     for table in all_tables():
         out += _table_markdown(table)
     return "\n".join(out + _other_files())
+
+
+def _vectors_section() -> list[str]:
+    return [
+        "## Vectors are blobs",
+        "",
+        "Since schema version 2 an activation vector (and a probe input) is one `fixed_size_binary`",
+        "cell per row: the row's numbers as raw little-endian bytes. DuckDB reads it as a `BLOB`; its",
+        "field's metadata names the numpy dtype (`deepviz.dtype`: `<f2`, `<f4` or `|u1`) and the number of",
+        "values (`deepviz.width`), so one file is enough to decode it. Read the rows into one array:",
+        "",
+        "```python",
+        "import numpy as np, pyarrow.parquet as pq",
+        "t = pq.read_table(\"stats_db/activations/run_id=R/step=0/fc1.parquet\")",
+        "meta = t.schema.field(\"vector\").metadata  # {b'deepviz.dtype': b'<f2', b'deepviz.width': b'64'}",
+        "x = np.frombuffer(t.column(\"vector\").combine_chunks().buffers()[1], meta[b\"deepviz.dtype\"].decode())",
+        "x = x.reshape(len(t), int(meta[b\"deepviz.width\"]))",
+        "```",
+        "",
+        "or from SQL, e.g. `duckdb.sql(\"SELECT probe_id, vector FROM ...\").df()` and",
+        "`np.frombuffer(b\"\".join(df.vector), \"<f2\").reshape(len(df), -1)`; `octet_length(vector) / 2` is the",
+        "width of a float16 layer. A db created with schema version 1 keeps `list<float16>` vectors",
+        "(`FLOAT[]` in DuckDB), and deepviz reads both.",
+        "",
+    ]
 
 
 def _other_files() -> list[str]:

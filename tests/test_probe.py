@@ -176,3 +176,64 @@ def test_dataset_of_one_loader_in_a_list_or_dict(digits_tensors):
     loader = torch.utils.data.DataLoader(data)
     assert dataset_of(loader, "train") is data
     assert dataset_of([loader], "val") is data and dataset_of({"digits": loader}, "val") is data
+
+
+# --------------------------------------------------------------------------- a large probe: no whole-probe copies
+
+
+class Items(Dataset):
+    """A map-style dataset known only through its items (no tensors, no targets)."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+def test_a_whole_float32_probe_is_the_given_tensor_and_a_subset_is_its_rows(digits_tensors):
+    x, y = digits_tensors
+    whole = build_probe((x, y))
+    assert whole.inputs.data_ptr() == x.data_ptr() and torch.equal(whole.labels, y)  # no copy
+    part = build_probe(TensorDataset(x, y), 100, seed=2)
+    assert part.inputs.data_ptr() != x.data_ptr() and torch.equal(part.inputs, x[torch.as_tensor(part.ids)])
+
+
+def test_a_tensor_dataset_and_its_items_give_the_same_probe(digits_tensors):
+    x, y = digits_tensors
+    x8 = (x[:300] * 255).to(torch.uint8)  # uint8 images: the probe holds them as float32
+    fast, slow = build_probe(TensorDataset(x8, y[:300]), 60, seed=3), build_probe(Items(x8, y[:300]), 60, seed=3)
+    assert np.array_equal(fast.ids, slow.ids) and torch.equal(fast.labels, slow.labels)
+    assert fast.inputs.dtype == slow.inputs.dtype == torch.float32 and torch.equal(fast.inputs, slow.inputs)
+
+
+def test_probe_items_of_different_shapes_are_refused():
+    items = Items([torch.zeros(1, 8, 8), torch.zeros(1, 8, 9)], [0, 1])
+    with pytest.raises(ConfigurationError, match=r"Probe item 1 has shape \(1, 8, 9\), item 0 has \(1, 8, 8\): every probe image"):
+        build_probe(items)
+
+
+def test_uint8_images_in_chunks_are_those_of_one_pass(monkeypatch):
+    from deepviz import probe as P
+
+    x = torch.randn(10, 3, 5, 4) * 3
+    lo, hi = display_range(x)
+    whole = np.round(np.clip((x.numpy() - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    monkeypatch.setattr(P, "CHUNK_BYTES", 3 * 60 * 4)
+    np.testing.assert_array_equal(to_uint8_images(x), whole)
+
+
+def test_thumbnails_encoded_in_parallel_keep_probe_order(monkeypatch):
+    from deepviz import probe as P
+
+    monkeypatch.setattr(P, "THUMBNAIL_SLICE", 2)
+    x = torch.rand(7, 3, 6, 6)
+    x[:, 0, 0, 0] = torch.arange(7) / 7  # every image differs
+    expected = to_uint8_images(x)
+    pngs = thumbnails(x)
+    assert len(pngs) == 7
+    for png, img in zip(pngs, expected):
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), img)

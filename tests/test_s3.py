@@ -97,9 +97,9 @@ def test_sql_reads_object_storage_through_arrow_datasets(s3_run):
     uri, _ = s3_run
     frame = StatsDB(uri).sql("SELECT step, count(*) AS n, min(len(probs)) AS c FROM predictions GROUP BY step ORDER BY step")
     assert frame.step.tolist() == [0, 5, 10] and (frame.n == N_PROBE).all() and (frame.c == 10).all()
-    # float16 activations come out as FLOAT, as read_parquet gives them locally.
-    acts = StatsDB(uri).sql("SELECT typeof(vector) AS t FROM activations LIMIT 1")
-    assert acts.t[0] == "FLOAT[]"
+    # activations come out as the BLOBs read_parquet gives locally (schema 2), two bytes per float16 value.
+    acts = StatsDB(uri).sql("SELECT typeof(vector) AS t, octet_length(vector) AS b FROM activations WHERE layer = 'fc1' LIMIT 1")
+    assert acts.t[0] == "BLOB" and acts.b[0] == 2 * StatsDB(uri).activations(0, "fc1").shape[1]
 
 
 def test_a_step_switch_asks_the_store_nothing_it_already_has(s3_run, monkeypatch):

@@ -176,7 +176,8 @@ def remove_stale_temps(candidates: Iterable[Path], older_than_s: float = STALE_T
 # --------------------------------------------------------------------------- version
 
 
-def check_version(root: Path, create: bool) -> None:
+def check_version(root: Path, create: bool) -> int:
+    """The db's schema version; a newer one than this deepviz's is refused. ``create``: record ours in a new db."""
     vfile = root / S.VERSION_FILE
     if vfile.exists():
         try:
@@ -188,10 +189,12 @@ def check_version(root: Path, create: bool) -> None:
                 f"The stats db {str(root)!r} was written with schema version {version}; this deepviz reads "
                 f"schema versions up to {S.SCHEMA_VERSION}. Upgrade deepviz (pip install -U deepviz)."
             )
-    elif create:
+        return version
+    if create:
         tmp = root / f".{S.VERSION_FILE}.{uuid.uuid4().hex}.tmp"
         tmp.write_text(json.dumps({"schema_version": S.SCHEMA_VERSION}) + "\n")
         tmp.replace(vfile)
+    return S.SCHEMA_VERSION
 
 
 def check_is_db(root: Path) -> None:

@@ -25,6 +25,7 @@ from .compare import CompareReader
 from .layout import check_layer_name, mtime, refuse_outside
 from .remote import ObjPath
 from .runs import RunReader
+from .vectors import inputs_to_numpy, vectors_to_numpy
 
 
 @dataclass
@@ -100,7 +101,7 @@ class StatsDB(CompareReader, RunReader):
         def build():
             table = self._read(path, columns=["probe_id", "vector"])
             ids = table.column("probe_id").to_numpy()
-            values = list_to_numpy(table.column("vector"))
+            values = vectors_to_numpy(table, "vector", str(path))
             if len(ids) > 1 and np.any(np.diff(ids) < 0):
                 values = values[np.argsort(ids, kind="stable")]
             return values
@@ -167,7 +168,15 @@ class StatsDB(CompareReader, RunReader):
 
         def convert(table):
             order = np.argsort(table.column("probe_id").to_numpy(), kind="stable")
-            return list_to_numpy(table.column("input"))[order].reshape(-1, *shape)
+            values = inputs_to_numpy(table, "input", str(self.layout.file(S.PROBES, run_id)))
+            if values.shape[1] != int(np.prod(shape)):
+                raise CorruptDataError(
+                    f"The probe inputs of run {run_id!r} have {values.shape[1]} values per image, but the run's "
+                    f"input_shape {list(shape)} needs {int(np.prod(shape))}. The db is corrupt."
+                )
+            if len(order) > 1 and np.any(np.diff(order) < 0):
+                values = values[order]
+            return values.reshape(-1, *shape)
 
         return self._probe_columns(run_id, "inputs", ["probe_id", "input"], convert)
 

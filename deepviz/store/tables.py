@@ -10,8 +10,11 @@ import pyarrow as pa
 
 from .. import schema as S
 from .codec import arrow_schema, vector_column
+from .vectors import blob_column, input_column
 
 ACTIVATION_DTYPES = {"float16": np.float16, "float32": np.float32}
+#: The schema version that stores vectors as blobs (``vectors.py``); a db of an older one keeps its list columns.
+BLOB_VERSION = 2
 
 
 def _keys(run_id: str, step: int, n: int) -> dict[str, pa.Array]:
@@ -36,18 +39,28 @@ def predictions(run_id: str, step: int, probe_ids, labels, probs, loss) -> pa.Ta
     return pa.table(columns, schema=arrow_schema(S.PREDICTIONS))
 
 
-def activations(run_id: str, step: int, layer: str, probe_ids, values, activation_dtype: str) -> pa.Table:
+def _with_field(table: S.Table, field: pa.Field) -> pa.Schema:
+    schema = arrow_schema(table)
+    return schema.set(schema.get_field_index(field.name), field)
+
+
+def activations(run_id: str, step: int, layer: str, probe_ids, values, activation_dtype: str,
+                version: int = S.SCHEMA_VERSION) -> pa.Table:
+    """One layer's rows; ``version``: the db's schema version (1 stores ``list<float16>``)."""
     n = len(probe_ids)
-    schema = arrow_schema(S.ACTIVATIONS)
-    if activation_dtype == "float32":
-        schema = schema.set(schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.float32())))
+    dtype = np.dtype(ACTIVATION_DTYPES[activation_dtype])
+    if version >= BLOB_VERSION:
+        field, vector = blob_column("vector", values, dtype.newbyteorder("<").str)
+    else:
+        vector = vector_column(np.asarray(values), dtype)
+        field = pa.field("vector", vector.type)
     columns = {
         **_keys(run_id, step, n),
         "layer": pa.array([layer] * n, pa.string()),
         "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
-        "vector": vector_column(np.asarray(values), ACTIVATION_DTYPES[activation_dtype]),
+        "vector": vector,
     }
-    return pa.table(columns, schema=schema)
+    return pa.table(columns, schema=_with_field(S.ACTIVATIONS, field))
 
 
 def weights(run_id: str, step: int, tensors: Mapping[str, np.ndarray]) -> pa.Table:
@@ -101,14 +114,30 @@ def run(row: dict) -> pa.Table:
     return pa.Table.from_pylist([row], schema=arrow_schema(S.RUNS))
 
 
-def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs) -> pa.Table:
+def _binary(cells: list[bytes]) -> pa.Array:
+    """A binary column built at its exact size (Arrow's builder grows by doubling: up to twice the PNGs' bytes)."""
+    offsets = np.zeros(len(cells) + 1, np.int64)
+    np.cumsum([len(c) for c in cells], out=offsets[1:])
+    if offsets[-1] >= 2**31:  # past int32 offsets: Arrow's builder splits it into chunks
+        return pa.array(cells, pa.binary())
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(cells))]
+    return pa.Array.from_buffers(pa.binary(), len(cells), buffers)
+
+
+def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs, version: int = S.SCHEMA_VERSION) -> pa.Table:
+    """The probe rows; the inputs as ``vectors.input_column`` stores them (``list<float32>`` in a schema 1 db)."""
     labels = np.asarray(labels, dtype=np.int32)
+    if version >= BLOB_VERSION:
+        field, stored = input_column("input", inputs)
+    else:
+        stored = vector_column(np.asarray(inputs), np.float32)
+        field = pa.field("input", stored.type)
     columns = {
         "run_id": pa.array([run_id] * len(labels), pa.string()),
         "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
         "label": pa.array(labels),
-        "class_name": pa.array([class_names[i] for i in labels], pa.string()),
-        "thumbnail": pa.array(thumbnails, pa.binary()),
-        "input": vector_column(np.asarray(inputs), np.float32),
+        "class_name": pa.array(list(class_names), pa.string()).take(pa.array(labels)),
+        "thumbnail": _binary(thumbnails),
+        "input": stored,
     }
-    return pa.table(columns, schema=arrow_schema(S.PROBES))
+    return pa.table(columns, schema=_with_field(S.PROBES, field))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+import pyarrow as pa
 
 from .. import schema as S
 from ..errors import ConfigurationError, NotFoundError
@@ -86,7 +87,8 @@ class StatsWriter:
         self._dirs: set[Path] = set()  # folders known to exist
         self._locks: dict[str, RunLock] = {}
         self._check_writable()
-        check_version(self.root, create=True)
+        #: The db's schema version: what it was created with, and the format written into it (``tables``).
+        self.version = check_version(self.root, create=True)
         remove_stale_temps(self.root.glob(".*.tmp"))  # a version file whose writer was killed
 
     def _check_writable(self) -> None:
@@ -137,7 +139,7 @@ class StatsWriter:
     def write_run(self, run: Mapping[str, Any]) -> None:
         """Write (or atomically replace) a run's metadata row."""
         row = {name: run.get(name) for name in S.RUNS.column_names}
-        row["schema_version"] = S.SCHEMA_VERSION
+        row["schema_version"] = self.version
         self.lock_run(row["run_id"])
         publish(tables.run(row), self.layout.file(S.RUNS, row["run_id"]), "run")
 
@@ -161,8 +163,11 @@ class StatsWriter:
 
     def write_probes(self, run_id: str, probe_ids, labels, class_names, thumbnails, inputs: np.ndarray) -> None:
         self.lock_run(run_id)
-        table = tables.probes(run_id, probe_ids, labels, class_names, thumbnails, inputs)
+        table = tables.probes(run_id, probe_ids, labels, class_names, thumbnails, inputs, self.version)
         publish(table, self.layout.file(S.PROBES, run_id), "probes", ("thumbnail", "input"))
+        del table
+        # Arrow's allocator keeps what it freed for reuse; give the probes' half-gigabyte (at 100k images) back
+        pa.default_memory_pool().release_unused()
 
     def open_run(self, run_id: str) -> list[int]:
         """Take the run's lock, clear what a crashed writer of it left, and return its committed steps.
@@ -226,7 +231,8 @@ class StatsWriter:
             predictions = tables.predictions(run_id, step, probe_ids, labels, probs, loss)
             stage.write(S.PREDICTIONS, "predictions.parquet", predictions, ("probs",))
             for layer, values in activations.items():
-                table = tables.activations(run_id, step, check_layer_name(layer), probe_ids, values, activation_dtype)
+                table = tables.activations(run_id, step, check_layer_name(layer), probe_ids, values, activation_dtype,
+                                           self.version)
                 stage.write(S.ACTIVATIONS, f"{layer}.parquet", table, ("vector",))
             if weights:
                 stage.write(S.WEIGHTS, "weights.parquet", tables.weights(run_id, step, weights), ("values",))

@@ -44,9 +44,10 @@ def test_describe_summarize_and_from_first_are_allowed(client):
 
 
 def test_long_vectors_and_blobs_are_shortened(client):
-    body = sql(client, "SELECT thumbnail, input FROM probes LIMIT 1").get_json()
-    thumb, vector = body["rows"][0]
+    body = sql(client, "SELECT p.thumbnail, p.input, w.values FROM probes p, weights w LIMIT 1").get_json()
+    thumb, blob, vector = body["rows"][0]
     assert thumb.startswith("<") and thumb.endswith("bytes>")
+    assert blob.startswith("<") and blob.endswith("bytes>")  # probe inputs are blobs since schema 2
     assert vector[-1].endswith("items)") and len(vector) <= 33
 
 
