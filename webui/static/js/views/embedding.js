@@ -209,6 +209,7 @@ export function mount(el, ctx) {
       : h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them (again: show them)',
         'data-group': g, onclick: (e) => legendClick(e, g, groups, items)}, h('span', {class: 'swatch', style: `background:${c}`}), text))));
     scatter.setPositions(layout.xy, {step});
+    sequence.drawn();
     scatter.setSelected(probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : null);
     await showHighlight(step, my);
   }
