@@ -35,6 +35,7 @@ def probes(run: str):
 
 @bp.get("/probes/<int:probe_id>/thumbnail.png")
 def thumbnail(run: str, probe_id: int):
+    """One image's PNG, read with its row group of the probes file (never every thumbnail)."""
     png = db().thumbnail(probe_id, run_id(run))
     return Response(png, mimetype="image/png", headers={"Cache-Control": "public, max-age=86400, immutable"})
 
