@@ -76,14 +76,14 @@ def classes(values, n_classes: int) -> np.ndarray:
     return np.asarray(values).astype(dtype)
 
 
-def ids(values) -> np.ndarray:
+def ids(values) -> Encoded:
     """Integer ids as int32 when they fit, else float64 (exact in JavaScript up to 2**53)."""
     v = np.asarray(values, dtype=np.int64)
     if not v.size or (v.min() >= -(2**31) and v.max() < 2**31):
-        return v.astype(np.int32)
+        return Encoded(v.astype(np.int32), v.shape, {})
     if np.abs(v).max() > JS_SAFE_INTEGER:
         raise ValueError(f"Ids up to {int(np.abs(v).max())} cannot be sent to the browser exactly; at most {JS_SAFE_INTEGER} can.")
-    return v.astype(np.float64)
+    return Encoded(v.astype(np.float64), v.shape, {})  # as they are: float64 is not narrowed here
 
 
 def _wire(arr) -> tuple[bytes, dict]:
