@@ -3,7 +3,7 @@
     python bench/payload.py --n 100000          # a synthetic db of n probe images
     python bench/payload.py --db stats_db       # an existing db (its last run, last step)
 
-Two figures, each from one function that ``bench/scale.py`` calls on its db:
+Three figures, each from one function that ``bench/scale.py`` can call on its db:
 
 - ``predictions_bytes(db)``: the body of the step's predictions as the browser asks for them
   (``format=lean``: uint8 classes, uint16 confidence, bit-packed right/wrong). Target at
@@ -13,6 +13,9 @@ Two figures, each from one function that ``bench/scale.py`` calls on its db:
   ``data-step`` attribute is set by ``setPositions``): the HTML, the JS and CSS, the run, the
   probes, the predictions, the projection's status and layout. No thumbnail is fetched before
   that. Target at 100,000 images: <= 2,000,000.
+- ``step_switch_ms(db)``: server time of what a step change asks for (the step's lean
+  predictions and lean layout, one after the other), per step: (p50, p99) in ms over the
+  steps visited first (cold: read from the db) and again (warm). Target: p50 <= 20.
 """
 
 from __future__ import annotations
@@ -154,22 +157,48 @@ def first_paint_bytes(db, run: str | None = None, step: int | None = None, metho
     return sum(first_paint(db, run, step, method).values())
 
 
+def step_switch_ms(db, run: str | None = None, method: str = "pca", rounds: int = 5) -> dict[str, tuple[float, float]]:
+    """{"cold": (p50, p99), "warm": (p50, p99)} of a step change's two requests, in ms."""
+    from webui import create_app
+
+    app = create_app(db, test_config={"TESTING": True})
+    run, _ = _run_and_step(app.extensions["deepviz_db"], run, None)
+    _layouts_computed(app, run, method, 600.0)
+    client = app.test_client()
+
+    def switch(step: int) -> float:
+        t0 = time.perf_counter()
+        for path in (f"steps/{step}/predictions?format=lean", f"steps/{step}/projection?method={method}&format=lean"):
+            res = client.get(f"/api/runs/{run}/{path}")
+            if res.status_code != 200:
+                raise RuntimeError(f"{path} answered {res.status_code}: {res.get_data(as_text=True)[:300]}")
+        return 1000 * (time.perf_counter() - t0)
+
+    steps = app.extensions["deepviz_db"].steps(run)
+    cold = [switch(s) for s in steps]
+    warm = [switch(s) for _ in range(rounds) for s in steps]
+    return {name: (float(np.percentile(v, 50)), float(np.percentile(v, 99))) for name, v in (("cold", cold), ("warm", warm))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", type=Path, help="an existing db (default: a synthetic one of --n images)")
     ap.add_argument("--n", type=int, default=20_000, help="probe images of the synthetic db (default 20,000)")
     ap.add_argument("--width", type=int, default=16, help="activation width of the synthetic db")
+    ap.add_argument("--steps", type=int, default=4, help="snapshots of the synthetic db")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "db"
         if args.db is None:
-            synthetic_db(db, args.n, width=args.width)
+            synthetic_db(db, args.n, n_steps=args.steps, width=args.width)
         paint = first_paint(db)
         for url, size in sorted(paint.items(), key=lambda kv: -kv[1])[:8]:
             print(f"{size:>10,}  {url.split('/', 3)[-1][:100]}")
         n = len(__import__("deepviz").StatsDB(db).probes())
         pred = predictions_bytes(db)
         print(f"n={n} predictions_per_image={pred / n:.2f} (target at 100k: 4.00)")
+        for name, (p50, p99) in step_switch_ms(db).items():
+            print(f"step_switch_{name}: p50={p50:.1f} ms p99={p99:.1f} ms (target p50 <= 20)")
         print(f"predictions_bytes={pred} first_paint_bytes={sum(paint.values())}")
 
 
