@@ -42,16 +42,25 @@ class Encoded:
     spec: dict
 
 
-def quantised(values, dtype=np.uint16, lo=None, hi=None) -> Encoded:
-    """Floats as unsigned integers over [lo, hi] per column of the last axis (the data's own
-    range by default); values that are not finite become the type's maximum."""
+def _ranges(cols: np.ndarray, finite: np.ndarray, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """One range per column (a layout's x and y): the one given, or its finite values' (0 when none)."""
+    width = cols.shape[1]
+    if lo is not None:
+        return np.full(width, lo, np.float32), np.full(width, hi, np.float32)
+    if cols.size and finite.all():  # the common case: no copy per column
+        return cols.min(axis=0).astype(np.float32), cols.max(axis=0).astype(np.float32)
+    parts = [c[f] for c, f in zip(cols.T, finite.T)]
+    return (np.array([c.min() if c.size else 0.0 for c in parts], np.float32),
+            np.array([c.max() if c.size else 0.0 for c in parts], np.float32))
+
+
+def quantised(values, dtype=np.uint16, lo: float | None = None, hi: float | None = None) -> Encoded:
+    """Floats as unsigned integers over [lo, hi] (both given) or, per column of the last axis,
+    the data's own range; values that are not finite become the type's maximum."""
     v = np.asarray(values, dtype=np.float32)
     cols = v.reshape(-1, v.shape[-1]) if v.ndim > 1 else v.reshape(-1, 1)
     finite = np.isfinite(cols)
-    # One range per column (a layout's x and y), from its finite values (0 when it has none).
-    seen = [c[f] for c, f in zip(cols.T, finite.T)]
-    lo_ = np.array([lo if lo is not None else c.min() if c.size else 0.0 for c in seen], np.float32)
-    hi_ = np.array([hi if hi is not None else c.max() if c.size else 0.0 for c in seen], np.float32)
+    lo_, hi_ = _ranges(cols, finite, lo, hi)
     steps = int(np.iinfo(dtype).max) - 1
     span = np.where(hi_ > lo_, hi_ - lo_, 1.0).astype(np.float32)
     # In place on one copy, a column per row (numpy's inner loop then runs along the 100,000
@@ -62,7 +71,7 @@ def quantised(values, dtype=np.uint16, lo=None, hi=None) -> Encoded:
     has_bad = bool(bad.any())
     if has_bad:
         x[bad] = np.broadcast_to(lo_[:, None], x.shape)[bad]
-    if lo is not None or hi is not None:
+    if lo is not None:
         np.clip(x, lo_[:, None], hi_[:, None], out=x)
     x -= lo_[:, None]
     x *= (steps / span).astype(np.float32)[:, None]

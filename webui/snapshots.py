@@ -49,11 +49,12 @@ def predictions(run: str, step: str):
     rid = run_id(run)
     s = step_of(rid, step)
     fmt = get_format("binary", "lean")
+    if fmt == "lean":  # the three columns only: the probabilities are most of the file
+        p = db().prediction_columns(s, ("pred", "correct", "confidence"), rid)
+        return binary({"pred": framing.classes(p["pred"], class_count(rid)), "confidence": framing.unit_interval(p["confidence"]),
+                       "correct": framing.bits(p["correct"])}, {"step": s, "n": int(len(p["pred"])), "format": fmt})
     p = db().predictions(s, rid)
     meta = {"step": s, "n": int(len(p["pred"])), "format": fmt}
-    if fmt == "lean":
-        return binary({"pred": framing.classes(p["pred"], class_count(rid)), "confidence": framing.unit_interval(p["confidence"]),
-                       "correct": framing.bits(p["correct"])}, meta)
     return binary({"pred": p["pred"], "probs": p["probs"], "loss": p["loss"], "correct": p["correct"], "confidence": p["confidence"]}, meta)
 
 

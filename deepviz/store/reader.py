@@ -21,6 +21,7 @@ from .. import schema as S
 from ..errors import CorruptDataError, NotFoundError
 from . import derived as _derived
 from .codec import list_to_numpy
+from .columns import ColumnReader
 from .compare import CompareReader
 from .layout import check_layer_name, mtime, refuse_outside
 from .remote import ObjPath
@@ -46,7 +47,7 @@ class Snapshot:
     metrics: dict[str, float] = field(default_factory=dict)
     nonfinite_layers: list[str] = field(default_factory=list)
 
-class StatsDB(ThumbnailReader, CompareReader, RunReader):
+class StatsDB(ColumnReader, ThumbnailReader, CompareReader, RunReader):
     """Read access to a stats database folder.
 
     >>> db = StatsDB("stats_db")
