@@ -116,6 +116,8 @@ def test_confusion_and_the_selection_gallery_read_the_lean_columns(synthetic, br
             pick.wait_for(timeout=30_000)
             mean = full["confidence"][full["pred"] != np.asarray(labels)].mean()
             assert f"0 right (0.0%), mean confidence {100 * mean:.1f}%" in pick.locator("[data-testid=pick-stats]").inner_text()
+            page.wait_for_load_state("networkidle")  # the galleries' thumbnails, one request each
+            assert page.evaluate("() => [...document.querySelectorAll('[data-testid=misclassified-gallery] img')].every((i) => i.complete && i.naturalWidth > 0)")
             shot(page, f"confusion_step{step}")
     finally:
         page.close()
