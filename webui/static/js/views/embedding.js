@@ -209,6 +209,8 @@ export function mount(el, ctx) {
       : h('button', {class: 'legend-item', type: 'button', title: 'Click: select these; shift-click: hide them (again: show them)',
         'data-group': g, onclick: (e) => legendClick(e, g, groups, items)}, h('span', {class: 'swatch', style: `background:${c}`}), text))));
     scatter.setPositions(layout.xy, {step});
+    // A User Timing mark (the browser's performance panel; bench/payload.py counts the first paint's bytes up to it).
+    performance.mark('embedding:drawn', {detail: {step}});
     sequence.drawn();
     prefetchAround(step);
     scatter.setSelected(probes.row.has(ctx.state.sel) ? probes.row.get(ctx.state.sel) : null);
