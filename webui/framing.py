@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from flask import Response
 
+from deepviz.errors import UntrustedDataError
+
 #: JavaScript numbers hold integers exactly up to here; larger ids would be rounded.
 JS_SAFE_INTEGER = 2**53 - 1
 
@@ -106,7 +108,8 @@ def ids(values) -> Encoded:
     if not v.size or (v.min() >= -(2**31) and v.max() < 2**31):
         return Encoded(v.astype(np.int32), v.shape, {})
     if np.abs(v).max() > JS_SAFE_INTEGER:
-        raise ValueError(f"Ids up to {int(np.abs(v).max())} cannot be sent to the browser exactly; at most {JS_SAFE_INTEGER} can.")
+        raise UntrustedDataError(f"Ids up to {int(np.abs(v).max())} cannot be sent to the browser exactly; at most {JS_SAFE_INTEGER} can. "
+                                 "Give the probe images ids below 2**53 (their index in the dataset).")
     return Encoded(v.astype(np.float64), v.shape, {})  # as they are: float64 is not narrowed here
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepviz.errors import UntrustedDataError
+
 from .conftest import assert_api_error
 from .test_embedding import decode, wait_done
 
@@ -96,5 +98,5 @@ def test_bits_classes_and_ids_take_the_smallest_type_that_holds_them():
     assert back["c"].dtype == np.uint8 and back["w"].dtype == np.uint16 and back["w"][0] == 300
     assert back["i"].dtype == np.float64 and back["i"][0] == 2**40
     assert framing.ids([7, 2**31 - 1]).raw.dtype == np.int32
-    with pytest.raises(ValueError, match=r"Ids up to 9007199254740993 cannot be sent to the browser exactly; at most 9007199254740991"):
+    with pytest.raises(UntrustedDataError, match=r"Ids up to 9007199254740993 cannot be sent to the browser exactly; at most 9007199254740991 can\. Give the probe images ids below 2\*\*53"):
         framing.ids([2**53 + 1])
