@@ -5,7 +5,8 @@ Clusters are ``webui.clusters``.
     GET  /api/runs/<run>/projection/methods
     GET  /api/runs/<run>/projection?layer=&method=&seed=        progress
     POST /api/runs/<run>/projection?layer=&method=&seed=        queue, then progress
-    GET  /api/runs/<run>/steps/<step>/projection?layer=&method=&seed=   binary xy (N, 2)
+    GET  /api/runs/<run>/steps/<step>/projection?layer=&method=&seed=&format=   binary xy (N, 2):
+         float32, or format=lean: uint16 quantised over each axis's range (webui/framing.py)
     GET  /api/runs/<run>/sprite.png?size=                        thumbnails on a grid
     GET  /api/runs/<run>/moved?layer=&a=&b=&k=&top=&rows=        images whose neighbourhood changed most
 """
@@ -20,7 +21,8 @@ from deepviz.analysis.projection import METHODS
 from deepviz.sprite import sprite_cols, sprite_sheet
 
 from .errors import ApiError
-from .params import binary, db, get_choice, get_int, get_seed, get_str, layer_of, run_id, step_of, step_param
+from . import framing
+from .params import binary, db, get_choice, get_format, get_int, get_seed, get_str, layer_of, run_id, step_of, step_param
 from .rowset import MAX_LEN as ROWS_MAX_LEN, decode_rows
 from .projections import Projections, method_options  # noqa: F401  (method_options: bench/timeline.py)
 from .state import state
@@ -65,10 +67,12 @@ def projection_step(run: str, step: str):
     # needs no activations, and a step missing the layer says so when computed.
     layer = layer_of(rid)
     method, seed = _method(), get_seed()
+    fmt = get_format("binary", "lean")
     xy, meta = _projections().layout(rid, layer, method, seed, s)
     if xy is None:
         xy = np.zeros((0, 2), np.float32)
-    return binary({"xy": xy}, {"step": s, "layer": layer, "method": method, "seed": seed, "n": int(len(xy)), **meta})
+    out = framing.quantised(xy) if fmt == "lean" else xy
+    return binary({"xy": out}, {"step": s, "layer": layer, "method": method, "seed": seed, "n": int(len(xy)), "format": fmt, **meta})
 
 
 @bp.get("/sprite.png")

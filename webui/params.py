@@ -7,16 +7,16 @@ what is allowed; run/step/layer lookups raise 404s that name the missing thing.
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
-from flask import Response, current_app, request
+from flask import current_app, request
 
 from deepviz import StatsDB
 from deepviz.derived import Derived
 from deepviz.errors import CorruptDataError, NotFoundError
 
 from .errors import ApiError
+from .framing import binary  # noqa: F401  (the one framing; every blueprint imports it from here)
 
 #: Errors of one step's files that must not take the other steps down.
 STEP_ERRORS = (CorruptDataError, NotFoundError)
@@ -81,6 +81,12 @@ def get_choice(name: str, choices, default: str | None = None) -> str:
     if value not in choices:
         raise ApiError(f"Parameter '{name}' must be one of {', '.join(choices)}; got {value[:50]!r}.", 400)
     return value
+
+
+def get_format(*choices: str) -> str:
+    """The ``format`` parameter of a route that answers in several (the first choice by default):
+    ``lean`` is the compact binary columns the browser reads (webui/framing.py)."""
+    return get_choice("format", choices, default=choices[0])
 
 
 def get_str(name: str, default: str | None = None, *, max_len: int = 200) -> str | None:
@@ -161,32 +167,3 @@ def layer_of(run: str, step: int | None = None, name: str = "layer", required: b
     if value not in layers:
         raise ApiError(f"Unknown layer {value[:50]!r}. Available: {', '.join(layers)}.", 404)
     return value
-
-
-def binary(arrays: dict[str, np.ndarray], meta: dict | None = None) -> Response:
-    """Arrays as one compact binary response, read in the browser into typed arrays.
-
-    Layout: a little-endian uint32 header length, a UTF-8 JSON header
-    ``{"meta":..., "arrays": [{"name", "dtype", "shape", "offset"}]}``, then the
-    raw little-endian arrays, each aligned to 8 bytes (so a Float32Array can view them).
-    """
-    import json
-
-    specs, chunks, offset = [], [], 0
-    for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        if arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
-        if arr.dtype == np.int64:
-            arr = arr.astype(np.int32)
-        if arr.dtype == np.bool_:
-            arr = arr.astype(np.uint8)
-        raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        specs.append({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "offset": offset})
-        pad = (-len(raw)) % 8
-        chunks.append(raw + b"\0" * pad)
-        offset += len(raw) + pad
-    header = json.dumps({"meta": meta or {}, "arrays": specs}).encode()
-    header += b" " * ((-(len(header) + 4)) % 8)
-    body = struct.pack("<I", len(header)) + header + b"".join(chunks)
-    return Response(body, mimetype="application/octet-stream")

@@ -88,7 +88,7 @@ def neighbours(run: str, step: str):
     metric = get_choice("metric", A.METRICS, "cosine")
     p_norm = get_float("p", 3.0, lo=1.0, hi=100.0)
     k = get_int("k", 8, lo=1, hi=100)
-    preds = db().predictions(s, rid)
+    preds = db().prediction_columns(s, ("label", "pred", "confidence"), rid)  # not the (N, C) probabilities
     labels, pred = preds["label"], preds["pred"]
 
     def described(found) -> list[dict]:

@@ -99,7 +99,7 @@ def _row_group_rows(table: pa.Table) -> int:
     return max(1, ROW_GROUP_BYTES * table.num_rows // max(1, table.nbytes)) if table.num_rows else 1
 
 
-def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterable[str] = ()) -> None:
+def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterable[str] = (), row_group_size: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     where, filesystem = _where(path)
     vectors = set(vector_columns)
@@ -113,7 +113,7 @@ def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterabl
         compression="zstd",
         use_dictionary=dictionary,
         write_statistics=[c for c in table.column_names if c not in vectors],
-        row_group_size=_row_group_rows(table),
+        row_group_size=min(row_group_size or table.num_rows or 1, _row_group_rows(table)),  # at most so many rows, and bytes
     )
     if filesystem is not None:
         path.remote.changed()
@@ -123,7 +123,7 @@ def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterabl
 TMP_SUFFIX = ".tmp"
 
 
-def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Iterable[str] = ()) -> None:
+def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Iterable[str] = (), row_group_size: int | None = None) -> None:
     """Write ``table`` to ``final`` atomically: a hidden temporary name, then a rename.
 
     A failed write (a full disk) removes its temporary file, so nothing
@@ -132,12 +132,12 @@ def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Itera
     (and a rename would be a copy): it is written in place.
     """
     if isinstance(final, ObjPath):
-        write_parquet(table, final, vector_columns)
+        write_parquet(table, final, vector_columns, row_group_size)
         return
     tmp = final.with_name(f".{tmp_prefix}-{uuid.uuid4().hex}{TMP_SUFFIX}")
     created = not final.parent.exists()
     try:
-        write_parquet(table, tmp, vector_columns)
+        write_parquet(table, tmp, vector_columns, row_group_size)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

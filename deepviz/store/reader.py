@@ -21,10 +21,12 @@ from .. import schema as S
 from ..errors import CorruptDataError, NotFoundError
 from . import derived as _derived
 from .codec import list_to_numpy
+from .columns import ColumnReader
 from .compare import CompareReader
 from .layout import check_layer_name, mtime, refuse_outside
 from .remote import ObjPath
 from .runs import RunReader
+from .thumbs import ThumbnailReader
 from .vectors import inputs_to_numpy, vectors_to_numpy
 
 
@@ -46,7 +48,7 @@ class Snapshot:
     metrics: dict[str, float] = field(default_factory=dict)
     nonfinite_layers: list[str] = field(default_factory=list)
 
-class StatsDB(CompareReader, RunReader):
+class StatsDB(ColumnReader, ThumbnailReader, CompareReader, RunReader):
     """Read access to a stats database folder.
 
     >>> db = StatsDB("stats_db")
@@ -181,18 +183,11 @@ class StatsDB(CompareReader, RunReader):
         return self._probe_columns(run_id, "inputs", ["probe_id", "input"], convert)
 
     def thumbnails(self, run: str | None = None) -> dict[int, bytes]:
+        """Every probe image's PNG bytes (the sprite sheet); one image: ``thumbnail`` (thumbs.py)."""
         return self._probe_columns(
             self.resolve_run(run), "thumbs", ["probe_id", "thumbnail"],
             lambda t: dict(zip(t.column("probe_id").to_pylist(), t.column("thumbnail").to_pylist())),
         )
-
-    def thumbnail(self, probe_id: int, run: str | None = None) -> bytes:
-        """PNG bytes of one probe image."""
-        thumbs = self.thumbnails(run)
-        try:
-            return thumbs[int(probe_id)]
-        except (KeyError, TypeError, ValueError):
-            raise NotFoundError(f"Unknown probe image {probe_id!r}; the run has {len(thumbs)} probe images.") from None
 
     # -- weights of a step (the models live in deepviz.models)
 

@@ -39,6 +39,7 @@ from .codec import publish, read, write_parquet
 from .layout import DEFAULT_DB, Layout, as_root, check_layer_name, check_version, remove_stale_temps
 from .lock import RunLock
 from .remote import ObjPath
+from .thumbs import PROBE_ROW_GROUP
 
 #: The order a snapshot's folders are moved into place: ``steps``, the commit marker, last.
 COMMIT_ORDER = [t for t in S.CORE_TABLES if t.snapshot and t is not S.STEPS] + [S.STEPS]
@@ -164,7 +165,8 @@ class StatsWriter:
     def write_probes(self, run_id: str, probe_ids, labels, class_names, thumbnails, inputs: np.ndarray) -> None:
         self.lock_run(run_id)
         table = tables.probes(run_id, probe_ids, labels, class_names, thumbnails, inputs, self.version)
-        publish(table, self.layout.file(S.PROBES, run_id), "probes", ("thumbnail", "input"))
+        # Bounded row groups: one thumbnail is read with its row group, not the whole column (thumbs.py).
+        publish(table, self.layout.file(S.PROBES, run_id), "probes", ("thumbnail", "input"), row_group_size=PROBE_ROW_GROUP)
         del table
         # Arrow's allocator keeps what it freed for reuse; give the probes' half-gigabyte (at 100k images) back
         pa.default_memory_pool().release_unused()

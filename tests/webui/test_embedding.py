@@ -20,13 +20,23 @@ from .conftest import assert_api_error, screenshot
 
 
 def decode(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """The binary array format of webui.params.binary, read back."""
+    """The binary framing of webui/framing.py read back, as api.js:decodeBinary reads it:
+    quantised columns as float32 (NaN above their steps), packed bits as 0/1 uint8."""
     (n,) = struct.unpack("<I", body[:4])
     header = json.loads(body[4 : 4 + n])
     arrays = {}
     for spec in header["arrays"]:
         count = int(np.prod(spec["shape"]))
-        arr = np.frombuffer(body, dtype=np.dtype(spec["dtype"]).newbyteorder("<"), count=count, offset=4 + n + spec["offset"])
+        offset = 4 + n + spec["offset"]
+        if spec["dtype"] == "bits":
+            packed = np.frombuffer(body, dtype=np.uint8, count=(count + 7) // 8, offset=offset)
+            arr = np.unpackbits(packed, count=count, bitorder="little")
+        else:
+            arr = np.frombuffer(body, dtype=np.dtype(spec["dtype"]).newbyteorder("<"), count=count, offset=offset)
+        if "quant" in spec:
+            q = spec["quant"]
+            lo, hi = np.resize(np.asarray(q["lo"]), count), np.resize(np.asarray(q["hi"]), count)
+            arr = np.where(arr > q["steps"], np.nan, lo + arr * (hi - lo) / q["steps"]).astype(np.float32)
         arrays[spec["name"]] = arr.reshape(spec["shape"])
     return header["meta"], arrays
 

@@ -36,9 +36,29 @@ export async function postForm(path, form, params) {
 }
 
 // Binary arrays: uint32 header length, JSON header, then 8-byte-aligned arrays
-// (see webui/params.py:binary). Returns {meta, arrays: {name: TypedArray}} and
-// each typed array carries its .shape.
+// (the framing of webui/framing.py). Returns {meta, arrays: {name: TypedArray}}
+// and each typed array carries its .shape. The compact columns are decoded:
+// a "quant" spec (uint stand-ins for floats) into a Float32Array, NaN where the
+// raw value is above its steps; dtype "bits" (packed booleans) into 0/1 bytes.
 const TYPES = {float32: Float32Array, int32: Int32Array, uint8: Uint8Array, float64: Float64Array, int16: Int16Array, uint16: Uint16Array, uint32: Uint32Array, int8: Int8Array};
+
+function dequantise(raw, {lo, hi, steps}) {
+  const out = new Float32Array(raw.length);
+  const cols = lo.length;
+  const scale = lo.map((l, c) => (hi[c] - l) / steps);
+  for (let i = 0; i < raw.length; i++) {
+    const c = i % cols;
+    out[i] = raw[i] > steps ? NaN : lo[c] + raw[i] * scale[c];
+  }
+  return out;
+}
+
+function unpackBits(buffer, offset, n) {
+  const packed = new Uint8Array(buffer, offset, Math.ceil(n / 8));
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (packed[i >> 3] >> (i & 7)) & 1;
+  return out;
+}
 
 export function decodeBinary(buffer) {
   const headerLen = new DataView(buffer).getUint32(0, true);
@@ -46,9 +66,13 @@ export function decodeBinary(buffer) {
   const base = 4 + headerLen;
   const arrays = {};
   for (const spec of header.arrays) {
-    const T = TYPES[spec.dtype];
     const count = spec.shape.reduce((a, b) => a * b, 1);
-    const arr = new T(buffer, base + spec.offset, count);
+    let arr;
+    if (spec.dtype === 'bits') arr = unpackBits(buffer, base + spec.offset, count);
+    else {
+      arr = new TYPES[spec.dtype](buffer, base + spec.offset, count);
+      if (spec.quant) arr = dequantise(arr, spec.quant);
+    }
     arr.shape = spec.shape;
     arrays[spec.name] = arr;
   }

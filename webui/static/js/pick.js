@@ -6,7 +6,7 @@
 // What is highlighted at a step = (the selection, or every image) ∩ filters,
 // evaluated on that step's predictions, so scrubbing stays true at every step.
 
-import {getJSON, getBinary} from './api.js';
+import {getBinary} from './api.js';
 
 const cache = new WeakMap(); // run -> {probes, preds: Map(step -> promise)}
 const cacheOf = (run) => {
@@ -15,21 +15,30 @@ const cacheOf = (run) => {
 };
 const base = (run) => `/api/runs/${encodeURIComponent(run.run_id)}`;
 
-// {probe_id, label, row: Map(probe id -> row)}, fetched once per run.
+// {probe_id, label (typed arrays), row: Map(probe id -> row)}, fetched once per run
+// as lean binary columns (int32 ids, uint8 labels: 5 bytes an image).
+function withRows({probe_id, label}) {
+  const row = new Map();
+  for (let i = 0; i < probe_id.length; i++) row.set(probe_id[i], i);
+  return {probe_id, label, row};
+}
+
 export function probesOf(ctx) {
   const c = cacheOf(ctx.run);
   if (!c.probes) {
-    c.probes = getJSON(`${base(ctx.run)}/probes`).then((p) => ({...p, row: new Map(p.probe_id.map((id, i) => [id, i]))}));
+    c.probes = getBinary(`${base(ctx.run)}/probes`, {format: 'lean'}).then((r) => withRows(r.arrays));
     c.probes.catch(() => { c.probes = null; });
   }
   return c.probes;
 }
 
-// The predictions of a step as typed arrays (pred, probs, correct, confidence…), fetched once per step.
+// The predictions of a step as typed arrays (pred, correct 0/1, confidence), fetched once
+// per step as lean binary columns (about 3 bytes an image; the class probabilities are
+// in the route's default format, which Inspect reads).
 export function predsAt(ctx, step) {
   const c = cacheOf(ctx.run);
   if (!c.preds.has(step)) {
-    const p = getBinary(`${base(ctx.run)}/steps/${step}/predictions`).then((r) => r.arrays);
+    const p = getBinary(`${base(ctx.run)}/steps/${step}/predictions`, {format: 'lean'}).then((r) => r.arrays);
     p.catch(() => c.preds.delete(step));
     c.preds.set(step, p);
   }

@@ -8,6 +8,7 @@ import {getJSON} from '../api.js';
 import {h, clear, spinner, pct} from '../dom.js';
 import {heatmap, sequential, diverging, inkOn, gallery, panelError} from '../charts.js';
 import {pickButton} from './selection/gallery.js';
+import {probesOf} from '../pick.js';
 import * as pairPanel from './confusion/pair.js';
 import * as changesPanel from './confusion/changes.js';
 
@@ -29,7 +30,6 @@ export function mount(el, ctx) {
   let flowSteps = ctx.state.fa !== undefined && ctx.state.fb !== undefined ? [ctx.state.fa, ctx.state.fb] : null; // [a, b] once picked (URL fa, fb); null follows the timeline
   let data = null;
   let loadedStep;
-  let labelsP = null;
 
   const modeButtons = MODES.map(([m, label]) => h('button', {type: 'button', class: 'seg', 'data-mode': m, 'data-testid': `confusion-mode-${m}`,
     onclick: () => { mode = m; drawMatrix(); }}, label));
@@ -217,13 +217,10 @@ export function mount(el, ctx) {
       }), ctx, {testid: 'flow-gallery'}));
   }
 
-  // True class of each probe id, fetched once.
-  function probeLabels() {
-    if (!labelsP) {
-      labelsP = getJSON(api(ctx, 'probes')).then((p) => new Map(p.probe_id.map((id, k) => [id, p.label[k]])));
-      labelsP.catch(() => { labelsP = null; });
-    }
-    return labelsP;
+  // True class of each probe id: the run's probes, fetched once for every view (pick.js).
+  async function probeLabels() {
+    const probes = await probesOf(ctx);
+    return {get: (id) => (probes.row.has(id) ? probes.label[probes.row.get(id)] : undefined)};
   }
 
   // ---- misclassified at this step

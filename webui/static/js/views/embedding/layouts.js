@@ -1,8 +1,8 @@
 // The Embedding tab's layouts: the server computes a projection sequence in
 // the background and caches it in the db; this starts it, shows its progress,
 // and keeps every layout it has fetched, so scrubbing back and forth costs no
-// request. Once a sequence is cached, every step's layout (8 bytes a point)
-// is prefetched, so scrubbing never waits for the network.
+// request. Once a sequence is cached, every step's layout (4 bytes a point:
+// format=lean, uint16 per axis) is prefetched, so scrubbing never waits for the network.
 
 import {getJSON, postJSON, getBinary} from '../../api.js';
 import {h, clear, showError} from '../../dom.js';
@@ -18,7 +18,13 @@ export function layouts(ctx, {progress, methodLabel, onCached}) {
   const api = (path) => `/api/runs/${encodeURIComponent(ctx.run.run_id)}${path}`;
   const keyOf = (step) => `${ctx.state.layer}|${methodOf(ctx)}|${SEED}|${step}`;
   const params = () => ({layer: ctx.state.layer, method: methodOf(ctx), seed: SEED});
+  const layoutParams = () => ({...params(), format: 'lean'});
   const cache = new Map();
+  const inflight = new Map(); // key -> the request of a layout not yet received
+  // Prefetching waits for the step on screen to be drawn (drawn()), so the first paint
+  // fetches one layout, not the whole sequence; then the steps nearest it come first.
+  let markDrawn;
+  const drawnOnce = new Promise((resolve) => { markDrawn = resolve; });
   let statusKey = null;
   let poll = null;
 
@@ -51,14 +57,23 @@ export function layouts(ctx, {progress, methodLabel, onCached}) {
     }
   }
 
+  // {xy, provisional, alignedTo}, or {pending: true} before the first layout exists.
+  async function at(step) {
+    const key = keyOf(step);
+    if (cache.has(key)) return {xy: cache.get(key), provisional: false};
+    // One request per layout in flight, however many callers ask for it meanwhile.
+    if (!inflight.has(key)) inflight.set(key, getBinary(api(`/steps/${step}/projection`), layoutParams()).finally(() => inflight.delete(key)));
+    const res = await inflight.get(key);
+    if (res.meta.pending) return {xy: null, pending: true};
+    if (!res.meta.provisional) cache.set(key, res.arrays.xy);
+    return {xy: res.arrays.xy, provisional: res.meta.provisional, alignedTo: res.meta.aligned_to};
+  }
+
   async function prefetch(steps) {
-    for (const step of steps) {
-      const key = keyOf(step);
-      if (cache.has(key)) continue;
-      try {
-        const res = await getBinary(api(`/steps/${step}/projection`), params());
-        if (!res.meta.provisional) cache.set(key, res.arrays.xy);
-      } catch (_) { /* shown when that step is visited */ }
+    await drawnOnce;
+    const here = ctx.state.step;
+    for (const step of [...steps].sort((a, b) => Math.abs(a - here) - Math.abs(b - here))) {
+      try { await at(step); } catch (_) { /* shown when that step is visited */ }
     }
   }
 
@@ -71,16 +86,10 @@ export function layouts(ctx, {progress, methodLabel, onCached}) {
       clearTimeout(poll);
       onStatus(key, await postJSON(api('/projection'), {}, params()));
     },
-    // {xy, provisional, alignedTo}, or {pending: true} before the first layout exists.
-    async at(step) {
-      const key = keyOf(step);
-      if (cache.has(key)) return {xy: cache.get(key), provisional: false};
-      const res = await getBinary(api(`/steps/${step}/projection`), params());
-      if (res.meta.pending) return {xy: null, pending: true};
-      if (!res.meta.provisional) cache.set(key, res.arrays.xy);
-      return {xy: res.arrays.xy, provisional: res.meta.provisional, alignedTo: res.meta.aligned_to};
-    },
-    forget(step) { cache.delete(keyOf(step)); },
+    at,
+    // A provisional layout on screen, now cached: the next at() asks again (a request in flight may be provisional).
+    forget(step) { cache.delete(keyOf(step)); inflight.delete(keyOf(step)); },
+    drawn() { markDrawn(); },
     destroy() { statusKey = null; clearTimeout(poll); },
   };
 }
