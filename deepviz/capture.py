@@ -292,11 +292,6 @@ def serialise_state(state: dict[str, torch.Tensor]) -> bytes:
     return buf.getvalue()
 
 
-def state_bytes(model: nn.Module) -> bytes:
-    """The model's state dict on the CPU, serialised with ``torch.save``."""
-    return serialise_state(model.state_dict())
-
-
 def weight_copies(model: nn.Module, layers: list[str]) -> dict[str, torch.Tensor]:
     """The weights of ``layers`` as float32 copies on the model's device, not views of the live parameters."""
     modules = dict(model.named_modules())

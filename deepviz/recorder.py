@@ -32,10 +32,10 @@ from torch import nn
 from . import __version__
 from .callback_checks import check_labels_named, check_recording
 from .background import BackgroundWriter
-from .capture import (Captured, capture_tensors, conv_layers, rank_zero_buffers, resolve_layers, serialise_state,
-                      state_copy, weight_copies)
+from .capture import Captured, capture_tensors, conv_layers, rank_zero_buffers, resolve_layers, state_copy, weight_copies
 from .checkpoint_io import publish_step_file, stage_step_file
 from .gather import gather_to_zero, seen_anywhere
+from .recorder_writes import SnapshotWrites
 from .probe import ProbeSet, build_probe, thumbnails
 from .errors import ConfigurationError
 from .store import StatsWriter, check_layer_name, new_run_id
@@ -72,7 +72,7 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
     return out
 
 
-class Recorder:
+class Recorder(SnapshotWrites):
     """Record what ``model`` makes of a fixed probe set, at the steps the caller chooses.
 
     Args:
@@ -378,68 +378,3 @@ class Recorder:
         n_params = sum(p.numel() for p in self.model.parameters())
         wanted = self.save_state is True or (self.save_state == "auto" and n_params <= AUTO_STATE_MAX_PARAMS)
         return state_copy(self.model) if wanted else None
-
-    def _write_job(self, step: int, epoch: int, trigger: str, captured: Captured, frozen, metrics: dict) -> None:
-        """On the writer's thread: the copies to the host, then the write; the step is then no longer queued."""
-        try:
-            result = captured.to_host()
-            self._warn_nonfinite(result.nonfinite, step)
-            weights, state = frozen
-            weights = {name: w.cpu().numpy() for name, w in weights.items()}
-            state = serialise_state(state) if state is not None else None
-            if self._safe_write(lambda: self._write_snapshot(step, epoch, trigger, result, weights, metrics, state),
-                                step):
-                self.committed.add(step)
-            else:
-                self._failed.add(step)
-        finally:
-            self.queued.pop(step, None)
-            self._tickets.pop(step, None)
-
-    def _write_snapshot(self, step: int, epoch: int, trigger: str, result, weights, metrics: dict, state) -> None:
-        """What one snapshot stores: the capture, the conv weights, metrics and (maybe) the state dict."""
-        self.writer.write_snapshot(
-            self.run_id,
-            step,
-            epoch=epoch,
-            trigger=trigger,
-            probe_ids=self.probe.ids,
-            labels=self.probe.labels.numpy(),
-            probs=result.probs,
-            loss=result.loss,
-            activations=result.activations,
-            weights=weights,
-            metrics=metrics,
-            nonfinite_layers=result.nonfinite,
-            state=state,
-            activation_dtype=self.activation_dtype,
-        )
-
-    def _warn_nonfinite(self, bad: list[str], step: int) -> None:
-        if bad and not self._warned_nonfinite:
-            self._warned_nonfinite = True
-            self._warnings.append(
-                f"deepviz: NaN or Inf in {', '.join(bad)} at step {step}. The values are stored as they are and the "
-                "step is flagged (steps.nonfinite_layers); this warning is given once per run."
-            )
-
-    def _safe_write(self, fn, step: int | None = None) -> bool:
-        """Run a write; an OS error (disk full, permissions) skips it with one warning and training goes on."""
-        try:
-            fn()
-            return True
-        except OSError as exc:
-            if not self._warned_write:
-                self._warned_write = True
-                where = f"snapshot at step {step}" if step is not None else "metadata write"
-                self._warnings.append(
-                    f"deepviz: {where} skipped: {exc}. Nothing partial was left in {self.db}; training goes on. "
-                    "Free space or fix permissions to resume snapshots (this warning is given once)."
-                )
-            return False
-
-    def _surface(self) -> None:
-        """On the caller's thread: warn what the writer's thread has to say, and raise what it raised."""
-        while self._warnings:
-            warnings.warn(self._warnings.pop(0), stacklevel=3)
-        self._writes.check()
