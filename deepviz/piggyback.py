@@ -117,7 +117,9 @@ class ValidationTap:
         return self.seen, None if self.broken is not None else self.out.captured(self.layers)
 
     def _hook(self, name: str):
-        def hook(_module, _inputs, output):
+        def hook(_module, inputs, output):
+            if name == LOGITS and not (inputs and isinstance(inputs[0], torch.Tensor)):
+                return  # not a forward on images: Lightning's strategies call the module with the whole batch
             self._calls[name] += 1
             output = first_tensor(output)
             if self.broken is not None or self._calls[name] > 1:
