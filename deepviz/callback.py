@@ -132,7 +132,7 @@ class StatsCallback(*_bases):
         self._metrics_pending: int | None = None
         self._checkpoint_io: checkpoint_io.RecordingCheckpointIO | None = None
         self._trainer = None
-        self._tap_loader = None  # the validation loader whose forward snapshots reuse, when they can
+        self._warned_order = False
         self._tap: ValidationTap | None = None
         self._queued_at_save: dict[int, str] = {}  # a restored checkpoint's snapshots that were still being written
 
@@ -180,7 +180,6 @@ class StatsCallback(*_bases):
         # state from a checkpoint only after on_fit_start, and the run id
         # must come from that state when resuming.
         self._begin_run(trainer)
-        self._tap_loader = self._validation_to_reuse(trainer)
         if trainer.global_step == 0:
             self._snapshot(trainer, "start")
         else:
@@ -193,10 +192,13 @@ class StatsCallback(*_bases):
         self._flush_metrics(trainer)
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        if self._tap_loader is not None and not trainer.sanity_checking and self._validation_snapshot_due(trainer):
+        if trainer.sanity_checking or not self._validation_snapshot_due(trainer):
+            return
+        loader = self._validation_to_reuse(trainer)  # asked each time: Lightning may reload the loaders
+        if loader is not None:
             recorder = self.recorder
             self._tap = ValidationTap(pl_module, recorder.layers, recorder.probe.ids, recorder.probe.labels,
-                                      batch_indices(self._tap_loader))
+                                      batch_indices(loader))
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if self._tap is not None:
@@ -275,7 +277,8 @@ class StatsCallback(*_bases):
             return None  # the probe is not validation's: the extra pass
         why = unordered_reason(loader)
         if why is not None:
-            if trainer.is_global_zero:
+            if trainer.is_global_zero and not self._warned_order:
+                self._warned_order = True
                 warnings.warn(
                     f"deepviz: the probe is the validation set, but its loader's batches cannot be matched to probe "
                     f"ids ahead of time: {why}. Each snapshot takes an extra forward pass over the probe instead.",

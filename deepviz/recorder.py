@@ -201,6 +201,8 @@ class Recorder(SnapshotWrites):
         frozen = weight_copies(self.model, self.convs), self._state()
         values = scalar_metrics(metrics or {})
         self.queued[step] = trigger
+        for done in [s for s in list(self._tickets) if s not in self.queued]:
+            del self._tickets[done]  # (only this thread changes _tickets)
         self._tickets[step] = self._writes.submit(
             lambda: self._write_job(step, int(epoch), trigger, captured, frozen, values))
         return True
@@ -212,7 +214,7 @@ class Recorder(SnapshotWrites):
 
     def settle(self, before: int) -> None:
         """Wait until every snapshot of a step before ``before`` is written (a checkpoint at ``before`` follows)."""
-        older = [self._tickets[s] for s in list(self.queued) if s < before]
+        older = [ticket for s, ticket in list(self._tickets.items()) if s < before]
         if older:
             self._writes.wait(max(older))
         self._surface()

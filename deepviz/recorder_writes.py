@@ -31,7 +31,6 @@ class SnapshotWrites:
                 self._failed.add(step)
         finally:
             self.queued.pop(step, None)
-            self._tickets.pop(step, None)
 
     def _write_snapshot(self, step: int, epoch: int, trigger: str, result, weights, metrics: dict, state) -> None:
         """What one snapshot stores: the capture, the conv weights, metrics and (maybe) the state dict."""
