@@ -91,6 +91,7 @@ def parse_args():
     p.add_argument("--pairs", type=int, default=5, help="alternating (without, with) pairs of trainings, >= 5")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--case", choices=("both", "piggyback", "extra"), default="both")
     args = p.parse_args()
     if args.pairs < 5:
         p.error(f"--pairs must be at least 5 (alternating pairs of runs), got {args.pairs}")
@@ -227,15 +228,15 @@ def main():
     data = cifar(args)
     print(f"torch threads={torch.get_num_threads()} train={args.train_size} val={args.val_size} "
           f"probe={args.probe_size} epochs={args.epochs} pairs={args.pairs}", flush=True)
+    cases = ("piggyback", "extra") if args.case == "both" else (args.case,)
     with tempfile.TemporaryDirectory() as tmp:
         train_once(data, args, None, "val")  # warm-up: imports, allocator, thread pool
-        piggy = pairs(data, args, Path(tmp), "piggyback")
-        extra = pairs(data, args, Path(tmp), "extra")
-    print(f"piggyback: probe_share={piggy['probe_share']:.3f} overhead_ratio={piggy['overhead_ratio']:.3f} "
-          f"write_s={piggy['write_s']:.3f}")
-    print(f"extra: probe_share={extra['probe_share']:.3f} overhead_ratio={extra['overhead_ratio']:.3f} "
-          f"snapshot_vs_forward={extra['snapshot_vs_forward']:.3f} write_s={extra['write_s']:.3f}")
-    print(f"overhead_ratio={piggy['overhead_ratio']:.3f} snapshot_vs_forward={extra['snapshot_vs_forward']:.3f}")
+        figures = {case: pairs(data, args, Path(tmp), case) for case in cases}
+    for case, f in figures.items():
+        print(f"{case}: " + " ".join(f"{k}={v:.3f}" for k, v in f.items()))
+    last = {"overhead_ratio": figures.get("piggyback", {}).get("overhead_ratio"),
+            "snapshot_vs_forward": figures.get("extra", {}).get("snapshot_vs_forward")}
+    print(" ".join(f"{k}={v:.3f}" for k, v in last.items() if v is not None))
 
 
 if __name__ == "__main__":
