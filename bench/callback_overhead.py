@@ -1,17 +1,23 @@
-"""What StatsCallback costs: a small CIFAR-10 CNN trained with and without it.
+"""What StatsCallback costs a training: measured in pairs that alternate, on the CIFAR-10 subset.
 
 Run from the project root::
 
-    python bench/callback_overhead.py [--data ../shared/data/cifar-10-batches-py]
+    python bench/callback_overhead.py [--data ../shared/data/cifar-10-batches-py] [--pairs 5]
 
-Trains ``FC64Net`` for a few epochs on a CIFAR-10 subset, alternating runs
-without and with the callback (probe of 1,000 images, a snapshot every epoch
-and one at step 0). Also times, on the same model and probe set, the bare
-probe forward pass and ``np.save`` of the arrays a snapshot stores against our
-writer. The last line holds the figures::
+Two cases, each as ``--pairs`` alternating (without, with) trainings of ``FC64Net`` (seeded, same batches):
 
-    overhead_ratio=<with/without> snapshot_vs_forward=<snapshot / bare forward>
-    write_vs_npsave=<writer / np.save> bytes_per_value=<activation bytes on disk per value>
+- **piggyback**: the probe is the validation set (``probe="val"``, snapshot every epoch): the snapshot is made
+  from validation's own forward. Prints ``overhead_ratio`` (median training time with / without the
+  callback); target <= 1.05.
+- **extra**: the probe is held-out images outside validation (the extra pass). At each snapshot the bare
+  forward pass over the same probe is timed beside it, first before and then after, alternating, so both see
+  the same weights and machine state. Prints ``snapshot_vs_forward`` (median time the training thread spends in
+  a snapshot / median bare forward); target <= 1.1. The write, on the background thread, is then waited for and
+  timed apart (``write_s``). Its ``overhead_ratio`` has the inserted bare forwards and waits taken out.
+
+Each case prints ``probe_share``: probe images per snapshot over training images per epoch. The last line holds
+the figures. :func:`measure_callback` gives ``snapshot_vs_forward`` and ``piggyback_overhead`` for a synthetic
+probe of any size and layer width, without Lightning training (``bench/scale.py`` calls it).
 """
 
 from __future__ import annotations
@@ -26,119 +32,188 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import lightning.pytorch as L  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from deepviz import Recorder, StatsCallback  # noqa: E402
+from deepviz.piggyback import ValidationTap  # noqa: E402
 
-from deepviz import StatsCallback, StatsWriter  # noqa: E402
-from deepviz.capture import capture, weights_of  # noqa: E402
-from deepviz.datasets import load_dataset  # noqa: E402
-from deepviz.probe import build_probe  # noqa: E402
-from trainers.models import FC64Net  # noqa: E402
+
+def bare_forward(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> float:
+    """Seconds of one eval-mode forward over ``inputs`` in batches, nothing kept."""
+    was = model.training
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch_size):
+            model(inputs[i : i + batch_size])
+    model.train(was)
+    return time.perf_counter() - start
 
 
 class TimedStatsCallback(StatsCallback):
-    """StatsCallback that records how long each whole snapshot takes (capture, copy, write)."""
+    """Times each snapshot on the training thread, then its write (waited for), and, with ``beside``, a bare
+    forward over the probe next to it."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, beside: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.snapshot_seconds: list[float] = []
+        self.beside = beside
+        self.snapshot_s: list[float] = []
+        self.write_s: list[float] = []
+        self.forward_s: list[float] = []
 
-    def _snapshot(self, trainer, trigger):
-        t0 = time.perf_counter()
-        super()._snapshot(trainer, trigger)
-        self.snapshot_seconds.append(time.perf_counter() - t0)
+    def _snapshot(self, trainer, trigger, outputs=None):
+        if trigger == "start":  # step 0 is an extra pass in both cases: left out of both figures
+            return super()._snapshot(trainer, trigger, outputs)
+        first = self.beside and len(self.snapshot_s) % 2 == 0
+        if first:
+            self.forward_s.append(self._bare(trainer))
+        start = time.perf_counter()
+        super()._snapshot(trainer, trigger, outputs)
+        self.snapshot_s.append(time.perf_counter() - start)
+        self.write_s.append(flush_seconds(self.recorder))
+        if self.beside and not first:
+            self.forward_s.append(self._bare(trainer))
+
+    def _bare(self, trainer) -> float:
+        return bare_forward(trainer.lightning_module, self.recorder.probe.inputs, self.recorder.batch_size)
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/cifar-10-batches-py"))
     p.add_argument("--train-size", type=int, default=2000, help="training images per epoch")
-    p.add_argument("--val-size", type=int, default=500)
-    p.add_argument("--probe-size", type=int, default=1000)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--pairs", type=int, default=2, help="alternating (without, with) pairs of runs")
+    p.add_argument("--val-size", type=int, default=300, help="validation images (the piggyback probe)")
+    p.add_argument("--probe-size", type=int, default=300, help="held-out probe images of the extra-pass case")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--pairs", type=int, default=5, help="alternating (without, with) pairs of trainings, >= 5")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    return p.parse_args()
+    p.add_argument("--case", choices=("both", "piggyback", "extra"), default="both")
+    args = p.parse_args()
+    if args.pairs < 5:
+        p.error(f"--pairs must be at least 5 (alternating pairs of runs), got {args.pairs}")
+    return args
 
 
-def train_once(x, y, probe, args, db: Path | None):
-    """One training run; returns (seconds, callback or None)."""
+def cifar(args):
+    from deepviz.datasets import load_dataset
+
+    x, y = load_dataset("cifar10", args.data, split="train", progress=False).to_tensors()
+    px, py = load_dataset("cifar10", args.data, split="test", progress=False).to_tensors()
+    n, v = args.train_size, args.val_size
+    return (x[:n], y[:n]), (x[n : n + v], y[n : n + v]), (px[: args.probe_size], py[: args.probe_size])
+
+
+def train_once(data, args, db: Path | None, probe, beside=False):
+    """One seeded training; returns (seconds, callback or None)."""
+    import lightning.pytorch as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from trainers.models import FC64Net
+
+    (x, y), (vx, vy), _ = data
     L.seed_everything(0, verbose=False)
-    model = FC64Net()
-    n = args.train_size
-    train = DataLoader(TensorDataset(x[:n], y[:n]), batch_size=args.batch_size, shuffle=True)
-    val = DataLoader(TensorDataset(x[n : n + args.val_size], y[n : n + args.val_size]), batch_size=256)
-    callbacks = []
-    cb = None
-    if db is not None:
-        cb = TimedStatsCallback(db, probe=probe, probe_size=args.probe_size, dataset_name="cifar10")
-        callbacks.append(cb)
+    train = DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True)
+    val = DataLoader(TensorDataset(vx, vy), batch_size=256)
+    cb = None if db is None else TimedStatsCallback(db, probe=probe, probe_size=None, beside=beside)
     trainer = L.Trainer(
         max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0, callbacks=callbacks,
+        enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+        callbacks=[cb] if cb else [],
     )
-    t0 = time.perf_counter()
-    trainer.fit(model, train, val)
-    return time.perf_counter() - t0, cb, model
+    start = time.perf_counter()
+    trainer.fit(FC64Net(), train, val)
+    return time.perf_counter() - start, cb
 
 
-def bare_forward_seconds(model, inputs, batch_size=256, repeats=5) -> float:
-    model.eval()
-    times = []
-    with torch.no_grad():
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for i in range(0, len(inputs), batch_size):
-                model(inputs[i : i + batch_size])
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def pairs(data, args, tmp: Path, case: str) -> dict[str, float]:
+    """``args.pairs`` alternating (without, with) trainings of one case; its figures."""
+    probe = "val" if case == "piggyback" else data[2]
+    without, with_cb, snaps, writes, fwds = [], [], [], [], []
+    for i in range(args.pairs):
+        t0, _ = train_once(data, args, None, probe)
+        t1, cb = train_once(data, args, tmp / f"{case}{i}", probe, beside=case == "extra")
+        without.append(t0)
+        with_cb.append(t1 - sum(cb.forward_s) - sum(cb.write_s))  # inserted forwards and waits: not the callback's
+        snaps += cb.snapshot_s
+        writes += cb.write_s
+        fwds += cb.forward_s
+        print(f"{case} pair {i}: without={t0:.2f}s with={with_cb[-1]:.2f}s snapshots="
+              + ",".join(f"{s:.3f}" for s in cb.snapshot_s) + " writes=" + ",".join(f"{s:.3f}" for s in cb.write_s)
+              + (" bare_forward=" + ",".join(f"{s:.3f}" for s in cb.forward_s) if cb.forward_s else ""), flush=True)
+    n_probe = args.val_size if case == "piggyback" else args.probe_size
+    out = {"overhead_ratio": statistics.median(with_cb) / statistics.median(without),
+           "probe_share": n_probe / args.train_size, "write_s": statistics.median(writes)}
+    if fwds:
+        out["snapshot_vs_forward"] = statistics.median(snaps) / statistics.median(fwds)
+    return out
 
 
-def writer_vs_npsave(model, probe, tmp: Path, repeats=7) -> tuple[float, float]:
-    """Median seconds to write one snapshot with StatsWriter and with np.save of the same arrays."""
-    layers = ["fc64", "fc10"]
-    r = capture(model, probe.inputs, probe.labels, layers)
-    w = weights_of(model, ["features.0", "features.3"])
-    writer = StatsWriter(tmp / "writer_db")
-    writer.write_run({"run_id": "bench", "layers": layers})
-    t_writer, t_np = [], []
-    for step in range(repeats):
-        t0 = time.perf_counter()
-        writer.write_snapshot(
-            "bench", step, epoch=0, trigger="bench", probe_ids=probe.ids, labels=probe.labels.numpy(),
-            probs=r.probs, loss=r.loss, activations=r.activations, weights=w, metrics={},
-        )
-        t_writer.append(time.perf_counter() - t0)
-        folder = tmp / f"npsave{step}"
-        folder.mkdir()
-        t0 = time.perf_counter()
-        # the same arrays, float16 activations like ours, one .npy file each
-        np.save(folder / "probe_ids.npy", probe.ids)
-        np.save(folder / "labels.npy", probe.labels.numpy())
-        np.save(folder / "probs.npy", r.probs)
-        np.save(folder / "loss.npy", r.loss)
-        for name, values in r.activations.items():
-            np.save(folder / f"{name}.npy", values.astype(np.float16))
-        for name, values in w.items():
-            np.save(folder / f"w_{name}.npy", values)
-        t_np.append(time.perf_counter() - t0)
-    return statistics.median(t_writer), statistics.median(t_np)
+class SyntheticNet(nn.Module):
+    """A small conv net whose hidden layer is ``width`` wide, for probes of any size."""
+
+    def __init__(self, width: int, channels: int = 3, n_classes: int = 10):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 16, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.hidden = nn.Linear(64, width)
+        self.out = nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(self.pool(torch.relu(self.conv(x))).flatten(1))))
 
 
-def activation_bytes_per_value(db: Path) -> float:
-    import pyarrow.parquet as pq
+def measure_callback(n: int, width: int, *, pairs: int = 5, batch_size: int = 256, image_size: int = 16,
+                     db: str | Path | None = None) -> dict[str, float]:
+    """``snapshot_vs_forward`` and ``piggyback_overhead`` for a synthetic probe of ``n`` images, ``width``-wide layer.
 
-    size = values = 0
-    for path in (db / "activations").glob("**/*.parquet"):
-        size += path.stat().st_size
-        meta = pq.ParquetFile(path).metadata
-        values += sum(meta.row_group(i).column(4).num_values for i in range(meta.num_row_groups))
-    return size / values
+    - ``snapshot_vs_forward``: median time in an extra-pass snapshot on the caller's thread / median bare
+      forward over the probe, alternated ``pairs`` times on the same weights.
+    - ``piggyback_overhead``: median (validation pass with the tap + its snapshot call) / median plain
+      validation pass over the same images, alternated ``pairs`` times.
+    - ``write_s``: median time of the background write, waited for after each snapshot (apart from both).
+    """
+    torch.manual_seed(0)
+    x = torch.randn(n, 3, image_size, image_size)
+    y = torch.randint(0, 10, (n,))
+    model = SyntheticNet(width).eval()
+    batches = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Recorder(db or Path(tmp) / "db", model, probe=(x, y), probe_size=None, batch_size=batch_size,
+                       save_state=False)
+        rec.start()
+        snap, fwd, piggy, val, writes = [], [], [], [], []
+        for i in range(pairs):
+            fwd.append(bare_forward(model, x, batch_size))
+            start = time.perf_counter()
+            rec.snapshot(2 * i + 1)
+            snap.append(time.perf_counter() - start)
+            writes.append(flush_seconds(rec))
+            val.append(bare_forward(model, x, batch_size))
+            start = time.perf_counter()
+            tap = ValidationTap(model, rec.layers, rec.probe.ids, rec.probe.labels, batches)
+            with torch.no_grad():
+                for b, rows in enumerate(batches):
+                    tap.begin(b)
+                    model(x[rows])
+                    tap.end(b)
+            rec.snapshot(2 * i + 2, outputs=tap.result())
+            piggy.append(time.perf_counter() - start)
+            writes.append(flush_seconds(rec))
+        rec.close()
+    return {"snapshot_vs_forward": statistics.median(snap) / statistics.median(fwd),
+            "piggyback_overhead": statistics.median(piggy) / statistics.median(val),
+            "write_s": statistics.median(writes)}
+
+
+def flush_seconds(rec: Recorder) -> float:
+    """Seconds waiting for the Recorder's background writes to finish."""
+    start = time.perf_counter()
+    rec.flush()
+    return time.perf_counter() - start
 
 
 def main():
@@ -146,46 +221,22 @@ def main():
     warnings.filterwarnings("ignore")
     import logging
 
-    for name in ("lightning.pytorch", "pytorch_lightning"):  # the callback imports both packages
+    for name in ("lightning.pytorch", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train = load_dataset("cifar10", args.data, split="train", progress=False)
-    test = load_dataset("cifar10", args.data, split="test", progress=False)
-    x, y = train.to_tensors()
-    # probe: held-out images (test split, topped up from the end of the train split when it has fewer)
-    px, py = test.to_tensors()
-    need = args.probe_size - len(px)
-    if need > 0:
-        px, py = torch.cat([px, x[-need:]]), torch.cat([py, y[-need:]])
-    probe_source = (px, py)
+    data = cifar(args)
     print(f"torch threads={torch.get_num_threads()} train={args.train_size} val={args.val_size} "
-          f"probe={args.probe_size} epochs={args.epochs}", flush=True)
-
+          f"probe={args.probe_size} epochs={args.epochs} pairs={args.pairs}", flush=True)
+    cases = ("piggyback", "extra") if args.case == "both" else (args.case,)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        train_once(x, y, probe_source, args, None)  # warm-up: imports, allocator, thread pool
-        without, with_cb, snap, fwd = [], [], [], []
-        for i in range(args.pairs):
-            t_without, _, _ = train_once(x, y, probe_source, args, None)
-            t_with, cb, model = train_once(x, y, probe_source, args, tmp / f"db{i}")
-            without.append(t_without)
-            with_cb.append(t_with)
-            snap.extend(cb.snapshot_seconds)
-            fwd.append(bare_forward_seconds(model, cb.recorder.probe.inputs, cb.recorder.batch_size))
-            print(f"pair {i}: without={t_without:.2f}s with={t_with:.2f}s snapshots="
-                  + ",".join(f"{s:.3f}" for s in cb.snapshot_seconds) + f" bare_forward={fwd[-1]:.3f}s", flush=True)
-        probe = build_probe(probe_source, args.probe_size, 0)
-        t_writer, t_np = writer_vs_npsave(model, probe, tmp)
-        bpv = activation_bytes_per_value(tmp / "db0")
-
-    overhead = statistics.median(with_cb) / statistics.median(without)
-    snapshot_vs_forward = statistics.median(snap) / statistics.median(fwd)
-    print(f"median: without={statistics.median(without):.2f}s with={statistics.median(with_cb):.2f}s "
-          f"snapshot={statistics.median(snap):.3f}s bare_forward={statistics.median(fwd):.3f}s "
-          f"writer={t_writer * 1e3:.1f}ms np.save={t_np * 1e3:.1f}ms")
-    print(f"overhead_ratio={overhead:.3f} snapshot_vs_forward={snapshot_vs_forward:.3f} "
-          f"write_vs_npsave={t_writer / t_np:.3f} bytes_per_value={bpv:.3f}")
+        train_once(data, args, None, "val")  # warm-up: imports, allocator, thread pool
+        figures = {case: pairs(data, args, Path(tmp), case) for case in cases}
+    for case, f in figures.items():
+        print(f"{case}: " + " ".join(f"{k}={v:.3f}" for k, v in f.items()))
+    last = {"overhead_ratio": figures.get("piggyback", {}).get("overhead_ratio"),
+            "snapshot_vs_forward": figures.get("extra", {}).get("snapshot_vs_forward")}
+    print(" ".join(f"{k}={v:.3f}" for k, v in last.items() if v is not None))
 
 
 if __name__ == "__main__":

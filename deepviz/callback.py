@@ -6,9 +6,12 @@ import os
 import warnings
 from typing import Any
 
+from torch.utils.data import DataLoader
+
 from . import checkpoint_io
 from .callback_checks import PROBE_SPLITS, check_recording, check_schedule
 from .errors import ConfigurationError
+from .piggyback import ValidationTap, batch_indices, unordered_reason
 from .probe import SPLIT_NAMES, dataset_of
 from .recorder import AUTO_STATE_MAX_PARAMS, Recorder
 from .store import DEFAULT_DB
@@ -68,6 +71,16 @@ class StatsCallback(*_bases):
         save_state: store the model's state dict with each snapshot: True, False, or
             ``"auto"`` (models of at most 5M parameters).
         batch_size: probe batch size for the capture forward pass.
+        write_queue: snapshots that may wait for the background writer (1..64) before
+            training waits for it.
+
+    When the probe is the validation set or a subset of it (``probe="val"``, or
+    the validation loader's own dataset) and the loader's order is fixed
+    (``shuffle=False``, or Lightning's ``DistributedSampler`` under DDP), a
+    snapshot after validation is made from validation's own forward, hooked on
+    the probe rows of each batch: no second forward. Otherwise, and when
+    validation did not run every probe row (``limit_val_batches``), it takes an
+    extra forward pass over the probe, and says why once.
 
     Step 0 (the initial weights) is always recorded. Every checkpoint the
     trainer saves at a snapshot's step is kept in the db's own checkpoint
@@ -95,10 +108,11 @@ class StatsCallback(*_bases):
         activation_dtype: str = "float16",
         save_state: bool | str = "auto",
         batch_size: int = 256,
+        write_queue: int = 2,
     ):
         super().__init__()
         check_recording("StatsCallback", probe, probe_size, layers, activation_dtype, save_state, class_names,
-                        batch_size, PROBE_SPLITS)
+                        batch_size, write_queue, PROBE_SPLITS)
         check_schedule(every_n_epochs, every_n_train_steps, schedule)
         self.db = os.fspath(db)
         self.probe_source = probe
@@ -109,7 +123,7 @@ class StatsCallback(*_bases):
         # What the Recorder is made with, at setup (or when training starts, for probe="val"/"train").
         self._recording = dict(probe_size=probe_size, layers=layers, run_name=run_name, dataset_name=dataset_name,
                                class_names=class_names, probe_seed=probe_seed, activation_dtype=activation_dtype,
-                               save_state=save_state, batch_size=batch_size)
+                               save_state=save_state, batch_size=batch_size, write_queue=write_queue)
 
         self.run_id: str | None = None
         self.written: set[int] = set()  # the Recorder's own set once the run has begun
@@ -117,6 +131,10 @@ class StatsCallback(*_bases):
         self._validated_this_epoch = False
         self._metrics_pending: int | None = None
         self._checkpoint_io: checkpoint_io.RecordingCheckpointIO | None = None
+        self._trainer = None
+        self._warned_order = False
+        self._tap: ValidationTap | None = None
+        self._queued_at_save: dict[int, str] = {}  # a restored checkpoint's snapshots that were still being written
 
     # ------------------------------------------------------------------ state
 
@@ -127,17 +145,28 @@ class StatsCallback(*_bases):
         return f"StatsCallback[db={os.path.realpath(self.db)}]"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "written": sorted(self.written)}
+        # A checkpoint must not run ahead of the db: the snapshots of earlier steps are written first. One of
+        # this very step may still be queued: it is saved as such, and taken again from these weights on resume.
+        queued = {}
+        if self.recorder is not None and self._trainer is not None:
+            self.recorder.settle(self._trainer.global_step)
+            queued = dict(self.recorder.queued)
+        state = {"run_id": self.run_id, "written": sorted(self.written - set(queued))}
+        if queued:
+            state["queued"] = sorted([int(s), t] for s, t in queued.items())
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.run_id = state_dict.get("run_id")
         self.written = set(state_dict.get("written", []))
+        self._queued_at_save = {int(s): str(t) for s, t in state_dict.get("queued", [])}
 
     # ------------------------------------------------------------------ hooks: when
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
+        self._trainer = trainer
         if isinstance(self.probe_source, str):  # "val" or "train": made when training starts, from the trainer's loaders
             self.recorder = None
         else:
@@ -153,6 +182,8 @@ class StatsCallback(*_bases):
         self._begin_run(trainer)
         if trainer.global_step == 0:
             self._snapshot(trainer, "start")
+        else:
+            self._resumed_snapshot(trainer)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._validated_this_epoch = False
@@ -160,14 +191,32 @@ class StatsCallback(*_bases):
     def on_train_end(self, trainer, pl_module) -> None:
         self._flush_metrics(trainer)
 
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not self._validation_snapshot_due(trainer):
+            return
+        loader = self._validation_to_reuse(trainer)  # asked each time: Lightning may reload the loaders
+        if loader is not None:
+            recorder = self.recorder
+            self._tap = ValidationTap(pl_module, recorder.layers, recorder.probe.ids, recorder.probe.labels,
+                                      batch_indices(loader))
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._tap is not None:
+            self._tap.begin(batch_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._tap is not None:
+            self._tap.end(batch_idx)
+
     def on_validation_end(self, trainer, pl_module) -> None:
         # on_validation_end, not on_validation_epoch_end: the epoch's val
         # metrics reach callback_metrics only after the latter.
+        tap, self._tap = self._tap, None
         if trainer.sanity_checking:
             return
         self._validated_this_epoch = True
         if self.every_n_train_steps is None and self._epoch_due(trainer):
-            self._snapshot(trainer, "validation")
+            self._snapshot(trainer, "validation", outputs=tap.result() if tap is not None else None)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step, n = trainer.global_step, self.every_n_train_steps
@@ -190,6 +239,12 @@ class StatsCallback(*_bases):
         if self.recorder is not None and self.run_id is not None:
             self.recorder.close()  # marks the run ended
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # Lightning calls no teardown after an exception: what is queued is written, the run lock released.
+        self._tap = None
+        if self.recorder is not None:
+            self.recorder.release()
+
     def teardown(self, trainer, pl_module, stage: str) -> None:
         if self.recorder is not None:
             self.recorder.release()  # releases the run lock: another fit may resume this run
@@ -206,6 +261,39 @@ class StatsCallback(*_bases):
         if self.every_n_train_steps is not None:
             return trainer.global_step < self.every_n_train_steps
         return trainer.current_epoch < self.every_n_epochs
+
+    def _validation_snapshot_due(self, trainer) -> bool:
+        return (self.recorder is not None and self.every_n_train_steps is None and self._epoch_due(trainer)
+                and trainer.global_step not in self.recorder.written)
+
+    def _validation_to_reuse(self, trainer):
+        """The validation loader whose forward the snapshots reuse: the probe is its dataset, and its order fixed."""
+        loaders = trainer.val_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) and len(loaders) == 1 else loaders
+        if not isinstance(loader, DataLoader):
+            return None
+        source = self.probe_source
+        if not (source == "val" if isinstance(source, str) else source is loader.dataset):
+            return None  # the probe is not validation's: the extra pass
+        why = unordered_reason(loader)
+        if why is not None:
+            if trainer.is_global_zero and not self._warned_order:
+                self._warned_order = True
+                warnings.warn(
+                    f"deepviz: the probe is the validation set, but its loader's batches cannot be matched to probe "
+                    f"ids ahead of time: {why}. Each snapshot takes an extra forward pass over the probe instead.",
+                    stacklevel=2,
+                )
+            return None
+        return loader
+
+    def _resumed_snapshot(self, trainer) -> None:
+        """Resumed at a step whose snapshot was still being written (or that saved this very checkpoint):
+        take it again, from these weights, when the db lacks it. Its deferred metrics are not known now."""
+        step = trainer.global_step
+        trigger = self._queued_at_save.get(step, "checkpoint" if self.on_checkpoint else None)
+        if trigger is not None:
+            self.recorder.snapshot(step, epoch=trainer.current_epoch, metrics={}, trigger=trigger)
 
     def _make_recorder(self, pl_module, probe) -> Recorder:
         return Recorder(self.db, pl_module, probe, **self._recording)
@@ -247,7 +335,7 @@ class StatsCallback(*_bases):
         if step is not None and self.recorder is not None:
             self.recorder.add_metrics(step, trainer.callback_metrics)
 
-    def _snapshot(self, trainer, trigger: str) -> None:
+    def _snapshot(self, trainer, trigger: str, outputs=None) -> None:
         # After validation the epoch's training metrics (train_loss_epoch,
         # train_acc) are not logged yet: a per-epoch snapshot's metrics are
         # written at on_train_epoch_end, not stale ones now.
@@ -255,6 +343,7 @@ class StatsCallback(*_bases):
             return
         deferred = trigger in ("validation", "epoch")
         metrics = {} if deferred else trainer.callback_metrics
-        if self.recorder.snapshot(trainer.global_step, epoch=trainer.current_epoch, metrics=metrics, trigger=trigger):
+        if self.recorder.snapshot(trainer.global_step, epoch=trainer.current_epoch, metrics=metrics, trigger=trigger,
+                                  outputs=outputs):
             if deferred:
                 self._metrics_pending = trainer.global_step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .background import MAX_QUEUE
 from .errors import ConfigurationError
 from .store import check_layer_name
 
@@ -20,7 +21,7 @@ SCHEDULES = (None, "log")
 
 
 def check_recording(owner: str, probe, probe_size, layers, activation_dtype, save_state, class_names, batch_size,
-                    probe_splits: tuple[str, ...] = ()) -> None:
+                    write_queue, probe_splits: tuple[str, ...] = ()) -> None:
     """Misconfiguration of what is recorded fails at once, with the bad value and what is allowed."""
     if probe is None:
         named = f", probe={' or '.join(repr(s) for s in probe_splits)} (the trainer's own dataset)," if probe_splits else ""
@@ -41,6 +42,11 @@ def check_recording(owner: str, probe, probe_size, layers, activation_dtype, sav
         raise ConfigurationError(f"save_state must be True, False or 'auto', got {save_state!r}.")
     _positive_int("probe_size", probe_size, none_means="all")
     _positive_int("batch_size", batch_size)
+    if isinstance(write_queue, bool) or not isinstance(write_queue, int) or not 1 <= write_queue <= MAX_QUEUE:
+        raise ConfigurationError(
+            f"write_queue must be an integer from 1 to {MAX_QUEUE} (snapshots waiting for the background writer, "
+            f"each held in memory), got {write_queue!r}."
+        )
     if class_names is not None and (
         isinstance(class_names, str) or not isinstance(class_names, (list, tuple))
         or not all(isinstance(n, str) for n in class_names)

@@ -68,6 +68,69 @@ class CaptureResult:
         return bad
 
 
+@dataclass
+class Captured:
+    """Per-image outputs for a set of probe rows as float32 tensors, where the forward left them (its device).
+
+    What the training thread keeps of a forward: one copy of each output, made in the hook (a later in-place
+    op, ``ReLU(inplace=True)``, would rewrite it otherwise). :meth:`to_host` is the device-to-host copy, which
+    the Recorder's background writer makes; on the CPU it copies nothing.
+    """
+
+    logits: torch.Tensor
+    loss: torch.Tensor
+    activations: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def take(self, rows: np.ndarray) -> Captured:
+        """These outputs at ``rows`` only (copies)."""
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.loss.device)
+        return Captured(self.logits[index], self.loss[index], {k: v[index] for k, v in self.activations.items()})
+
+    def to_host(self) -> CaptureResult:
+        logits = self.logits.cpu().numpy()
+        return CaptureResult(logits=logits, probs=softmax(logits), loss=self.loss.cpu().numpy(),
+                             activations={k: v.cpu().numpy() for k, v in self.activations.items()})
+
+
+class RowBuffers:
+    """One (n, width) float32 tensor per output, allocated at its first batch and filled row by row.
+
+    ``at`` is where the current batch's rows go (a slice, or a tensor of row positions); each output's
+    width is that of its first batch. Filling in place is one copy per value, with no concatenation.
+    """
+
+    def __init__(self, n: int, device: torch.device):
+        self.n, self.device = n, device
+        self.at: slice | torch.Tensor = slice(0, 0)
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def put(self, name: str, values: torch.Tensor) -> None:
+        values = values.detach().flatten(1)
+        buf = self.buffers.get(name)
+        if buf is None:
+            buf = self.buffers[name] = torch.empty((self.n, values.shape[1]), dtype=torch.float32, device=self.device)
+        buf[self.at] = values
+
+    def get(self, name: str) -> torch.Tensor:
+        return self.buffers.get(name, torch.zeros((self.n, 0), dtype=torch.float32, device=self.device))
+
+    def captured(self, layers: list[str]) -> Captured:
+        return Captured(logits=self.get(LOGITS), loss=self.get(LOSS).reshape(-1),
+                        activations={name: self.get(name) for name in layers})
+
+
+#: The names ``RowBuffers`` keeps the model's own outputs under (a module name is never empty or ``:``-led).
+LOGITS, LOSS = ":logits", ":loss"
+
+
+def first_tensor(output):
+    """A module's output, or the first of the several it returned."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
 def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -83,51 +146,52 @@ def capture(
     layers: list[str],
     batch_size: int = 256,
 ) -> CaptureResult:
-    """Run ``inputs`` through ``model`` and collect what a snapshot stores.
+    """Run ``inputs`` through ``model`` and collect what a snapshot stores, on the CPU as numpy."""
+    return capture_tensors(model, inputs, labels, layers, batch_size).to_host()
 
-    Batches run on the model's device; each batch's results move to the CPU
-    as they come, so device memory stays bounded by one batch.
-    """
+
+def capture_tensors(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    layers: list[str],
+    batch_size: int = 256,
+) -> Captured:
+    """Run ``inputs`` through ``model`` in batches on its device; the outputs stay there (:class:`Captured`)."""
     modules = hook_targets(model)
-    device = model_device(model)
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+    out = RowBuffers(len(inputs), model_device(model))
 
     def hook_for(name):
         def hook(_module, _inputs, output):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            # Copy now: on the CPU ``.cpu()`` is a view, and a later in-place op
-            # (``ReLU(inplace=True)``) would rewrite what we stored.
-            outputs[name].append(output.detach().flatten(1).to("cpu", torch.float32, copy=True).numpy())
+            out.put(name, first_tensor(output))
 
         return hook
 
     handles = [modules[name].register_forward_hook(hook_for(name)) for name in layers]
     was_training = model.training
-    logits_parts, loss_parts = [], []
     try:
         model.eval()
         with torch.no_grad():
             for start in range(0, len(inputs), batch_size):
-                x = inputs[start : start + batch_size].to(device, non_blocking=True)
-                y = labels[start : start + batch_size].to(device, non_blocking=True)
+                x = inputs[start : start + batch_size].to(out.device, non_blocking=True)
+                y = labels[start : start + batch_size].to(out.device, non_blocking=True)
+                out.at = slice(start, start + len(x))
                 logits = _forward(model, x)
                 if start == 0:
-                    _check_labels(model, labels, logits.shape[1])
-                logits = logits.float()
-                loss_parts.append(F.cross_entropy(logits, y, reduction="none").cpu().numpy())
-                logits_parts.append(logits.cpu().numpy())
+                    check_labels(model, labels, logits.shape[1])
+                put_outputs(out, logits, y)
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    logits = np.concatenate(logits_parts) if logits_parts else np.zeros((0, 0), np.float32)
-    return CaptureResult(
-        logits=logits,
-        probs=softmax(logits),
-        loss=np.concatenate(loss_parts) if loss_parts else np.zeros(0, np.float32),
-        activations={k: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for k, v in outputs.items()},
-    )
+    return out.captured(layers)
+
+
+def put_outputs(out: RowBuffers, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """A batch's logits and per-image cross-entropy, in float32, into ``out`` at ``out.at``."""
+    logits = logits.float()
+    out.put(LOGITS, logits)
+    out.put(LOSS, F.cross_entropy(logits, labels, reduction="none")[:, None])
 
 
 def _expected_input(model: nn.Module, sample: torch.Tensor) -> str:
@@ -165,7 +229,7 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def _check_labels(model: nn.Module, labels: torch.Tensor, n_outputs: int) -> None:
+def check_labels(model: nn.Module, labels: torch.Tensor, n_outputs: int) -> None:
     """Probe labels must index the model's class scores (cross-entropy needs it)."""
     if not len(labels):
         return
@@ -216,32 +280,49 @@ def softmax(logits: np.ndarray) -> np.ndarray:
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def state_bytes(model: nn.Module) -> bytes:
-    """The model's state dict on the CPU, serialised with ``torch.save``."""
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as copies on its device: the optimizer goes on changing the live tensors."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def serialise_state(state: dict[str, torch.Tensor]) -> bytes:
+    """A state dict on the CPU, serialised with ``torch.save``."""
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
     return buf.getvalue()
 
 
-def weights_of(model: nn.Module, layers: list[str]) -> dict[str, np.ndarray]:
+def weight_copies(model: nn.Module, layers: list[str]) -> dict[str, torch.Tensor]:
+    """The weights of ``layers`` as float32 copies on the model's device, not views of the live parameters."""
     modules = dict(model.named_modules())
-    # A copy, not a view of the live parameter: the optimizer keeps changing it.
-    return {name: modules[name].weight.detach().to("cpu", torch.float32, copy=True).numpy() for name in layers}
+    return {name: modules[name].weight.detach().to(torch.float32, copy=True) for name in layers}
+
+
+def weights_of(model: nn.Module, layers: list[str]) -> dict[str, np.ndarray]:
+    return {name: w.cpu().numpy() for name, w in weight_copies(model, layers).items()}
+
+
+def merge_captured(parts: list[tuple[np.ndarray, Captured]], n: int) -> Captured:
+    """Reassemble shards (probe rows, outputs) from several processes into probe order, on the first's device.
+
+    Every row of ``0..n-1`` must be in some shard; a row in two (a padded DistributedSampler) takes the last.
+    """
+    parts = [(rows, part) for rows, part in parts if len(rows)]
+    out = RowBuffers(n, parts[0][1].loss.device if parts else torch.device("cpu"))
+    for rows, part in parts:
+        out.at = torch.as_tensor(rows, dtype=torch.long, device=out.device)
+        out.put(LOGITS, part.logits.to(out.device))
+        out.put(LOSS, part.loss.to(out.device)[:, None])
+        for name, values in part.activations.items():
+            out.put(name, values.to(out.device))
+    return out.captured(list(parts[0][1].activations) if parts else [])
 
 
 def merge(parts: list[tuple[np.ndarray, CaptureResult]], n: int) -> CaptureResult:
-    """Reassemble shards (row indices, result) from several processes into probe order."""
-    first = parts[0][1]
-    out = CaptureResult(
-        logits=np.empty((n, first.logits.shape[1]), np.float32),
-        probs=np.empty((n, first.probs.shape[1]), np.float32),
-        loss=np.empty(n, np.float32),
-        activations={k: np.empty((n, v.shape[1]), np.float32) for k, v in first.activations.items()},
-    )
-    for rows, part in parts:
-        out.logits[rows] = part.logits
-        out.probs[rows] = part.probs
-        out.loss[rows] = part.loss
-        for k, v in part.activations.items():
-            out.activations[k][rows] = v
-    return out
+    """:func:`merge_captured` for shards already on the host (numpy)."""
+    as_tensors = [
+        (rows, Captured(torch.from_numpy(r.logits), torch.from_numpy(r.loss),
+                        {k: torch.from_numpy(v) for k, v in r.activations.items()}))
+        for rows, r in parts
+    ]
+    return merge_captured(as_tensors, n).to_host()

@@ -9,7 +9,7 @@ then reports the checkpoint and its path.
 
 A checkpoint file is not evidence of the step it was saved at: Lightning
 rewrites ``last.ckpt`` at every save and prunes best-k files.
-:func:`keep_step_file` therefore keeps the bytes of the save under a per-step
+:func:`stage_step_file` therefore keeps the bytes of the save under a per-step
 name in the db's own checkpoint folder, where nothing else writes.
 """
 
@@ -73,14 +73,14 @@ def uninstall(strategy, recorder: RecordingCheckpointIO) -> None:
         strategy.checkpoint_io = recorder.inner
 
 
-def keep_step_file(src: str | os.PathLike, dest: Path) -> Path:
-    """Make ``dest`` hold the bytes ``src`` holds now, whatever later happens to ``src``.
+def stage_step_file(src: str | os.PathLike, dest: Path) -> Path:
+    """A file beside ``dest``, under a temporary name, holding the bytes ``src`` holds now, whatever later
+    happens to ``src``; :func:`publish_step_file` gives it ``dest``'s name.
 
     A hard link costs no space while ``src`` exists; Lightning replaces a
     checkpoint by writing a new file and renaming it over the old one, so the
     link keeps the old bytes. Where the file system cannot link (another
-    device, no hard links), the file is copied. ``dest`` appears whole or not
-    at all.
+    device, no hard links), the file is copied.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -89,8 +89,17 @@ def keep_step_file(src: str | os.PathLike, dest: Path) -> Path:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def publish_step_file(staged: Path, dest: Path) -> Path:
+    """Give the file :func:`stage_step_file` made its name ``dest``: it appears whole or not at all."""
+    try:
+        os.replace(staged, dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
         raise
     return dest

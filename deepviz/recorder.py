@@ -9,6 +9,12 @@ Under ``torch.distributed`` (initialised), every rank makes a ``Recorder`` and
 calls ``start`` and ``snapshot`` at the same points, as with any collective:
 each rank captures its share of the probe, rank zero gathers the shares in
 probe order and alone writes.
+
+The forward runs on the caller's thread (or was the caller's own, see
+``snapshot(outputs=...)``); the device-to-host copies and the writes run on a
+``BackgroundWriter`` thread behind a queue of ``write_queue`` snapshots, so the
+loop waits only while that queue is full. :meth:`Recorder.flush` waits for
+every write; ``close`` and ``release`` flush first.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ from torch import nn
 
 from . import __version__
 from .callback_checks import check_labels_named, check_recording
-from .capture import capture, conv_layers, merge, rank_zero_buffers, resolve_layers, state_bytes, weights_of
-from .checkpoint_io import keep_step_file
+from .background import BackgroundWriter
+from .capture import Captured, capture_tensors, conv_layers, rank_zero_buffers, resolve_layers, state_copy, weight_copies
+from .checkpoint_io import publish_step_file, stage_step_file
+from .gather import gather_to_zero, seen_anywhere
+from .recorder_writes import SnapshotWrites
 from .probe import ProbeSet, build_probe, thumbnails
 from .errors import ConfigurationError
 from .store import StatsWriter, check_layer_name, new_run_id
@@ -63,7 +72,7 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
     return out
 
 
-class Recorder:
+class Recorder(SnapshotWrites):
     """Record what ``model`` makes of a fixed probe set, at the steps the caller chooses.
 
     Args:
@@ -81,6 +90,8 @@ class Recorder:
         save_state: store the model's state dict with each snapshot: True, False, or
             ``"auto"`` (models of at most 5M parameters).
         batch_size: probe batch size for the capture forward pass.
+        write_queue: how many snapshots may wait for the background writer (1..64) before
+            ``snapshot`` waits for it; each waiting one holds its arrays in memory.
 
     Use it as a context manager, or call :meth:`close` at the end: that marks
     the run ended and releases its lock. Leaving the ``with`` block on an
@@ -103,11 +114,12 @@ class Recorder:
         activation_dtype: str = "float16",
         save_state: bool | str = "auto",
         batch_size: int = 256,
+        write_queue: int = 2,
     ):
         if not isinstance(model, nn.Module):
             raise ConfigurationError(f"Recorder needs the torch nn.Module being trained as model, got {type(model).__name__}.")
         check_recording("Recorder", probe, probe_size, layers, activation_dtype, save_state, class_names,
-                        batch_size)
+                        batch_size, write_queue)
         self.db = os.fspath(db)
         self.model = model
         self.run_name = run_name
@@ -130,8 +142,14 @@ class Recorder:
         self.written: set[int] = set()  # steps never to write again: committed, or tried in this run
         self.committed: set[int] = set()  # steps this Recorder wrote (not skipped, not from before a resume)
         self._kept: set[int] = set()  # steps whose checkpoint is kept and recorded
+        self.queued: dict[int, str] = {}  # step -> trigger of the snapshots handed to the writer, not yet written
+        self._failed: set[int] = set()  # steps whose write failed
+        self._tickets: dict[int, int] = {}  # step -> the writer's ticket of its snapshot
+        self._writes = BackgroundWriter(write_queue)
+        self._warnings: list[str] = []  # given by the writer's thread, warned on the caller's
         self._warned_nonfinite = False
         self._warned_write = False
+        self._warned_pass = False
 
     # ------------------------------------------------------------------ the run
 
@@ -152,65 +170,114 @@ class Recorder:
             else:
                 self._write_run()
         self.written = set(_broadcast(sorted(self.written)))
+        self._surface()
         return self.run_id
 
-    def snapshot(self, step: int, *, epoch: int = 0, metrics: dict | None = None, trigger: str = "snapshot") -> bool:
-        """Capture and write the snapshot of ``step``; True when it was committed (on rank zero).
+    def snapshot(self, step: int, *, epoch: int = 0, metrics: dict | None = None, trigger: str = "snapshot",
+                 outputs: tuple[np.ndarray, Captured | None] | None = None) -> bool:
+        """Capture the snapshot of ``step`` and hand it to the writer; True when handed over (on rank zero).
 
         A step already written is skipped. ``metrics``: numbers (or one-element
         tensors) to store with the step; ``trigger``: what asked for it, as the
-        ``steps`` table records it.
+        ``steps`` table records it. ``outputs``: what the caller's own forward
+        at these weights gave for the probe on this rank (a ``ValidationTap``'s
+        ``result()``: a mask of the probe rows seen, and their outputs in probe
+        order, None when the tap broke). When the ranks together saw every probe
+        row, the snapshot is made of them and takes no forward of its own;
+        otherwise it takes the extra pass, and says why once. A failed write
+        is warned about at the next call (or raised there, for an error that is
+        not an OSError); :meth:`flush` waits for the writes.
         """
+        self._surface()
         if self.run_id is None:
             self.start()
         step = int(step)
         if step in self.written:
             return False
         self.written.add(step)
-        result = self._capture()
-        if result is None:  # not rank zero: rank zero writes
+        captured = self._capture(step, outputs)
+        if captured is None:  # not rank zero: rank zero writes
             return False
-        self._warn_nonfinite(result.nonfinite, step)
+        frozen = weight_copies(self.model, self.convs), self._state()
         values = scalar_metrics(metrics or {})
-        if not self._safe_write(lambda: self._write_snapshot(step, int(epoch), trigger, result, values), step):
-            return False
-        self.committed.add(step)
+        self.queued[step] = trigger
+        for done in [s for s in list(self._tickets) if s not in self.queued]:
+            del self._tickets[done]  # (only this thread changes _tickets)
+        self._tickets[step] = self._writes.submit(
+            lambda: self._write_job(step, int(epoch), trigger, captured, frozen, values))
         return True
 
+    def flush(self) -> None:
+        """Wait until every snapshot and write handed over so far is done; warn (or raise) what failed."""
+        self._writes.wait()
+        self._surface()
+
+    def settle(self, before: int) -> None:
+        """Wait until every snapshot of a step before ``before`` is written (a checkpoint at ``before`` follows)."""
+        older = [ticket for s, ticket in list(self._tickets.items()) if s < before]
+        if older:
+            self._writes.wait(max(older))
+        self._surface()
+
     def add_metrics(self, step: int, metrics: dict) -> None:
-        """Add metrics to a written step, e.g. ones known only after its snapshot."""
+        """Add metrics to a written step, e.g. ones known only after its snapshot (written after it, in order)."""
         if self.writer is not None and self.run_id is not None:
-            values = scalar_metrics(metrics)
-            self._safe_write(lambda: self.writer.add_metrics(self.run_id, int(step), values))
+            self._surface()
+            step, values = int(step), scalar_metrics(metrics)
+            self._writes.submit(lambda: step in self._failed or self._safe_write(
+                lambda: self.writer.add_metrics(self.run_id, step, values)))
 
     def keep_checkpoint(self, step: int, path: str | os.PathLike) -> None:
-        """Keep a checkpoint file saved at a step this Recorder wrote, in the db, and record it.
+        """Keep a checkpoint file saved at a step this Recorder wrote (or is writing), in the db, and record it.
 
+        The file is linked (or copied) at once, under a temporary name: Lightning
+        may replace or prune it soon. It takes its ``step=<step>.ckpt`` name and
+        is recorded once the snapshot is written, and is removed if that failed.
         After a resume, a step written before was trained again: its new
         weights need not be the stored ones, so it is not recorded.
         """
         step = int(step)
-        if self.writer is None or step not in self.committed or step in self._kept or self.writer.remote:
+        mine = step in self.committed or step in self.queued
+        if self.writer is None or not mine or step in self._kept or self.writer.remote:
             return  # (on object storage the state dict stored with each snapshot stands in for the checkpoint)
+        dest = self.writer.layout.checkpoint_dir(self.run_id) / f"step={step}.ckpt"
+        staged = []
+        if not self._safe_write(lambda: staged.append(stage_step_file(path, dest))):
+            self._surface()
+            return
+        self._kept.add(step)
 
-        def keep():
-            folder = self.writer.layout.checkpoint_dir(self.run_id)
-            kept = keep_step_file(path, folder / f"step={step}.ckpt")
+        def record():
+            if step not in self.committed:
+                staged[0].unlink(missing_ok=True)
+                return
+            kept = publish_step_file(staged[0], dest)
             self.writer.record_checkpoint(self.run_id, step, os.fspath(kept.absolute()))
 
-        if self._safe_write(keep):
-            self._kept.add(step)
+        self._writes.submit(lambda: self._safe_write(record))
 
     def close(self) -> None:
-        """Mark the run ended and release its lock (another process may then continue it)."""
+        """Write what is queued, mark the run ended and release its lock (another process may then continue it).
+
+        When a queued write raised, the run is left open (as a crash leaves it) and the error raised here.
+        """
+        try:
+            self.flush()
+        except BaseException:
+            self.release()
+            raise
         if self.writer is not None and self.run_id is not None:
             self._safe_write(lambda: self.writer.update_run(self.run_id, ended_at=datetime.now(timezone.utc)))
         self.release()
 
     def release(self) -> None:
-        """Release the run's lock without marking the run ended."""
-        if self.writer is not None:
-            self.writer.close()
+        """Write what is queued and release the run's lock, without marking the run ended."""
+        try:
+            self._writes.close()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        self._surface()
 
     def __enter__(self) -> Recorder:
         return self
@@ -273,64 +340,43 @@ class Recorder:
             "activation_dtype": self.activation_dtype,
         }
 
-    def _capture(self):
-        """This process's share of the probe through the model; on rank zero, the whole probe's result."""
+    def _capture(self, step: int, outputs) -> Captured | None:
+        """The probe through the model (this process's share, or ``outputs``); on rank zero, the whole probe's."""
         rank, world = _dist()
         probe = self.probe
-        rows = np.arange(rank, len(probe), world)
-        with rank_zero_buffers(self.model):
-            result = capture(self.model, probe.inputs[rows], probe.labels[rows], self.layers, self.batch_size)
-        if world == 1:
-            return result
-        gathered = [None] * world if rank == 0 else None
-        torch.distributed.gather_object((rows, result), gathered, dst=0)
-        return merge(gathered, len(probe)) if rank == 0 else None
+        if outputs is not None and self._covered(step, *outputs):
+            seen, part = outputs
+            if world == 1:
+                return part
+            rows = np.flatnonzero(seen)
+            part = part.take(rows)
+        else:
+            rows = np.arange(rank, len(probe), world)
+            with rank_zero_buffers(self.model):
+                part = capture_tensors(self.model, probe.inputs[rows], probe.labels[rows], self.layers,
+                                       self.batch_size)
+        return part if world == 1 else gather_to_zero(rows, part, len(probe))
 
-    def _state(self) -> bytes | None:
-        n_params = sum(p.numel() for p in self.model.parameters())
-        wanted = self.save_state is True or (self.save_state == "auto" and n_params <= AUTO_STATE_MAX_PARAMS)
-        return state_bytes(self.model) if wanted else None
-
-    def _write_snapshot(self, step: int, epoch: int, trigger: str, result, metrics: dict) -> None:
-        """What one snapshot stores: the capture, the conv weights, metrics and (maybe) the state dict."""
-        self.writer.write_snapshot(
-            self.run_id,
-            step,
-            epoch=epoch,
-            trigger=trigger,
-            probe_ids=self.probe.ids,
-            labels=self.probe.labels.numpy(),
-            probs=result.probs,
-            loss=result.loss,
-            activations=result.activations,
-            weights=weights_of(self.model, self.convs),
-            metrics=metrics,
-            nonfinite_layers=result.nonfinite,
-            state=self._state(),
-            activation_dtype=self.activation_dtype,
-        )
-
-    def _warn_nonfinite(self, bad: list[str], step: int) -> None:
-        if bad and not self._warned_nonfinite:
-            self._warned_nonfinite = True
+    def _covered(self, step: int, seen: np.ndarray, part: Captured | None) -> bool:
+        """Whether the ranks' ``outputs`` together hold every probe row (all ranks agree); if not, why, once."""
+        broken = part is None
+        if _dist()[1] > 1:
+            seen, broken = seen_anywhere(seen, broken)
+        if seen.all() and not broken:
+            return True
+        if not self._warned_pass and _dist()[0] == 0:
+            self._warned_pass = True
+            why = ("the forward it came from did not give every layer once per batch" if broken
+                   else f"it covered {int(seen.sum())} of the {len(seen)} probe rows")
             warnings.warn(
-                f"deepviz: NaN or Inf in {', '.join(bad)} at step {step}. The values are stored as they are and the "
-                "step is flagged (steps.nonfinite_layers); this warning is given once per run.",
+                f"deepviz: the snapshot at step {step} takes an extra forward pass over the probe: {why}. "
+                "It reuses validation's forward only when validation runs every probe row (all of its batches, "
+                "limit_val_batches=1.0) through the model once (this warning is given once).",
                 stacklevel=4,
             )
+        return False
 
-    def _safe_write(self, fn, step: int | None = None) -> bool:
-        """Run a write; an OS error (disk full, permissions) skips it with one warning and training goes on."""
-        try:
-            fn()
-            return True
-        except OSError as exc:
-            if not self._warned_write:
-                self._warned_write = True
-                where = f"snapshot at step {step}" if step is not None else "metadata write"
-                warnings.warn(
-                    f"deepviz: {where} skipped: {exc}. Nothing partial was left in {self.db}; training goes on. "
-                    "Free space or fix permissions to resume snapshots (this warning is given once).",
-                    stacklevel=3,
-                )
-            return False
+    def _state(self) -> dict | None:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        wanted = self.save_state is True or (self.save_state == "auto" and n_params <= AUTO_STATE_MAX_PARAMS)
+        return state_copy(self.model) if wanted else None

@@ -11,6 +11,7 @@ re-running the script, so the DDP run lives in a script run with
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import subprocess
@@ -40,23 +41,38 @@ DDP_SCRIPT = textwrap.dedent(
     from deepviz import StatsCallback
     from trainers.models import SmallNet
 
-    db, weights = sys.argv[1:3]
+    db, weights, probe = sys.argv[1:4]
     warnings.simplefilter("ignore")
+    def no_pickles(*args, **kwargs):
+        raise RuntimeError("gather_object: gloo gathers tensors, the snapshot must send those")
+    torch.distributed.gather_object = no_pickles
     digits = load_digits()
     x = torch.from_numpy((digits.images / 16.0).astype("float32")).unsqueeze(1)
     y = torch.from_numpy(digits.target.astype("int64"))
     pl.seed_everything(0, verbose=False)
     model = SmallNet()
     model.load_state_dict(torch.load(weights))
+    forwards = []
+    def count(module, args):  # images through the model (Lightning's DDP wrapper also calls it with the batch list)
+        if isinstance(args[0], torch.Tensor):
+            forwards.append(len(args[0]))
+    model.register_forward_pre_hook(count)
     train = DataLoader(TensorDataset(x[:320], y[:320]), batch_size=64)
     val = DataLoader(TensorDataset(x[320:480], y[320:480]), batch_size=80)
-    # batch_size=32: each rank runs its 60 probe rows in two batches
-    cb = StatsCallback(db, probe=(x[480:780], y[480:780]), probe_size=121, batch_size=32)
+    # batch_size=32: each rank runs its 60 probe rows in two batches; probe="val": 121 of validation's 160,
+    # which Lightning's DistributedSampler shares out, 80 rows a rank
+    probe = (x[480:780], y[480:780]) if probe == "pair" else probe
+    cb = StatsCallback(db, probe=probe, probe_size=121, batch_size=32)
     trainer = pl.Trainer(
         strategy="ddp", devices=2, accelerator="cpu", max_epochs=2, callbacks=[cb], logger=False, enable_progress_bar=False,
         enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
     )
-    trainer.fit(model, train, val)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        trainer.fit(model, train, val)
+    said = [str(w.message) for w in said if str(w.message).startswith("deepviz:")]
+    with open(f"{db}.rank{trainer.global_rank}.txt", "w") as f:
+        f.write(repr((forwards, said)))
     """
 )
 
@@ -87,6 +103,9 @@ RECORDER_SCRIPT = textwrap.dedent(
         x, y = torch.load(data)
         model = small_net()
         model.load_state_dict(torch.load(weights))
+        def no_pickles(*args, **kwargs):
+            raise RuntimeError("gather_object: gloo gathers tensors, the snapshot must send those")
+        dist.gather_object = no_pickles
         ddp = DistributedDataParallel(model)
         optimizer = torch.optim.SGD(ddp.parameters(), lr=0.5)
         with Recorder(db, model, probe=(x[480:780], y[480:780]), probe_size=121, batch_size=32) as rec:
@@ -163,7 +182,7 @@ def ddp_and_single(tmp_path_factory, digits_tensors):
     torch.manual_seed(0)
     init = SmallNet()
     torch.save(init.state_dict(), root / "init.pt")
-    run_script(root, DDP_SCRIPT, str(root / "ddp_db"), str(root / "init.pt"))
+    run_script(root, DDP_SCRIPT, str(root / "ddp_db"), str(root / "init.pt"), "pair")
 
     x, y = digits_tensors
     model = SmallNet()
@@ -211,3 +230,50 @@ def test_every_step_is_what_its_weights_give_in_probe_order(ddp_and_single):
         s = ddp.get_stats(step)
         np.testing.assert_allclose(s.probs_by_image, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(s.embeddings["fc2"], logits.numpy(), rtol=2e-3, atol=2e-3)
+
+
+def rank_log(db_path, rank: int) -> tuple[list[int], list[str]]:
+    """(batch sizes of every forward of the model, deepviz warnings) on one rank of a DDP_SCRIPT run."""
+    forwards, said = ast.literal_eval(Path(f"{db_path}.rank{rank}.txt").read_text())
+    return forwards, said
+
+
+def test_the_extra_pass_runs_each_ranks_share_of_the_probe(ddp_and_single):
+    ddp, _ = ddp_and_single
+    for rank in (0, 1):
+        forwards, said = rank_log(ddp.root, rank)
+        # per epoch 3 training batches and 1 validation batch; steps 0, 3, 6 each 2 probe batches (61/60 rows)
+        assert said == [] and len(forwards) == 2 * (3 + 1) + 3 * 2
+
+
+@pytest.fixture(scope="module")
+def ddp_piggyback(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp_piggyback")
+    torch.manual_seed(0)
+    torch.save(SmallNet().state_dict(), root / "init.pt")
+    run_script(root, DDP_SCRIPT, str(root / "ddp_db"), str(root / "init.pt"), "val")
+    return StatsDB(root / "ddp_db")
+
+
+@pytest.mark.slow  # two processes start torch and Lightning: ~20 s alone, more on a loaded machine
+def test_piggyback_under_ddp_lands_every_ranks_rows_in_probe_order(ddp_piggyback, digits_tensors):
+    ddp = ddp_piggyback
+    x, _ = digits_tensors
+    assert ddp.steps() == [0, 3, 6] and ddp.run_info()["n_probe"] == 121
+    ids = ddp.get_stats(3).probe_ids
+    # probe ids index the validation set; its images are what the db stores, in that order
+    np.testing.assert_array_equal(ddp.probe_inputs(), x[320:480][torch.as_tensor(ids)].numpy())
+    for rank in (0, 1):
+        forwards, said = rank_log(ddp.root, rank)
+        # validation's own forward gave steps 3 and 6: only step 0 (before any validation) took probe batches
+        assert said == [] and len(forwards) == 2 * (3 + 1) + 2
+    inputs = torch.from_numpy(ddp.probe_inputs())
+    for step in (3, 6):
+        model = ddp.load_model(step)
+        with torch.no_grad():
+            logits = model(inputs)
+        s = ddp.get_stats(step)
+        np.testing.assert_array_equal(s.probe_ids, ids)
+        np.testing.assert_allclose(s.probs_by_image, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(s.embeddings["fc2"], logits.numpy(), rtol=2e-3, atol=2e-3)
+    assert not np.allclose(ddp.get_stats(3).probs_by_image, ddp.get_stats(6).probs_by_image, atol=1e-3)
