@@ -46,7 +46,9 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   canvas.className = 'scatter-canvas';
   container.append(canvas);
   const ctx = canvas.getContext('2d');
-  const glCanvas = document.createElement('canvas'); // off the page: drawn by WebGL, copied onto `canvas`
+  const glCanvas = document.createElement('canvas'); // off the page: drawn by WebGL, copied onto `layer`
+  const layer = document.createElement('canvas'); // off the page: the points (or thumbnails), redrawn only when they change
+  const lctx = layer.getContext('2d');
   const gl = glOrNull(glCanvas);
   container.dataset.renderer = gl ? 'webgl2' : '2d';
   const note = gl ? null : Object.assign(document.createElement('div'), {
@@ -66,7 +68,8 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   const gone = (i) => hidden !== null && hidden[i] === 1;
   let trails = null; // {rows, xy: [Float32Array per step], current}
   let dragMode = 'pan'; let drawn = null; // the lasso or box being drawn (screen pixels)
-  let tileURL = null; let tiles = null; let tileTimer = 0; let redrawing = 0;
+  let tileURL = null; let tiles = null; let tileTimer = 0;
+  let dirty = true; let tweening = false; // dirty: the points layer is out of date
   let view = {k: 1, x: 0, y: 0}; // user zoom/pan, in CSS pixels
   let fit = {s: 1, ox: 0, oy: 0};
   let width = 0; let height = 0; let dpr = 1;
@@ -83,12 +86,13 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     dpr = window.devicePixelRatio || 1;
     width = Math.max(1, Math.round(rect.width));
     height = Math.max(1, Math.round(rect.height));
-    canvas.width = glCanvas.width = Math.round(width * dpr);
-    canvas.height = glCanvas.height = Math.round(height * dpr);
+    canvas.width = glCanvas.width = layer.width = Math.round(width * dpr);
+    canvas.height = glCanvas.height = layer.height = Math.round(height * dpr);
     canvas.style.width = `${width}px`;
     canvas.style.height = `${height}px`;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    draw();
+    lctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    dirty = true; draw(); // now: a resized canvas is blank until drawn
   }
 
   // Fit the positions, and the trails at every step, into the canvas with one scale for both axes
@@ -111,55 +115,65 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     return Math.max(6, Math.min(28, base)) * Math.sqrt(view.k);
   }
 
+  // The points layer when it is out of date, then the marks over it. Every change asks for a frame
+  // (later): many changes in one task cost one drawing; the marks alone never redraw the points.
   function draw() {
+    if (dirty) {
+      dirty = false;
+      lctx.clearRect(0, 0, width, height);
+      computeFit();
+      if (n && tileURL) drawMosaic(lctx); else if (n) drawPoints(lctx);
+    }
     ctx.clearRect(0, 0, width, height);
     if (!n) return;
-    computeFit();
-    if (tileURL) drawMosaic(); else drawPoints();
+    ctx.drawImage(layer, 0, 0, width, height);
     if (trails) drawTrails(ctx, trails, (i) => palette(groups.length === n ? groups[i] : 0), sx, sy);
     const r = tileURL ? cellSize() / 2 : radius();
     if (selected >= 0 && selected < n) drawMark(ctx, sx(px(selected)), sy(py(selected)), r + 4, '#1d2330', 2.5);
     if (drawn) drawArea(ctx, area(dragMode, drawn));
     if (hovered >= 0 && hovered < n) drawMark(ctx, sx(px(hovered)), sy(py(hovered)), r + 2, '#3563e9', 1.5);
   }
-  const redraw = () => { if (!redrawing && !frame) redrawing = requestAnimationFrame(() => { redrawing = 0; draw(); }); };
+  const later = (points = false) => { dirty = dirty || points; if (!frame) frame = requestAnimationFrame(onFrame); };
 
-  function drawPoints() {
+  function onFrame(now) {
+    frame = 0;
+    if (tweening) {
+      const t = Math.min(1, (now - t0) / DURATION_MS);
+      mix = ease(t); dirty = true; tweening = t < 1;
+      if (tweening) frame = requestAnimationFrame(onFrame);
+      else if (pointer) hover(pointer); // the point under a still pointer may have changed
+    }
+    draw();
+  }
+
+  function drawPoints(g) {
     const style = {radius: radius(), alpha: n > 3000 ? 0.75 : 0.9, dim: DIM};
-    if (!gl) { drawPoints2d(ctx, {order, colours, states, at: (i) => [sx(px(i)), sy(py(i))], ...style}); return; }
+    if (!gl) { drawPoints2d(g, {order, colours, states, at: (i) => [sx(px(i)), sy(py(i))], ...style}); return; }
     const s = scale();
     gl.draw({width, height, dpr, mix, scale: [s, -s], offset: [fit.ox * view.k + view.x, fit.oy * view.k + view.y], ...style});
-    ctx.drawImage(glCanvas, 0, 0, width, height);
+    g.drawImage(glCanvas, 0, 0, width, height);
   }
 
   // Each point as its thumbnail in a frame of its colour, dimmed as the points are; then, once the view
   // has stopped moving, the tiles of the thumbnails on screen that are not held yet are asked for.
-  function drawMosaic() {
-    if (!tiles) tiles = createMosaic(n, tileURL, () => { container.dataset.tiles = `${tiles.stats.loaded}/${tiles.stats.asked}`; redraw(); });
+  function drawMosaic(g) {
+    if (!tiles) tiles = createMosaic(n, tileURL, () => { container.dataset.tiles = `${tiles.stats.loaded}/${tiles.stats.asked}`; later(true); });
     const s = cellSize(); const half = s / 2; const want = levelFor(s * dpr, 1);
     const onScreen = new Uint32Array(order.length); let m = 0;
     for (const i of order) {
       const x = sx(px(i)) - half; const y = sy(py(i)) - half;
       if (x > width || y > height || x < -s || y < -s) continue;
       onScreen[m++] = i;
-      ctx.globalAlpha = states[i] === DIMMED ? DIM : 1;
-      ctx.fillStyle = colours.css[colours.bucket[i]];
-      ctx.fillRect(x - 1.5, y - 1.5, s + 3, s + 3);
+      g.globalAlpha = states[i] === DIMMED ? DIM : 1;
+      g.fillStyle = colours.css[colours.bucket[i]];
+      g.fillRect(x - 1.5, y - 1.5, s + 3, s + 3);
       const src = tiles.source(i, want);
-      if (src) ctx.drawImage(src.image, src.x, src.y, src.size, src.size, x, y, s, s);
+      if (src) g.drawImage(src.image, src.x, src.y, src.size, src.size, x, y, s, s);
     }
-    ctx.globalAlpha = 1;
+    g.globalAlpha = 1;
     clearTimeout(tileTimer);
     const mine = tiles;
     tileTimer = setTimeout(() => { if (tiles === mine) container.dataset.tileLevel = String(tiles.want(onScreen.slice(0, m).sort(), s * dpr)); }, TILE_WAIT_MS);
-  }
-
-  function tick(now) {
-    const t = Math.min(1, (now - t0) / DURATION_MS);
-    mix = ease(t);
-    frame = t < 1 ? requestAnimationFrame(tick) : 0;
-    draw();
-    if (!frame && pointer) hover(pointer); // the point under a still pointer may have changed
   }
 
   // What changed -> the arrays the drawing takes.
@@ -168,7 +182,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     if (state) { states = statesOf(n, highlight && highlight.length === n ? highlight : null); if (gl) gl.setStates(states); }
     order = drawOrder(colours, states, hidden && hidden.length === n ? hidden : null);
     if (gl) gl.setOrder(order);
-    draw();
+    later(true);
   }
 
   // The nearest point to the pointer, among the positions being shown (or tweened to).
@@ -183,7 +197,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
 
   function hover(e) {
     const i = nearest(e.clientX, e.clientY);
-    if (i !== hovered) { hovered = i; draw(); }
+    if (i !== hovered) { hovered = i; later(); }
     canvas.style.cursor = dragMode !== 'pan' ? 'crosshair' : i >= 0 ? 'pointer' : 'grab';
     onHover(i >= 0 ? i : null, e.clientX, e.clientY);
   }
@@ -194,23 +208,23 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     const s = scale();
     const rows = rowsInside(poly, {width, height}, n, (i) => !gone(i),
       (i) => fit.ox * view.k + view.x + s * px(i), (i) => fit.oy * view.k + view.y - s * py(i));
-    draw();
+    later();
     onArea(rows);
   }
 
   let drag = null; let clickTimer = 0;
   canvas.addEventListener('mousemove', (e) => {
     pointer = {clientX: e.clientX, clientY: e.clientY};
-    if (drawn) { drawn.push(local(e)); draw(); return; }
+    if (drawn) { drawn.push(local(e)); later(); return; }
     if (drag) {
       view.x = drag.vx + e.clientX - drag.x; view.y = drag.vy + e.clientY - drag.y;
       drag.moved = drag.moved || Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3;
-      draw();
+      later(true);
       return;
     }
     hover(e);
   });
-  canvas.addEventListener('mouseleave', () => { pointer = null; drag = null; drawn = null; if (hovered >= 0) { hovered = -1; draw(); } onHover(null); });
+  canvas.addEventListener('mouseleave', () => { pointer = null; drag = null; drawn = null; if (hovered >= 0) { hovered = -1; later(); } onHover(null); });
   canvas.addEventListener('mousedown', (e) => {
     if (dragMode !== 'pan') { drawn = [local(e)]; return; }
     drag = {x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false};
@@ -229,9 +243,9 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     const k = Math.max(0.5, Math.min(40, view.k * Math.exp(-e.deltaY * 0.0015)));
     const g = k / view.k;
     view = {k, x: x - (x - view.x) * g, y: y - (y - view.y) * g};
-    draw();
+    later(true);
   }, {passive: false});
-  canvas.addEventListener('dblclick', () => { clearTimeout(clickTimer); view = {k: 1, x: 0, y: 0}; draw(); });
+  canvas.addEventListener('dblclick', () => { clearTimeout(clickTimer); view = {k: 1, x: 0, y: 0}; later(true); });
 
   const observer = new ResizeObserver(() => resize());
   observer.observe(container);
@@ -240,7 +254,6 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   return {
     // xy: Float32Array (2N) in probe order. Same N: tween from what is on screen.
     setPositions(xy, {step = null, animate = true} = {}) {
-      cancelAnimationFrame(frame); frame = 0;
       const target = Float32Array.from(xy);
       container.dataset.checksum = checksum(target);
       container.dataset.n = String(target.length / 2);
@@ -250,29 +263,28 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
       to = target; boxFrom = tween ? bounds(from) : bounds(to); boxTo = bounds(to);
       grid = createGrid(to);
       if (gl) gl.setPositions(from, to);
-      if (tween) { mix = 0; t0 = performance.now(); frame = requestAnimationFrame(tick); return; }
-      mix = 1;
-      if (target.length / 2 !== n) { n = target.length / 2; if (tiles) tiles.destroy(); tiles = null; repaint({colour: true, state: true}); } else draw();
+      mix = tween ? 0 : 1; tweening = tween; t0 = performance.now();
+      if (target.length / 2 !== n) { n = target.length / 2; if (tiles) tiles.destroy(); tiles = null; repaint({colour: true, state: true}); } else later(true);
     },
     // groups: Int32Array, one group per point; color(g) -> CSS colour.
     setGroups(g, color) { groups = g; palette = color; repaint({colour: true}); },
-    setSelected(i) { selected = i === null || i === undefined ? -1 : i; draw(); },
+    setSelected(i) { selected = i === null || i === undefined ? -1 : i; later(); },
     setHighlight(mask) { highlight = mask; repaint({state: true}); },
     setHidden(mask) { hidden = mask; repaint(); },
     // rows: the points to trail; xy: their layouts at every step (probe order); current: this step's index.
-    setTrails(t) { trails = t && t.rows.length ? t : null; draw(); },
+    setTrails(t) { trails = t && t.rows.length ? t : null; later(true); }, // the fit holds the trails
     setDragMode(mode) { dragMode = mode; canvas.style.cursor = mode === 'pan' ? '' : 'crosshair'; },
     // tile(size, rows) -> the URL of a tile of thumbnails (the mosaic), or null: points.
     setMosaic(tile) {
       if (tiles) tiles.destroy();
       tileURL = tile || null; tiles = null;
       container.dataset.mode = tileURL ? 'mosaic' : 'points';
-      draw();
+      later(true);
     },
-    resetView() { view = {k: 1, x: 0, y: 0}; draw(); },
+    resetView() { view = {k: 1, x: 0, y: 0}; later(true); },
     get size() { return n; },
     destroy() {
-      observer.disconnect(); cancelAnimationFrame(frame); cancelAnimationFrame(redrawing); clearTimeout(clickTimer); clearTimeout(tileTimer);
+      observer.disconnect(); cancelAnimationFrame(frame); clearTimeout(clickTimer); clearTimeout(tileTimer);
       if (tiles) tiles.destroy();
       if (gl) gl.destroy();
       canvas.remove(); if (note) note.remove();

@@ -20,7 +20,7 @@ void main() {
   gl_Position = vec4(2.0 * px.x / u_size.x - 1.0, 1.0 - 2.0 * px.y / u_size.y, 0.0, 1.0);
   v_outline = a_state == 2.0 ? 1.0 : 0.0;
   v_radius = u_radius * (v_outline > 0.5 ? 1.4 : 1.0);
-  gl_PointSize = (2.0 * v_radius + 3.0) * u_dpr;
+  gl_PointSize = (2.0 * v_radius + 2.0) * u_dpr; // the rim: half a pixel of antialiasing, half of outline
   v_color = vec4(a_color, a_state == 1.0 ? u_dim : u_alpha);
 }`;
 
@@ -29,7 +29,7 @@ precision mediump float;
 in vec4 v_color; in float v_outline; in float v_radius;
 out vec4 colour;
 void main() {
-  float d = length(gl_PointCoord - 0.5) * (2.0 * v_radius + 3.0); // CSS pixels from the centre
+  float d = length(gl_PointCoord - 0.5) * (2.0 * v_radius + 2.0); // CSS pixels from the centre
   float cover = clamp(v_radius + 0.5 * v_outline - d + 0.5, 0.0, 1.0); // a disc, antialiased over one pixel
   if (cover <= 0.0) discard;
   vec3 rgb = v_color.rgb; float a = v_color.a;
