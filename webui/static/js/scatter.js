@@ -53,7 +53,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   container.dataset.renderer = gl ? 'webgl2' : '2d';
   const note = gl ? null : Object.assign(document.createElement('div'), {
     className: 'scatter-note', textContent: 'WebGL2 is not available in this browser: points are drawn on a 2-D canvas, slowly beyond ~50,000.'});
-  if (note) { note.style.cssText = 'position:absolute;left:8px;bottom:6px;font-size:12px;color:#8a4b00;pointer-events:none'; container.append(note); }
+  if (note) { note.style.cssText = 'position:absolute;left:8px;bottom:6px;padding:1px 5px;border-radius:3px;font-size:12px;color:#8a4b00;background:rgba(255,255,255,.85);pointer-events:none'; container.append(note); }
 
   let n = 0;
   let from = new Float32Array(0); let to = from; let mix = 1; let t0 = 0; let frame = 0;
