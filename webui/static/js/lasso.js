@@ -1,10 +1,20 @@
 // Lasso and box selection on a canvas: the path the pointer drew (screen
 // pixels) and which points fall inside it.
 
-// The rows whose screen position (x(i), y(i), CSS pixels) falls inside the polygon [[x, y], ...]
-// and that keep(i) keeps. The browser rasterises the polygon (the even-odd rule) at one bit per
-// pixel, then each point is one look-up: O(N) whatever the polygon's length, a million points in
-// tens of milliseconds.
+// Even-odd rule: is (x, y) inside the polygon [[x, y], ...]?
+export function inside(poly, x, y) {
+  let hit = false;
+  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
+    const [xi, yi] = poly[i]; const [xj, yj] = poly[j];
+    if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) hit = !hit;
+  }
+  return hit;
+}
+
+// The rows whose screen position (x(i), y(i), CSS pixels) falls inside the polygon and that keep(i)
+// keeps. The browser rasterises the polygon (even-odd, antialiased): a point on a pixel wholly inside
+// or wholly outside is decided by one look-up, and only the points on the path's edge pixels are tested
+// against every edge (inside). O(N) whatever the polygon's length: a million points in tens of ms.
 export function rowsInside(poly, {width, height}, n, keep, x, y) {
   const w = Math.max(1, Math.ceil(width)); const h = Math.max(1, Math.ceil(height));
   const g = new OffscreenCanvas(w, h).getContext('2d', {willReadFrequently: true});
@@ -14,8 +24,9 @@ export function rowsInside(poly, {width, height}, n, keep, x, y) {
   const mask = g.getImageData(0, 0, w, h).data;
   const rows = [];
   for (let i = 0; i < n; i++) {
-    const cx = Math.floor(x(i)); const cy = Math.floor(y(i));
-    if (cx >= 0 && cy >= 0 && cx < w && cy < h && mask[4 * (cy * w + cx) + 3] >= 128 && keep(i)) rows.push(i);
+    const px = x(i); const py = y(i); const cx = Math.floor(px); const cy = Math.floor(py);
+    const cover = cx >= 0 && cy >= 0 && cx < w && cy < h ? mask[4 * (cy * w + cx) + 3] : 0;
+    if ((cover === 255 || (cover > 0 && inside(poly, px, py))) && keep(i)) rows.push(i);
   }
   return rows;
 }
