@@ -8,7 +8,8 @@
 //
 // Points move, they are not redrawn from scratch: a new layout is tweened from
 // the positions on screen over ~300 ms; the GPU mixes the two layouts, so a
-// frame costs the same for any number of moving points. The canvas follows its
+// frame costs the same for any number of moving points (where one drawing takes
+// over SLOW_FRAME_MS, software GL at 100,000 points, it jumps). The canvas follows its
 // container's size and devicePixelRatio. Wheel zooms, drag pans, double-click
 // resets (a click waits for the double-click that may follow, so resetting never
 // selects). Hover and click find the nearest point through a grid index
@@ -34,6 +35,7 @@ const CLICK_WAIT_MS = 260; // longer than a double-click's gap
 const DIM = 0.3; // dimmed points stay readable as context; the highlighted ones are 3x as opaque
 const PAD = 18;
 const TILE_WAIT_MS = 150; // the mosaic asks for tiles once the view has stopped moving
+const SLOW_FRAME_MS = 60; // a device that draws the points slower than this jumps to a new layout (no tween)
 
 const ease = (t) => (t < 0.5 ? 4 * t * t * t : 1 - Math.pow(-2 * t + 2, 3) / 2);
 
@@ -70,6 +72,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   let dragMode = 'pan'; let drawn = null; // the lasso or box being drawn (screen pixels)
   let tileURL = null; let tiles = null; let tileTimer = 0;
   let dirty = true; let tweening = false; // dirty: the points layer is out of date
+  let paintMs = 0; // how long the last drawing of the points took
   let view = {k: 1, x: 0, y: 0}; // user zoom/pan, in CSS pixels
   let fit = {s: 1, ox: 0, oy: 0};
   let width = 0; let height = 0; let dpr = 1;
@@ -120,9 +123,11 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   function draw() {
     if (dirty) {
       dirty = false;
+      const t = performance.now();
       lctx.clearRect(0, 0, width, height);
       computeFit();
       if (n && tileURL) drawMosaic(lctx); else if (n) drawPoints(lctx);
+      paintMs = performance.now() - t;
     }
     ctx.clearRect(0, 0, width, height);
     if (!n) return;
@@ -258,7 +263,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
       container.dataset.checksum = checksum(target);
       container.dataset.n = String(target.length / 2);
       if (step !== null) container.dataset.step = String(step);
-      const tween = animate && to.length === target.length && n > 0;
+      const tween = animate && to.length === target.length && n > 0 && paintMs < SLOW_FRAME_MS; // a slow tween shows nothing
       from = tween ? (mix === 1 ? to : Float32Array.from(from, (v, k) => v + (to[k] - v) * mix)) : target;
       to = target; boxFrom = tween ? bounds(from) : bounds(to); boxTo = bounds(to);
       grid = createGrid(to);
