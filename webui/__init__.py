@@ -18,6 +18,7 @@ from deepviz import StatsDB
 from deepviz.derived import Derived
 
 from . import analysis, clusters, compare, confusion, embedding, errors, filters, inspect, pages, runs, search, security, snapshots, sql, trajectory
+from . import tiles
 from .state import AppState
 
 DEFAULTS = {
@@ -68,6 +69,7 @@ def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = N
     security.register(app)
     for module in (pages, runs, compare, snapshots, confusion, trajectory, filters, embedding, clusters, sql, inspect, search, analysis):
         app.register_blueprint(module.bp)
+    app.register_blueprint(tiles.bp)  # the mosaic's thumbnail tiles
     return app
 
 

@@ -154,6 +154,9 @@ def state() -> "AppState":
     return current_app.extensions["deepviz"]
 
 
+TILE_CACHE_BYTES = 64 * 2**20  # PNG tiles of thumbnails; a 100,000-image mosaic at 4 px is ~0.4 MB
+
+
 @dataclass
 class AppState:
     """Everything an app keeps in memory, built once by ``create_app`` from its config."""
@@ -166,6 +169,7 @@ class AppState:
     compute: JobRunner  # computations a request waits for: clustering
     sql: JobRunner
     compute_wait_s: float = 60.0
+    tiles: Cache = field(default_factory=lambda: Cache(4096, max_bytes=TILE_CACHE_BYTES))  # the mosaic's tiles (webui.tiles)
 
     @classmethod
     def from_config(cls, config) -> "AppState":

@@ -20,6 +20,7 @@ EXTRA: dict[str, dict] = {
     "inspect.attribution": {"method": "saliency"},
     "inspect.maximize": {"target": 0, "steps": 3},
     "confusion.pair_history": {"true": 0, "pred": 1},
+    "tiles.tile": {"size": 8, "rows": "0-9"},
 }
 SQL_BODY = {"query": "SELECT step, probe_acc FROM steps ORDER BY step"}
 STATIC_FILE = "js/api.js"

@@ -11,6 +11,26 @@ export function inside(poly, x, y) {
   return hit;
 }
 
+// The rows whose screen position (x(i), y(i), CSS pixels) falls inside the polygon and that keep(i)
+// keeps. The browser rasterises the polygon (even-odd, antialiased): a point on a pixel wholly inside
+// or wholly outside is decided by one look-up, and only the points on the path's edge pixels are tested
+// against every edge (inside). O(N) whatever the polygon's length: a million points in tens of ms.
+export function rowsInside(poly, {width, height}, n, keep, x, y) {
+  const w = Math.max(1, Math.ceil(width)); const h = Math.max(1, Math.ceil(height));
+  const g = new OffscreenCanvas(w, h).getContext('2d', {willReadFrequently: true});
+  g.beginPath(); g.moveTo(poly[0][0], poly[0][1]);
+  for (const [px, py] of poly.slice(1)) g.lineTo(px, py);
+  g.closePath(); g.fillStyle = '#000'; g.fill('evenodd');
+  const mask = g.getImageData(0, 0, w, h).data;
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    const px = x(i); const py = y(i); const cx = Math.floor(px); const cy = Math.floor(py);
+    const cover = cx >= 0 && cy >= 0 && cx < w && cy < h ? mask[4 * (cy * w + cx) + 3] : 0;
+    if ((cover === 255 || (cover > 0 && inside(poly, px, py))) && keep(i)) rows.push(i);
+  }
+  return rows;
+}
+
 // The polygon of a drag: the pointer's path (lasso) or the rectangle of its ends (box).
 export function area(mode, path) {
   if (mode !== 'box' || path.length < 2) return path;

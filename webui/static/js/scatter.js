@@ -1,36 +1,46 @@
-// A canvas scatter plot for up to tens of thousands of points.
+// A scatter plot for up to a million points.
 //
-// Points move, they are not redrawn from scratch: a new layout is tweened
-// from the positions on screen over ~300 ms (requestAnimationFrame), so a
-// point can be followed while the timeline is scrubbed. The canvas follows
-// its container's size and devicePixelRatio. Wheel zooms, drag pans,
-// double-click resets (a click waits for the double-click that may follow, so
-// resetting never selects). With setDragMode('lasso' | 'box') a drag draws an
-// area instead and onArea(rows inside) is called. setHighlight(mask) dims the
-// points outside the mask; setHidden(mask) leaves those out (not drawn, not hit); setTrails draws paths across steps. In mosaic mode each point is drawn as its thumbnail,
-// cut from one sprite sheet (one image for the whole probe set).
+// The points are drawn by WebGL2 (./scatter/points.js) into a canvas kept off
+// the page, then copied onto the one canvas on the page, under what the 2-D
+// context draws on top: the trails, the rings of the selected and the hovered
+// point, the lasso. Where a WebGL2 context cannot be made the points are drawn
+// on the 2-D canvas itself (./scatter/canvas2d.js), and a note says so.
 //
-// The container gets data-step, data-n and data-checksum (a hash of the
-// target positions), so a test can see that the picture changed.
+// Points move, they are not redrawn from scratch: a new layout is tweened from
+// the positions on screen over ~300 ms; the GPU mixes the two layouts, so a
+// frame costs the same for any number of moving points (where one drawing takes
+// over SLOW_FRAME_MS, software GL at 100,000 points, it jumps). The canvas follows its
+// container's size and devicePixelRatio. Wheel zooms, drag pans, double-click
+// resets (a click waits for the double-click that may follow, so resetting never
+// selects). Hover and click find the nearest point through a grid index
+// (./scatter/grid.js), built once per layout. With setDragMode('lasso' | 'box')
+// a drag draws an area and onArea(rows inside) is called. setHighlight(mask) dims
+// the points outside the mask; setHidden(mask) leaves those out (not drawn, not
+// hit); setTrails draws paths across steps. In mosaic mode each point is drawn
+// as its thumbnail, from tiles of a level-of-detail atlas (./scatter/mosaic.js).
+//
+// The container gets data-step, data-n and data-checksum (a hash of the target
+// positions), so a test can see that the picture changed, and data-renderer.
 
-import {inside, area, drawArea} from './lasso.js';
+import {area, drawArea, rowsInside} from './lasso.js';
+import {createPoints} from './scatter/points.js';
+import {createGrid, bounds, checksum} from './scatter/grid.js';
+import {drawTrails, drawMark} from './scatter/marks.js';
+import {colourPoints, statesOf, drawOrder, DIMMED} from './scatter/paint.js';
+import {drawPoints2d} from './scatter/canvas2d.js';
+import {createMosaic, levelFor} from './scatter/mosaic.js';
 
 const DURATION_MS = 300;
 const CLICK_WAIT_MS = 260; // longer than a double-click's gap
 const DIM = 0.3; // dimmed points stay readable as context; the highlighted ones are 3x as opaque
 const PAD = 18;
+const TILE_WAIT_MS = 150; // the mosaic asks for tiles once the view has stopped moving
+const SLOW_FRAME_MS = 60; // a device that draws the points slower than this jumps to a new layout (no tween)
 
 const ease = (t) => (t < 0.5 ? 4 * t * t * t : 1 - Math.pow(-2 * t + 2, 3) / 2);
 
-// FNV-1a over the positions rounded to 1e-3: cheap, and equal layouts give equal strings.
-function checksum(xy) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < xy.length; i++) {
-    const v = Math.round(xy[i] * 1000) | 0;
-    h ^= v & 0xffff; h = Math.imul(h, 0x01000193);
-    h ^= v >>> 16; h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, '0');
+function glOrNull(canvas) {
+  try { return createPoints(canvas); } catch (err) { console.warn(err); return null; }
 }
 
 export function createScatter(container, {onHover = () => {}, onClick = () => {}, onArea = () => {}} = {}) {
@@ -38,51 +48,69 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   canvas.className = 'scatter-canvas';
   container.append(canvas);
   const ctx = canvas.getContext('2d');
+  const glCanvas = document.createElement('canvas'); // off the page: drawn by WebGL, copied onto `layer`
+  const layer = document.createElement('canvas'); // off the page: the points (or thumbnails), redrawn only when they change
+  const lctx = layer.getContext('2d');
+  const gl = glOrNull(glCanvas);
+  container.dataset.renderer = gl ? 'webgl2' : '2d';
+  const note = gl ? null : Object.assign(document.createElement('div'), {
+    className: 'scatter-note', textContent: 'WebGL2 is not available in this browser: points are drawn on a 2-D canvas, slowly beyond ~50,000.'});
+  if (note) { note.style.cssText = 'position:absolute;left:8px;bottom:6px;padding:1px 5px;border-radius:3px;font-size:12px;color:#8a4b00;background:rgba(255,255,255,.85);pointer-events:none'; container.append(note); }
 
   let n = 0;
-  let shown = new Float32Array(0); // positions on screen now (data space)
-  let from = null; let to = null; let t0 = 0; let frame = 0;
+  let from = new Float32Array(0); let to = from; let mix = 1; let t0 = 0; let frame = 0;
+  let boxFrom = bounds(from); let boxTo = boxFrom;
   let groups = new Int32Array(0);
   let palette = () => '#4e79a7';
-  let buckets = []; // [{color, idx: Int32Array}], points grouped by colour: one fill per colour
-  let selected = -1; let hovered = -1;
+  let colours = colourPoints(0, groups, palette); let states = new Uint8Array(0); let order = new Uint32Array(0);
+  let grid = createGrid(to);
+  let selected = -1; let hovered = -1; let pointer = null;
   let highlight = null; // Uint8Array mask, or null: nothing dimmed
   let hidden = null; // Uint8Array mask, or null: nothing left out
   const gone = (i) => hidden !== null && hidden[i] === 1;
   let trails = null; // {rows, xy: [Float32Array per step], current}
   let dragMode = 'pan'; let drawn = null; // the lasso or box being drawn (screen pixels)
-  let mosaic = null; // {image, cols, cell}
+  let tileURL = null; let tiles = null; let tileTimer = 0;
+  let dirty = true; let tweening = false; // dirty: the points layer is out of date
+  let paintMs = 0; // how long the last drawing of the points took
   let view = {k: 1, x: 0, y: 0}; // user zoom/pan, in CSS pixels
   let fit = {s: 1, ox: 0, oy: 0};
-  let width = 0; let height = 0;
+  let width = 0; let height = 0; let dpr = 1;
+
+  const px = (i) => from[2 * i] + (to[2 * i] - from[2 * i]) * mix; // data space, now
+  const py = (i) => from[2 * i + 1] + (to[2 * i + 1] - from[2 * i + 1]) * mix;
+  // Screen (CSS px) = offset + scale * data; y up, like a plot.
+  const scale = () => fit.s * view.k;
+  const sx = (x) => (fit.ox + fit.s * x) * view.k + view.x;
+  const sy = (y) => (fit.oy - fit.s * y) * view.k + view.y;
 
   function resize() {
     const rect = container.getBoundingClientRect();
-    const dpr = window.devicePixelRatio || 1;
+    dpr = window.devicePixelRatio || 1;
     width = Math.max(1, Math.round(rect.width));
     height = Math.max(1, Math.round(rect.height));
-    canvas.width = Math.round(width * dpr);
-    canvas.height = Math.round(height * dpr);
+    canvas.width = glCanvas.width = layer.width = Math.round(width * dpr);
+    canvas.height = glCanvas.height = layer.height = Math.round(height * dpr);
     canvas.style.width = `${width}px`;
     canvas.style.height = `${height}px`;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    draw();
+    lctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    dirty = true; draw(); // now: a resized canvas is blank until drawn
   }
 
-  // Fit the current positions, and the trails at every step, into the canvas with one
-  // scale for both axes (distances in a projection mean the same in x and y).
+  // Fit the positions, and the trails at every step, into the canvas with one scale for both axes
+  // (distances in a projection mean the same in x and y). Mid-tween every point lies inside the
+  // mix of the two layouts' bounds.
   function computeFit() {
-    let x0 = Infinity; let x1 = -Infinity; let y0 = Infinity; let y1 = -Infinity;
-    const grow = (x, y) => { if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y; };
-    for (let i = 0; i < n; i++) grow(shown[2 * i], shown[2 * i + 1]);
+    const b = boxFrom.map((v, k) => v + (boxTo[k] - v) * mix);
+    const grow = (x, y) => { if (x < b[0]) b[0] = x; if (x > b[1]) b[1] = x; if (y < b[2]) b[2] = y; if (y > b[3]) b[3] = y; };
     if (trails) for (const pos of trails.xy) for (const i of trails.rows) grow(pos[2 * i], pos[2 * i + 1]);
+    const [x0, x1, y0, y1] = b;
     if (!n || !Number.isFinite(x0)) { fit = {s: 1, ox: width / 2, oy: height / 2}; return; }
-    const pad = mosaic ? Math.max(PAD, cellSize() / Math.sqrt(view.k) / 2 + 4) : PAD; // whole thumbnails stay inside
+    const pad = tileURL ? Math.max(PAD, cellSize() / Math.sqrt(view.k) / 2 + 4) : PAD; // whole thumbnails stay inside
     const s = Math.min((width - 2 * pad) / Math.max(x1 - x0, 1e-9), (height - 2 * pad) / Math.max(y1 - y0, 1e-9));
     fit = {s, ox: width / 2 - s * (x0 + x1) / 2, oy: height / 2 + s * (y0 + y1) / 2};
   }
-  const sx = (x) => (fit.ox + fit.s * x) * view.k + view.x;
-  const sy = (y) => (fit.oy - fit.s * y) * view.k + view.y; // y up, like a plot
 
   function radius() { return Math.max(1.6, Math.min(5, 110 / Math.sqrt(Math.max(n, 1)))) * Math.sqrt(view.k); }
   function cellSize() {
@@ -90,140 +118,118 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     return Math.max(6, Math.min(28, base)) * Math.sqrt(view.k);
   }
 
+  // The points layer when it is out of date, then the marks over it. Every change asks for a frame
+  // (later): many changes in one task cost one drawing; the marks alone never redraw the points.
   function draw() {
+    if (dirty) {
+      dirty = false;
+      const t = performance.now();
+      lctx.clearRect(0, 0, width, height);
+      computeFit();
+      if (n && tileURL) drawMosaic(lctx); else if (n) drawPoints(lctx);
+      paintMs = performance.now() - t;
+    }
     ctx.clearRect(0, 0, width, height);
     if (!n) return;
-    computeFit();
-    if (mosaic && mosaic.image.complete && mosaic.image.naturalWidth) drawMosaic(); else drawPoints();
-    if (trails) drawTrails();
-    drawMark(selected, '#1d2330', 2.5, 4);
+    ctx.drawImage(layer, 0, 0, width, height);
+    if (trails) drawTrails(ctx, trails, (i) => palette(groups.length === n ? groups[i] : 0), sx, sy);
+    const r = tileURL ? cellSize() / 2 : radius();
+    if (selected >= 0 && selected < n) drawMark(ctx, sx(px(selected)), sy(py(selected)), r + 4, '#1d2330', 2.5);
     if (drawn) drawArea(ctx, area(dragMode, drawn));
-    drawMark(hovered, '#3563e9', 1.5, 2);
+    if (hovered >= 0 && hovered < n) drawMark(ctx, sx(px(hovered)), sy(py(hovered)), r + 2, '#3563e9', 1.5);
   }
+  const later = (points = false) => { dirty = dirty || points; if (!frame) frame = requestAnimationFrame(onFrame); };
 
-  function drawPoints() {
-    const r = radius();
-    const round = n <= 4000;
-    // Dimmed points first, the highlighted ones on top: larger, and outlined so they stand out in any colour.
-    for (const lit of highlight ? [0, 1] : [1]) {
-      ctx.globalAlpha = !lit ? DIM : n > 3000 ? 0.75 : 0.9;
-      const outlined = highlight && lit;
-      const pr = outlined ? r * 1.4 : r;
-      for (const b of buckets) {
-        ctx.fillStyle = b.color;
-        ctx.beginPath();
-        for (const i of b.idx) {
-          if ((highlight && highlight[i] !== lit) || gone(i)) continue;
-          const x = sx(shown[2 * i]); const y = sy(shown[2 * i + 1]);
-          if (round) { ctx.moveTo(x + pr, y); ctx.arc(x, y, pr, 0, 2 * Math.PI); } else ctx.rect(x - pr, y - pr, 2 * pr, 2 * pr);
-        }
-        ctx.fill();
-        if (outlined) { ctx.lineWidth = 1; ctx.strokeStyle = 'rgba(20, 20, 20, 0.8)'; ctx.stroke(); }
-      }
+  function onFrame(now) {
+    frame = 0;
+    if (tweening) {
+      const t = Math.min(1, (now - t0) / DURATION_MS);
+      mix = ease(t); dirty = true; tweening = t < 1;
+      if (tweening) frame = requestAnimationFrame(onFrame);
+      else if (pointer) hover(pointer); // the point under a still pointer may have changed
     }
-    ctx.globalAlpha = 1;
-  }
-
-  function drawMosaic() {
-    const {image, cols, cell} = mosaic;
-    const s = cellSize(); const half = s / 2;
-    for (const b of buckets) {
-      ctx.fillStyle = b.color;
-      for (const i of b.idx) {
-        const x = sx(shown[2 * i]) - half; const y = sy(shown[2 * i + 1]) - half;
-        if (x > width || y > height || x < -s || y < -s || gone(i)) continue;
-        ctx.globalAlpha = highlight && !highlight[i] ? DIM : 1;
-        ctx.fillRect(x - 1.5, y - 1.5, s + 3, s + 3); // a frame in the point's colour
-        ctx.drawImage(image, (i % cols) * cell, Math.floor(i / cols) * cell, cell, cell, x, y, s, s);
-      }
-    }
-    ctx.globalAlpha = 1;
-  }
-
-  // Each trail row's path over every step, in its point's colour; a ring at the current step.
-  function drawTrails() {
-    const {rows, xy, current} = trails;
-    ctx.lineWidth = 1.2; ctx.globalAlpha = 0.8;
-    for (const i of rows) {
-      ctx.strokeStyle = palette(groups.length === n ? groups[i] : 0);
-      ctx.beginPath();
-      xy.forEach((pos, t) => { const x = sx(pos[2 * i]); const y = sy(pos[2 * i + 1]); if (t) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
-      ctx.stroke();
-      if (xy[current]) {
-        ctx.beginPath(); ctx.arc(sx(xy[current][2 * i]), sy(xy[current][2 * i + 1]), 4, 0, 2 * Math.PI);
-        ctx.strokeStyle = '#1d2330'; ctx.stroke();
-      }
-    }
-    ctx.globalAlpha = 1;
-  }
-
-  function drawMark(i, color, lineWidth, extra) {
-    if (i < 0 || i >= n) return;
-    const x = sx(shown[2 * i]); const y = sy(shown[2 * i + 1]);
-    const r = (mosaic ? cellSize() / 2 : radius()) + extra;
-    ctx.lineWidth = lineWidth; ctx.strokeStyle = '#fff';
-    ctx.beginPath(); ctx.arc(x, y, r + lineWidth, 0, 2 * Math.PI); ctx.stroke();
-    ctx.strokeStyle = color;
-    ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI); ctx.stroke();
-  }
-
-  function tick(now) {
-    const t = Math.min(1, (now - t0) / DURATION_MS);
-    const e = ease(t);
-    for (let i = 0; i < shown.length; i++) shown[i] = from[i] + (to[i] - from[i]) * e;
     draw();
-    frame = t < 1 ? requestAnimationFrame(tick) : 0;
   }
 
-  function rebucket() {
-    const byColor = new Map();
-    for (let i = 0; i < n; i++) {
-      const c = palette(groups.length === n ? groups[i] : 0);
-      if (!byColor.has(c)) byColor.set(c, []);
-      byColor.get(c).push(i);
+  function drawPoints(g) {
+    const style = {radius: radius(), alpha: n > 3000 ? 0.75 : 0.9, dim: DIM};
+    if (!gl) { drawPoints2d(g, {order, colours, states, at: (i) => [sx(px(i)), sy(py(i))], ...style}); return; }
+    const s = scale();
+    gl.draw({width, height, dpr, mix, scale: [s, -s], offset: [fit.ox * view.k + view.x, fit.oy * view.k + view.y], ...style});
+    g.drawImage(glCanvas, 0, 0, width, height);
+  }
+
+  // Each point as its thumbnail in a frame of its colour, dimmed as the points are; then, once the view
+  // has stopped moving, the tiles of the thumbnails on screen that are not held yet are asked for.
+  function drawMosaic(g) {
+    if (!tiles) tiles = createMosaic(n, tileURL, () => { container.dataset.tiles = `${tiles.stats.loaded}/${tiles.stats.asked}`; later(true); });
+    const s = cellSize(); const half = s / 2; const want = levelFor(s * dpr, 1);
+    const onScreen = new Uint32Array(order.length); let m = 0;
+    for (const i of order) {
+      const x = sx(px(i)) - half; const y = sy(py(i)) - half;
+      if (x > width || y > height || x < -s || y < -s) continue;
+      onScreen[m++] = i;
+      g.globalAlpha = states[i] === DIMMED ? DIM : 1;
+      g.fillStyle = colours.css[colours.bucket[i]];
+      g.fillRect(x - 1.5, y - 1.5, s + 3, s + 3);
+      const src = tiles.source(i, want);
+      if (src) g.drawImage(src.image, src.x, src.y, src.size, src.size, x, y, s, s);
     }
-    // Bigger groups first, so small groups (errors, rare classes) are drawn on top.
-    buckets = [...byColor].map(([color, idx]) => ({color, idx: Int32Array.from(idx)})).sort((a, b) => b.idx.length - a.idx.length);
+    g.globalAlpha = 1;
+    clearTimeout(tileTimer);
+    const mine = tiles;
+    tileTimer = setTimeout(() => { if (tiles === mine) container.dataset.tileLevel = String(tiles.want(onScreen.slice(0, m).sort(), s * dpr)); }, TILE_WAIT_MS);
   }
 
+  // What changed -> the arrays the drawing takes.
+  function repaint({colour = false, state = false} = {}) {
+    if (colour) { colours = colourPoints(n, groups, palette); if (gl) gl.setColors(colours.rgb); }
+    if (state) { states = statesOf(n, highlight && highlight.length === n ? highlight : null); if (gl) gl.setStates(states); }
+    order = drawOrder(colours, states, hidden && hidden.length === n ? hidden : null);
+    if (gl) gl.setOrder(order);
+    later(true);
+  }
+
+  // The nearest point to the pointer, among the positions being shown (or tweened to).
   function nearest(clientX, clientY) {
     const rect = canvas.getBoundingClientRect();
-    const px = clientX - rect.left; const py = clientY - rect.top;
-    const reach = Math.max(7, mosaic ? cellSize() / 2 : radius() + 3);
-    let best = -1; let bestD = reach * reach;
-    for (let i = 0; i < n; i++) {
-      if (gone(i)) continue;
-      const dx = sx(shown[2 * i]) - px; const dy = sy(shown[2 * i + 1]) - py;
-      const d = dx * dx + dy * dy;
-      if (d < bestD) { bestD = d; best = i; }
-    }
-    return best;
+    const s = scale();
+    const x = (clientX - rect.left - fit.ox * view.k - view.x) / s;
+    const y = -(clientY - rect.top - fit.oy * view.k - view.y) / s;
+    const reach = Math.max(7, tileURL ? cellSize() / 2 : radius() + 3) / s;
+    return grid.nearest(x, y, reach, gone);
+  }
+
+  function hover(e) {
+    const i = nearest(e.clientX, e.clientY);
+    if (i !== hovered) { hovered = i; later(); }
+    canvas.style.cursor = dragMode !== 'pan' ? 'crosshair' : i >= 0 ? 'pointer' : 'grab';
+    onHover(i >= 0 ? i : null, e.clientX, e.clientY);
   }
 
   const local = (e) => { const rect = canvas.getBoundingClientRect(); return [e.clientX - rect.left, e.clientY - rect.top]; };
   function finishArea() {
     const poly = area(dragMode, drawn); drawn = null;
-    const rows = [];
-    for (let i = 0; i < n; i++) if (!gone(i) && inside(poly, sx(shown[2 * i]), sy(shown[2 * i + 1]))) rows.push(i);
-    draw();
+    const s = scale();
+    const rows = rowsInside(poly, {width, height}, n, (i) => !gone(i),
+      (i) => fit.ox * view.k + view.x + s * px(i), (i) => fit.oy * view.k + view.y - s * py(i));
+    later();
     onArea(rows);
   }
 
   let drag = null; let clickTimer = 0;
   canvas.addEventListener('mousemove', (e) => {
-    if (drawn) { drawn.push(local(e)); draw(); return; }
+    pointer = {clientX: e.clientX, clientY: e.clientY};
+    if (drawn) { drawn.push(local(e)); later(); return; }
     if (drag) {
       view.x = drag.vx + e.clientX - drag.x; view.y = drag.vy + e.clientY - drag.y;
       drag.moved = drag.moved || Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) > 3;
-      draw();
+      later(true);
       return;
     }
-    const i = nearest(e.clientX, e.clientY);
-    if (i !== hovered) { hovered = i; draw(); }
-    canvas.style.cursor = dragMode !== 'pan' ? 'crosshair' : i >= 0 ? 'pointer' : 'grab';
-    onHover(i >= 0 ? i : null, e.clientX, e.clientY);
+    hover(e);
   });
-  canvas.addEventListener('mouseleave', () => { drag = null; drawn = null; if (hovered >= 0) { hovered = -1; draw(); } onHover(null); });
+  canvas.addEventListener('mouseleave', () => { pointer = null; drag = null; drawn = null; if (hovered >= 0) { hovered = -1; later(); } onHover(null); });
   canvas.addEventListener('mousedown', (e) => {
     if (dragMode !== 'pan') { drawn = [local(e)]; return; }
     drag = {x: e.clientX, y: e.clientY, vx: view.x, vy: view.y, moved: false};
@@ -238,15 +244,13 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   });
   canvas.addEventListener('wheel', (e) => {
     e.preventDefault();
-    const rect = canvas.getBoundingClientRect();
-    const px = e.clientX - rect.left; const py = e.clientY - rect.top;
-    const f = Math.exp(-e.deltaY * 0.0015);
-    const k = Math.max(0.5, Math.min(40, view.k * f));
+    const [x, y] = local(e);
+    const k = Math.max(0.5, Math.min(40, view.k * Math.exp(-e.deltaY * 0.0015)));
     const g = k / view.k;
-    view = {k, x: px - (px - view.x) * g, y: py - (py - view.y) * g};
-    draw();
+    view = {k, x: x - (x - view.x) * g, y: y - (y - view.y) * g};
+    later(true);
   }, {passive: false});
-  canvas.addEventListener('dblclick', () => { clearTimeout(clickTimer); view = {k: 1, x: 0, y: 0}; draw(); });
+  canvas.addEventListener('dblclick', () => { clearTimeout(clickTimer); view = {k: 1, x: 0, y: 0}; later(true); });
 
   const observer = new ResizeObserver(() => resize());
   observer.observe(container);
@@ -255,37 +259,40 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   return {
     // xy: Float32Array (2N) in probe order. Same N: tween from what is on screen.
     setPositions(xy, {step = null, animate = true} = {}) {
-      cancelAnimationFrame(frame);
       const target = Float32Array.from(xy);
       container.dataset.checksum = checksum(target);
       container.dataset.n = String(target.length / 2);
       if (step !== null) container.dataset.step = String(step);
-      if (animate && shown.length === target.length && n > 0) {
-        from = Float32Array.from(shown); to = target; t0 = performance.now();
-        frame = requestAnimationFrame(tick);
-      } else {
-        n = target.length / 2;
-        shown = target;
-        rebucket();
-        draw();
-      }
+      const tween = animate && to.length === target.length && n > 0 && paintMs < SLOW_FRAME_MS; // a slow tween shows nothing
+      from = tween ? (mix === 1 ? to : Float32Array.from(from, (v, k) => v + (to[k] - v) * mix)) : target;
+      to = target; boxFrom = tween ? bounds(from) : bounds(to); boxTo = bounds(to);
+      grid = createGrid(to);
+      if (gl) gl.setPositions(from, to);
+      mix = tween ? 0 : 1; tweening = tween; t0 = performance.now();
+      if (target.length / 2 !== n) { n = target.length / 2; if (tiles) tiles.destroy(); tiles = null; repaint({colour: true, state: true}); } else later(true);
     },
     // groups: Int32Array, one group per point; color(g) -> CSS colour.
-    setGroups(g, color) { groups = g; palette = color; rebucket(); draw(); },
-    setSelected(i) { selected = i === null || i === undefined ? -1 : i; draw(); },
-    setHighlight(mask) { highlight = mask; draw(); },
-    setHidden(mask) { hidden = mask; draw(); },
+    setGroups(g, color) { groups = g; palette = color; repaint({colour: true}); },
+    setSelected(i) { selected = i === null || i === undefined ? -1 : i; later(); },
+    setHighlight(mask) { highlight = mask; repaint({state: true}); },
+    setHidden(mask) { hidden = mask; repaint(); },
     // rows: the points to trail; xy: their layouts at every step (probe order); current: this step's index.
-    setTrails(t) { trails = t && t.rows.length ? t : null; draw(); },
+    setTrails(t) { trails = t && t.rows.length ? t : null; later(true); }, // the fit holds the trails
     setDragMode(mode) { dragMode = mode; canvas.style.cursor = mode === 'pan' ? '' : 'crosshair'; },
-    setMosaic(m) {
-      mosaic = m;
-      if (m && !m.image.complete) m.image.addEventListener('load', () => draw(), {once: true});
-      container.dataset.mode = m ? 'mosaic' : 'points';
-      draw();
+    // tile(size, rows) -> the URL of a tile of thumbnails (the mosaic), or null: points.
+    setMosaic(tile) {
+      if (tiles) tiles.destroy();
+      tileURL = tile || null; tiles = null;
+      container.dataset.mode = tileURL ? 'mosaic' : 'points';
+      later(true);
     },
-    resetView() { view = {k: 1, x: 0, y: 0}; draw(); },
+    resetView() { view = {k: 1, x: 0, y: 0}; later(true); },
     get size() { return n; },
-    destroy() { observer.disconnect(); cancelAnimationFrame(frame); clearTimeout(clickTimer); canvas.remove(); },
+    destroy() {
+      observer.disconnect(); cancelAnimationFrame(frame); clearTimeout(clickTimer); clearTimeout(tileTimer);
+      if (tiles) tiles.destroy();
+      if (gl) gl.destroy();
+      canvas.remove(); if (note) note.remove();
+    },
   };
 }

@@ -98,7 +98,6 @@ export function mount(el, ctx) {
   let current = null; // the predictions on screen
   let seq = 0;
   let shownStep = null; let shownProvisional = false;
-  let sprite = null;
 
   const sequence = layouts(ctx, {
     progress: ui.progress,
@@ -225,18 +224,8 @@ export function mount(el, ctx) {
     for (const s of [steps[i + 1], steps[i - 1]]) if (i >= 0 && s !== undefined) predsAt(ctx, s).catch(() => {});
   }
 
-  function setMosaic(on) {
-    if (!on) { scatter.setMosaic(null); return; }
-    if (!sprite) {
-      // One PNG holding every thumbnail on a grid (ceil(sqrt(N)) columns), fetched once per run.
-      const n = ctx.run.n_probe || (probes ? probes.probe_id.length : 1);
-      const cell = n > 2500 ? 24 : 32;
-      const image = new Image();
-      image.src = api(`/sprite.png?size=${cell}`);
-      sprite = {image, cols: Math.ceil(Math.sqrt(probes ? probes.probe_id.length : n)), cell};
-    }
-    scatter.setMosaic(sprite);
-  }
+  // The mosaic's thumbnails come as tiles of the rows on screen, at the size their cells are drawn.
+  function setMosaic(on) { scatter.setMosaic(on ? (size, rows) => api(`/tiles.png?size=${size}&rows=${rows}`) : null); }
 
   function showTooltip(i, x, y) {
     const tip = ui.tooltip;
