@@ -15,6 +15,7 @@ import secrets
 from flask import Flask
 
 from deepviz import StatsDB
+from deepviz.cache import check_bytes
 from deepviz.derived import Derived
 
 from . import analysis, clusters, compare, confusion, embedding, errors, filters, inspect, pages, runs, search, security, snapshots, sql, trajectory
@@ -40,6 +41,12 @@ DEFAULTS = {
     "RESULT_CACHE_SIZE": 1024,
     "LAYOUT_CACHE_SIZE": 512,
     "HEAVY_CACHE_SIZE": 16,
+    # Byte caps of the caches (deepviz.cache.Cache): together they bound the server's memory.
+    "DB_CACHE_BYTES": 512 * 2**20,  # the StatsDB's reads: a 100,000 x 512 layer is 205 MB a step
+    "MODEL_CACHE_BYTES": 256 * 2**20,
+    "RESULT_CACHE_BYTES": 128 * 2**20,
+    "LAYOUT_CACHE_BYTES": 128 * 2**20,
+    "HEAVY_CACHE_BYTES": 256 * 2**20,  # search indexes, sprite sheets
     "INSPECT_TORCH_THREADS": 1,  # torch intra-op threads for the Inspect tab; 0 leaves torch's setting
     "JSON_SORT_KEYS": False,
     "FRAME_ANCESTORS": (),  # origins whose pages may frame the UI (deepviz.notebook); none by default
@@ -60,7 +67,7 @@ def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = N
     if test_config:
         app.config.update(test_config)
     # One StatsDB per app: it caches immutable things (probes, snapshots) and is thread-safe for reads.
-    app.extensions["deepviz_db"] = StatsDB(app.config["DB_PATH"])
+    app.extensions["deepviz_db"] = StatsDB(app.config["DB_PATH"], cache_bytes=check_bytes(app.config["DB_CACHE_BYTES"], "DB_CACHE_BYTES"))
     app.extensions["deepviz_derived"] = Derived(app.extensions["deepviz_db"])  # its caches, per db
     app.extensions["deepviz"] = AppState.from_config(app.config)
 
