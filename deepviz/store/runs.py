@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,9 @@ class RunReader:
         self.cache = Cache(max_bytes=cache_bytes)
         #: Files the last ``connect()`` left out of the SQL views (unreadable or leading out of the db).
         self.skipped_files: list[str] = []
+        #: The SQL views' shared connection (``sql.shared``), made by the first query, and its lock.
+        self._shared_sql = None
+        self._shared_sql_lock = threading.Lock()
 
     def _read(self, path: Path, columns=None) -> pa.Table:
         return read(refuse_outside(self._real_root, self.root, path), columns)
