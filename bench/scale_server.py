@@ -106,11 +106,11 @@ def peak_rss_mb(pid: int) -> Figure:
 def server_figures(db: Path, args) -> dict[str, Figure]:
     server, port = start_server(db, 0)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        base = f"/api/runs/{RUN}"
-        steps = [s["step"] for s in json.loads(get(conn, base))["steps"]]
-        query = f"layer={LAYER}&method=pca&seed=0"
+        base, query = f"/api/runs/{RUN}", f"layer={LAYER}&method=pca&seed=0"
         cache_projections(port, RUN, query, timeout_s=1800)
+        print(f"  (projections cached: peak RSS so far {peak_rss_mb(server.pid).value:.0f} MB)", flush=True)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)  # opened now: idle ones are closed
+        steps = [s["step"] for s in json.loads(get(conn, base))["steps"]]
         out = {}
         out["step_switch_p50_ms"], out["step_switch_p99_ms"], cold = step_switches(conn, base, steps, query, args.passes)
         print(f"  (cold step switches: p50 {cold:.1f} ms)", flush=True)

@@ -41,12 +41,13 @@ DEFAULTS = {
     "RESULT_CACHE_SIZE": 1024,
     "LAYOUT_CACHE_SIZE": 512,
     "HEAVY_CACHE_SIZE": 16,
-    # Byte caps of the caches (deepviz.cache.Cache): together they bound the server's memory.
+    # Byte caps of the caches (deepviz.cache.Cache): together 1 GiB, so that with the ~400 MB of a started
+    # server a 100,000-image run stays within 1.5 GB.
     "DB_CACHE_BYTES": 512 * 2**20,  # the StatsDB's reads: a 100,000 x 512 layer is 205 MB a step
-    "MODEL_CACHE_BYTES": 256 * 2**20,
-    "RESULT_CACHE_BYTES": 128 * 2**20,
-    "LAYOUT_CACHE_BYTES": 128 * 2**20,
-    "HEAVY_CACHE_BYTES": 256 * 2**20,  # search indexes, sprite sheets
+    "MODEL_CACHE_BYTES": 128 * 2**20,
+    "RESULT_CACHE_BYTES": 64 * 2**20,
+    "LAYOUT_CACHE_BYTES": 64 * 2**20,  # a 100,000-point layout is 0.8 MB
+    "HEAVY_CACHE_BYTES": 256 * 2**20,  # search indexes, sprite sheets (127 MB at 100,000 images)
     "INSPECT_TORCH_THREADS": 1,  # torch intra-op threads for the Inspect tab; 0 leaves torch's setting
     "JSON_SORT_KEYS": False,
     "FRAME_ANCESTORS": (),  # origins whose pages may frame the UI (deepviz.notebook); none by default

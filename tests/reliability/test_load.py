@@ -112,3 +112,25 @@ def test_eight_slow_queries_leave_other_clients_answered_quickly(webui_db):
     assert sorted(statuses) == [400] * 6 + [429] * 2, statuses
     assert sum("time limit of 4 s" in e for e in errors) == 6 and sum("SQL jobs are running or queued" in e for e in errors) == 2, errors
     assert len(latencies) >= 9 and max(latencies) < 1.0, sorted(latencies)[-5:]
+
+
+@pytest.mark.slow
+def test_the_scale_benchmark_ends_with_its_line_of_figures(tmp_path):
+    """bench/scale.py at a CI size: every figure of issue 13's line, in its order, with a value."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scale.py"), "--n", "300", "--steps", "3", "--passes", "2",
+         "--repeats", "1", "--db", str(tmp_path / "db")],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    names = ("snapshot_vs_forward piggyback_overhead run_start_s train_peak_rss_mb bytes_per_value step_switch_p50_ms "
+             "step_switch_p99_ms predictions_bytes first_paint_bytes clusters_s tsne_timeline_s tsne_knn_gap "
+             "server_rss_mb sql_ms").split()
+    pairs = [field.split("=") for field in last.split(" ")]
+    assert [name for name, _ in pairs] == names, last
+    values = dict(pairs)
+    assert values["tsne_timeline_s"] == values["tsne_knn_gap"] == "nan"  # skipped unless --tsne
+    assert all(float(v) > 0 for k, v in values.items() if not k.startswith("tsne")), last
+    assert float(values["bytes_per_value"]) < 4, last  # float16 activations and their Parquet pages
+    assert re.search(r"sql_ms +[\d.]+ +target <= 12 ", proc.stdout), proc.stdout
