@@ -89,12 +89,14 @@ def _layout(body: bytes) -> tuple[dict, np.ndarray]:
     return header, xy.reshape(spec["shape"])
 
 
-def visit_heavy_routes(conn, base: str, steps: list[int]) -> None:
-    """What a session asks for besides step switches: neighbours (a layer's activations) at every step,
-    and the mosaic's sprite sheet."""
+def visit_heavy_routes(conn, base: str, steps: list[int], pid: int) -> None:
+    """What a session asks for besides step switches: neighbours (a layer's activations, and the images'
+    pixels) at every step, and the mosaic's sprite sheet; the peak RSS after each."""
     for s in steps:
         get(conn, f"{base}/steps/{s}/neighbours?probe=0&layer={LAYER}&metric=cosine&k=8")
+    print(f"  (peak RSS after neighbours at every step: {peak_rss_mb(pid).value:.0f} MB)", flush=True)
     get(conn, f"{base}/sprite.png?size=24")
+    print(f"  (peak RSS after the sprite sheet: {peak_rss_mb(pid).value:.0f} MB)", flush=True)
 
 
 def peak_rss_mb(pid: int) -> Figure:
@@ -120,7 +122,8 @@ def server_figures(db: Path, args) -> dict[str, Figure]:
             out["clusters_s"] = clusters_s(conn, base, steps[len(steps) // 2])
         if args.tsne:
             out["tsne_timeline_s"], out["tsne_knn_gap"] = tsne_timeline(port, conn, base, db, steps)
-        visit_heavy_routes(conn, base, steps)
+        print(f"  (peak RSS before neighbours and the sprite sheet: {peak_rss_mb(server.pid).value:.0f} MB)", flush=True)
+        visit_heavy_routes(conn, base, steps, server.pid)
         out["server_rss_mb"] = peak_rss_mb(server.pid)
         conn.close()
         return out
