@@ -9,15 +9,23 @@ subprocess on loopback, caches the projection sequence by requesting it once
 ``--requests`` requests in all through a mix of what the UI asks for:
 
     runs list, run detail, a step switch (projection + predictions of a step),
-    neighbours of an image, the confusion matrix, thumbnails
+    neighbours of an image, the confusion matrix, thumbnails, and the Embedding
+    view's heavy routes: the clusters of a step and the mosaic's sprite sheet
 
 with a random think time (``--think-ms``, uniform 0..x) between a client's
-requests, as people clicking through the UI have. A request is an error when
-it fails or answers anything but 200.
+requests, as people clicking through the UI have. The warm-up visits only
+part of the steps (``--cold-share`` of them are left cold), so some step
+switches and clusterings read and compute under load. ``--users N`` instead
+offers load at the rate of N active people (open loop): clicks arrive at
+random (Poisson) at N / ``--click-every-s`` a second, whatever the answer
+times, each taken by the next free one of ``--clients`` connections. A request
+is an error when it fails or answers anything but 200. Times are printed per
+route and per route family (step switch, embedding heavy, ...).
 
     python bench/load.py                      # 5,000 images, 50 clients, 1,500 requests
     python bench/load.py --think-ms 0         # closed loop, no think time
     python bench/load.py --clients 200        # 200 clients, each with its own keep-alive connection
+    python bench/load.py --users 50           # the rate of 50 active people, a click every 5 s each on average
     python bench/load.py --s3                 # then the same run on object storage (moto's S3 server on
                                               # loopback, filled by `deepviz sync`): both step switches and their ratio
 
@@ -36,7 +44,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from load_clients import MIXES, drive, offer, request  # noqa: E402
 from timeline import LAYER, build_run  # noqa: E402  (the same synthetic run as the timeline benchmark)
 
 SERVER = """
@@ -58,12 +66,6 @@ print(server.effective_port, flush=True)
 server.run()
 """
 
-# (name, weight): what one click of a person using the UI asks for.
-MIX = [("runs", 5), ("run", 5), ("step_switch", 30), ("neighbours", 15), ("confusion", 15), ("thumbnail", 30)]
-
-
-#: The step switch's requests, as ``_route`` names them.
-STEP_SWITCH = ("steps/projection", "steps/predictions")
 S3_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -75,12 +77,6 @@ def start_server(db: Path | str, threads: int, env: dict | None = None) -> tuple
         proc.kill()
         raise SystemExit(f"the server did not start: {line}{proc.stderr.read()[-2000:]}")
     return proc, int(line)
-
-
-def request(conn: http.client.HTTPConnection, method: str, url: str) -> tuple[int, bytes]:
-    conn.request(method, url)
-    res = conn.getresponse()
-    return res.status, res.read()
 
 
 def cache_projections(port: int, run_id: str, query: str, timeout_s: float) -> None:
@@ -96,84 +92,6 @@ def cache_projections(port: int, run_id: str, query: str, timeout_s: float) -> N
     if status.get("done") != status.get("total"):
         raise SystemExit(f"projection failed: {status}")
     conn.close()
-
-
-def client_urls(rng: random.Random, run_id: str, steps: list[int], n_probe: int, query: str) -> list[str]:
-    """The requests of one click."""
-    kind = rng.choices([m[0] for m in MIX], weights=[m[1] for m in MIX])[0]
-    step = rng.choice(steps)
-    base = f"/api/runs/{run_id}"
-    if kind == "runs":
-        return ["/api/runs"]
-    if kind == "run":
-        return [base]
-    if kind == "step_switch":
-        return [f"{base}/steps/{step}/projection?{query}", f"{base}/steps/{step}/predictions"]
-    if kind == "neighbours":
-        return [f"{base}/steps/{step}/neighbours?probe={rng.randrange(n_probe)}&layer={LAYER}&metric=cosine&k=8"]
-    if kind == "confusion":
-        return [f"{base}/steps/{step}/confusion"]
-    return [f"{base}/probes/{rng.randrange(n_probe)}/thumbnail.png"]
-
-
-def drive(port: int, run_id: str, steps: list[int], n_probe: int, query: str, clients: int, total: int,
-          think_ms: float, seed: int, time_limit_s: float) -> tuple[list[float], list[str], float]:
-    latencies: list[float] = []
-    errors: list[str] = []
-    by_route: dict[str, list[float]] = {}
-    lock = threading.Lock()
-    budget = [total]
-    deadline = time.monotonic() + time_limit_s
-    start_gate = threading.Barrier(clients)
-
-    def take(n: int) -> bool:
-        with lock:
-            if budget[0] <= 0:
-                return False
-            budget[0] -= n
-            return True
-
-    def client(i: int) -> None:
-        rng = random.Random(seed * 1000 + i)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        start_gate.wait()
-        # People do not click in step: each client starts somewhere in its first think time.
-        time.sleep(rng.uniform(0, think_ms) / 1e3)
-        while time.monotonic() < deadline:
-            urls = client_urls(rng, run_id, steps, n_probe, query)
-            if not take(len(urls)):
-                break
-            for url in urls:
-                t0 = time.perf_counter()
-                try:
-                    status, _ = request(conn, "GET", url)
-                    ok = status == 200
-                    why = f"HTTP {status} {url}"
-                except (OSError, http.client.HTTPException) as exc:
-                    ok, why = False, f"{type(exc).__name__}: {exc} {url}"
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                ms = 1e3 * (time.perf_counter() - t0)
-                with lock:
-                    latencies.append(ms)
-                    by_route.setdefault(_route(url), []).append(ms)
-                    if not ok:
-                        errors.append(why)
-            if think_ms > 0:
-                time.sleep(rng.uniform(0, think_ms) / 1e3)
-        conn.close()
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(time_limit_s + 60)
-    wall = time.perf_counter() - t0
-    for route, ms in sorted(by_route.items()):
-        print(f"  {route:<28} n={len(ms):<5} p50_ms={np.percentile(ms, 50):7.1f} p99_ms={np.percentile(ms, 99):7.1f}")
-    switch = [ms for route in STEP_SWITCH for ms in by_route.get(route, [])]
-    return latencies, errors, wall, switch
 
 
 def start_s3() -> tuple[subprocess.Popen, dict]:
@@ -222,27 +140,24 @@ def measure(db: Path | str, run_id: str, args, env: dict | None = None):
         run = json.loads(request(conn, "GET", f"/api/runs/{run_id}")[1])
         steps = [s["step"] for s in run["steps"]]
         if args.warmup:
-            # One visit of each step, as the first person to open the run makes: the
-            # server reads each step's files once; the timed requests find them in memory.
+            # One visit of most steps, as the first people to open the run make: the server reads those steps'
+            # files and clusters them once; the cold steps are first asked for under load.
+            cold = set(random.Random(args.seed).sample(steps, round(args.cold_share * len(steps))))
             t0 = time.perf_counter()
             base = f"/api/runs/{run_id}"
-            for step in steps:
+            for step in (s for s in steps if s not in cold):
                 for url in (f"{base}/steps/{step}/projection?{query}", f"{base}/steps/{step}/predictions",
-                            f"{base}/steps/{step}/confusion", f"{base}/steps/{step}/neighbours?probe=0&layer={LAYER}"):
+                            f"{base}/steps/{step}/confusion", f"{base}/steps/{step}/neighbours?probe=0&layer={LAYER}",
+                            f"{base}/steps/{step}/clusters?layer={LAYER}"):
                     request(conn, "GET", url)
-            print(f"warm-up visit of {len(steps)} steps in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(f"warm-up visit of {len(steps) - len(cold)} steps in {time.perf_counter() - t0:.1f} s; "
+                  f"cold: steps {sorted(cold)} and the sprite sheet", flush=True)
         conn.close()
-        return drive(port, run_id, steps, run["n_probe"], query, args.clients, args.requests,
-                     args.think_ms, args.seed, args.time_limit)
+        load = offer if args.users else drive
+        return load(port, run_id, steps, run["n_probe"], query, args)
     finally:
         server.terminate()
         server.wait(10)
-
-
-def _route(url: str) -> str:
-    """The route of a URL, for the per-route lines: its path with ids and steps left out."""
-    parts = url.split("?")[0].split("/")
-    return "/".join(p for p in parts[4:] if not p.isdigit()) or ("runs" if len(parts) < 4 else "run")
 
 
 def main(argv=None) -> int:
@@ -253,6 +168,10 @@ def main(argv=None) -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=1500)
     p.add_argument("--think-ms", type=float, default=1000.0, help="each client waits uniform(0, x) ms between clicks")
+    p.add_argument("--users", type=int, default=0, help="open loop: offer the clicks of this many active people")
+    p.add_argument("--click-every-s", type=float, default=5.0, help="with --users: seconds between one person's clicks, on average")
+    p.add_argument("--cold-share", type=float, default=0.3, help="share of the steps the warm-up leaves cold")
+    p.add_argument("--mix", default="full", choices=sorted(MIXES), help="light: without clusters and the sprite sheet")
     p.add_argument("--threads", type=int, default=0, help="waitress worker threads (default: deepviz serve's, webui.server.WAITRESS)")
     p.add_argument("--method", default="tsne", choices=("tsne", "pca"))
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds for the load phase")
@@ -275,13 +194,16 @@ def main(argv=None) -> int:
         else:
             run_id = "bench-timeline"
         print(f"built a run of {args.n} images x {args.steps} steps in {time.perf_counter() - t0:.1f} s", flush=True)
-        latencies, errors, wall, switch = measure(db, run_id, args)
+        tally, wall = measure(db, run_id, args)
+        switch = tally.print_routes()
+        latencies, errors = tally.latencies, tally.errors
         if args.s3:
             moto, env = start_s3()
             try:
                 uri = to_s3(db, env)
                 print(f"synced the run to {uri} on moto's S3 server", flush=True)
-                _, s3_errors, _, s3_switch = measure(uri, run_id, args, env)
+                s3_tally, _ = measure(uri, run_id, args, env)
+                s3_switch, s3_errors = s3_tally.print_routes(), s3_tally.errors
             finally:
                 moto.terminate()
                 moto.wait(10)
@@ -295,8 +217,10 @@ def main(argv=None) -> int:
         print(f"step switch, s3 db:     p50_ms={s3_p[0]:.1f} p99_ms={s3_p[1]:.1f} "
               f"(ratio p50 {s3_p[0] / local_p[0]:.2f}, p99 {s3_p[1] / local_p[1]:.2f}; s3 errors={len(s3_errors)})")
     lat = np.array(latencies) if latencies else np.array([np.nan])
+    offered = (f"{args.users} people clicking every {args.click_every_s:g} s" if args.users
+               else f"think time uniform(0, {args.think_ms:g}) ms")
     print(f"{len(latencies)} requests from {args.clients} clients in {wall:.1f} s ({len(latencies) / wall:.0f} req/s), "
-          f"think time uniform(0, {args.think_ms:g}) ms, waitress threads={args.threads or 'default'}")
+          f"{offered}, waitress threads={args.threads or 'default'}, load average {os.getloadavg()[0]:.2f}")
     print(f"p90_ms={np.percentile(lat, 90):.1f} max_ms={lat.max():.1f}")
     for why in errors[:5]:
         print("error:", why)

@@ -3,46 +3,82 @@
 Used by each ``StatsDB`` (its reads), each ``deepviz.derived.Derived`` (run
 data, CKA matrices) and the web UI (models, answers, layouts). Keys carry what
 makes a value current (a file's mtime, the committed steps), so a value is
-never stale; old ones simply age out. The bound is on entries and, when given,
-on bytes (numpy arrays and frames count their size). A value is built outside
-the cache's lock, once: a second thread asking for the same key waits for the
-first one's value, while other keys stay free.
+never stale; old ones simply age out. The bound is on entries and on bytes: ``size_of`` counts what a value really holds (array and Arrow
+buffers, a model's parameters and buffers, bytes, the items of containers and
+the fields of plain objects). A value larger than the whole byte cap is handed
+back but not kept, so a cache never holds more than its cap. A value is built
+outside the cache's lock, once: a second thread asking for the same key waits
+for the first one's value, while other keys stay free.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import threading
 from collections import OrderedDict
+from itertools import chain
 from typing import Any, Callable, Hashable
+
+from .errors import ConfigurationError
 
 #: Defaults: enough for a few runs' recent steps in the web UI, small next to a training machine's memory.
 MAX_ENTRIES = 512
 MAX_BYTES = 512 * 2**20
 
+#: The largest byte cap a cache may be given: a cap is a promise about a process's memory.
+LIMIT_BYTES = 64 * 2**30
+
 _MISSING = object()
+_ATOMS = (int, float, complex, bool, str, bytes, bytearray, memoryview, type(None))
 
 
 def size_of(value: Any) -> int:
-    """Rough bytes held by a cached value: arrays and frames by their buffers, containers by their items."""
-    nbytes = getattr(value, "nbytes", None)
+    """Bytes held by a cached value (an object reached twice is counted once)."""
+    return _size(value, set())
+
+
+def _size(value: Any, seen: set[int]) -> int:
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, _ATOMS):
+        return sys.getsizeof(value)
+    buffers = getattr(value, "get_total_buffer_size", None)  # Arrow tables and arrays: every buffer they keep alive
+    if callable(buffers):
+        return int(buffers())
+    usage = getattr(value, "memory_usage", None)  # pandas: deep, so that strings count
+    if callable(usage):
+        held = usage(deep=True)
+        return int(getattr(held, "sum", lambda: held)())
+    nbytes = getattr(value, "nbytes", None)  # numpy arrays, torch tensors
     if isinstance(nbytes, int):
         return nbytes
-    usage = getattr(value, "memory_usage", None)
-    if callable(usage):
-        return int(usage(deep=False).sum())
+    if callable(getattr(value, "parameters", None)) and callable(getattr(value, "buffers", None)):  # a torch module
+        return sum(_size(t, seen) for t in chain(value.parameters(), value.buffers()))
     if isinstance(value, dict):
-        return 64 + sum(size_of(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return 64 + sum(size_of(v) for v in value)
-    if isinstance(value, (bytes, str)):
-        return len(value)
-    return 64
+        return sys.getsizeof(value) + sum(_size(k, seen) + _size(v, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sys.getsizeof(value) + sum(_size(v, seen) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sys.getsizeof(value) + sum(_size(getattr(value, f.name), seen) for f in dataclasses.fields(value))
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return sys.getsizeof(value) + sum(_size(v, seen) for v in vars(value).values())
+    return sys.getsizeof(value)
+
+
+def check_bytes(value: Any, name: str = "max_bytes") -> int:
+    """``value`` if it is a byte cap a cache can keep: a whole number from 1 to ``LIMIT_BYTES``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= LIMIT_BYTES:
+        raise ConfigurationError(f"{name} must be a whole number of bytes from 1 to {LIMIT_BYTES:,} (64 GiB); "
+                                 f"got {value!r}. Pass a size such as {256 * 2**20} (256 MiB).")
+    return value
 
 
 class Cache:
-    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int | None = MAX_BYTES):
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES):
         self.max_entries = max_entries
-        self.max_bytes = max_bytes
+        self.max_bytes = check_bytes(max_bytes)
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -101,16 +137,16 @@ class Cache:
 
     def put(self, key: Hashable, value: Any) -> Any:
         """Cache ``value`` under ``key`` (replacing what was there) and return it."""
-        size = size_of(value) if self.max_bytes is not None else 0
+        size = size_of(value)
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
+            if size > self.max_bytes:
+                return value  # larger than the whole cache: handed back, not kept
             self._items[key] = (value, size)
             self._bytes += size
-            while len(self._items) > 1 and (
-                len(self._items) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes)
-            ):
+            while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._bytes -= dropped
         return value

@@ -15,6 +15,7 @@ import secrets
 from flask import Flask
 
 from deepviz import StatsDB
+from deepviz.cache import check_bytes
 from deepviz.derived import Derived
 
 from . import analysis, clusters, compare, confusion, embedding, errors, filters, inspect, pages, runs, search, security, snapshots, sql, trajectory
@@ -41,6 +42,13 @@ DEFAULTS = {
     "RESULT_CACHE_SIZE": 1024,
     "LAYOUT_CACHE_SIZE": 512,
     "HEAVY_CACHE_SIZE": 16,
+    # Byte caps of the caches (deepviz.cache.Cache): together 1 GiB, so that with the ~400 MB of a started
+    # server a 100,000-image run stays within 1.5 GB.
+    "DB_CACHE_BYTES": 512 * 2**20,  # the StatsDB's reads: a 100,000 x 512 layer is 205 MB a step
+    "MODEL_CACHE_BYTES": 128 * 2**20,
+    "RESULT_CACHE_BYTES": 64 * 2**20,
+    "LAYOUT_CACHE_BYTES": 64 * 2**20,  # a 100,000-point layout is 0.8 MB
+    "HEAVY_CACHE_BYTES": 256 * 2**20,  # search indexes, sprite sheets (127 MB at 100,000 images)
     "INSPECT_TORCH_THREADS": 1,  # torch intra-op threads for the Inspect tab; 0 leaves torch's setting
     "JSON_SORT_KEYS": False,
     "FRAME_ANCESTORS": (),  # origins whose pages may frame the UI (deepviz.notebook); none by default
@@ -61,7 +69,7 @@ def create_app(db_path: str | os.PathLike = "stats_db", *, token: str | None = N
     if test_config:
         app.config.update(test_config)
     # One StatsDB per app: it caches immutable things (probes, snapshots) and is thread-safe for reads.
-    app.extensions["deepviz_db"] = StatsDB(app.config["DB_PATH"])
+    app.extensions["deepviz_db"] = StatsDB(app.config["DB_PATH"], cache_bytes=check_bytes(app.config["DB_CACHE_BYTES"], "DB_CACHE_BYTES"))
     app.extensions["deepviz_derived"] = Derived(app.extensions["deepviz_db"])  # its caches, per db
     app.extensions["deepviz"] = AppState.from_config(app.config)
 

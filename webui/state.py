@@ -4,7 +4,8 @@ Nothing here is module-global: two apps (tests, two databases) never share a
 cached answer, a model or a job.
 
 - ``Cache`` (``deepviz.cache``, the one cache class of the project): a
-  thread-safe least-recently-used map of bounded size, with
+  thread-safe least-recently-used map bounded by entries and by bytes (each
+  cache's ``<KIND>_CACHE_BYTES`` in the config), with
   ``get_or_compute`` computing a missing value at most once at a time per key.
 - ``JobRunner``: a fixed number of worker threads and a bounded queue. A job
   is submitted under a key; a key already queued or running returns that job
@@ -23,7 +24,7 @@ from typing import Any, Callable, Hashable
 
 from flask import current_app
 
-from deepviz.cache import Cache
+from deepviz.cache import Cache, check_bytes
 
 from .errors import ApiError
 
@@ -150,6 +151,12 @@ class JobRunner:
                 self._finish(job, "done")
 
 
+def cache_of(config, kind: str) -> Cache:
+    """The ``kind`` cache (MODEL, RESULT, LAYOUT, HEAVY), bounded by ``<kind>_CACHE_SIZE`` entries and
+    ``<kind>_CACHE_BYTES`` bytes."""
+    return Cache(int(config[f"{kind}_CACHE_SIZE"]), max_bytes=check_bytes(config[f"{kind}_CACHE_BYTES"], f"{kind}_CACHE_BYTES"))
+
+
 def state() -> "AppState":
     return current_app.extensions["deepviz"]
 
@@ -174,10 +181,10 @@ class AppState:
     @classmethod
     def from_config(cls, config) -> "AppState":
         return cls(
-            models=Cache(int(config["MODEL_CACHE_SIZE"]), max_bytes=None),
-            results=Cache(int(config["RESULT_CACHE_SIZE"]), max_bytes=None),
-            layouts=Cache(int(config["LAYOUT_CACHE_SIZE"]), max_bytes=None),
-            heavy=Cache(int(config["HEAVY_CACHE_SIZE"]), max_bytes=None),
+            models=cache_of(config, "MODEL"),
+            results=cache_of(config, "RESULT"),
+            layouts=cache_of(config, "LAYOUT"),
+            heavy=cache_of(config, "HEAVY"),
             jobs=JobRunner("background", int(config["JOB_WORKERS"]), int(config["JOB_QUEUE"])),
             compute=JobRunner("compute", int(config["COMPUTE_WORKERS"]), int(config["COMPUTE_QUEUE"])),
             compute_wait_s=float(config["COMPUTE_WAIT_S"]),

@@ -40,6 +40,7 @@ __all__ = ["CKA_ROWS", "Derived", "compute_all"]
 CKA_ROWS = 500  # images CKA is computed on
 CKA_CACHE_SIZE = 64  # CKA matrices kept in memory per db
 RUN_DATA_CACHE_SIZE = 4  # runs whose probe labels, pixels and colour features are kept
+CACHE_BYTES = 256 * 2**20  # the cap of each of the two caches
 
 Progress = Callable[[int, int, str], None]
 
@@ -51,8 +52,8 @@ class Derived:
         self.db = db
         self._lock = threading.Lock()
         self._live_maps: dict[str, pd.DataFrame] = {}  # run -> map of a run still training
-        self._run_data = Cache(RUN_DATA_CACHE_SIZE, max_bytes=None)  # probes never change once written
-        self._cka = Cache(CKA_CACHE_SIZE, max_bytes=None)
+        self._run_data = Cache(RUN_DATA_CACHE_SIZE, max_bytes=CACHE_BYTES)  # probes never change once written
+        self._cka = Cache(CKA_CACHE_SIZE, max_bytes=CACHE_BYTES)
 
     def __repr__(self) -> str:
         return f"Derived({self.db!r})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from .. import schema as S
 from ..errors import ConfigurationError, CorruptDataError, NotFoundError
-from ..cache import Cache
+from ..cache import MAX_BYTES, Cache
 from .codec import read
 from .layout import DEFAULT_DB, Layout, as_root, check_is_db, check_version, mtime, real_root, refuse_outside
 
@@ -23,17 +24,24 @@ _STEP_HINT = "A step is the trainer's global step, a whole number such as 0 or 4
 
 
 class RunReader:
-    """A db folder opened for reading: checked to be a stats db of a readable schema version."""
+    """A db folder opened for reading: checked to be a stats db of a readable schema version.
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_DB):
+    ``cache_bytes`` caps the memory its cache of reads keeps (a read larger than that is not kept).
+    """
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_DB, *, cache_bytes: int = MAX_BYTES):
         self.root = as_root(path)
         check_is_db(self.root)
         check_version(self.root, create=False)
         self.layout = Layout(self.root)
         self._real_root = real_root(self.root)
-        self.cache = Cache()
+        #: Its reads (snapshots, probes, step rows), bounded by ``cache_bytes``.
+        self.cache = Cache(max_bytes=cache_bytes)
         #: Files the last ``connect()`` left out of the SQL views (unreadable or leading out of the db).
         self.skipped_files: list[str] = []
+        #: The SQL views' shared connection (``sql.shared``), made by the first query, and its lock.
+        self._shared_sql = None
+        self._shared_sql_lock = threading.Lock()
 
     def _read(self, path: Path, columns=None) -> pa.Table:
         return read(refuse_outside(self._real_root, self.root, path), columns)

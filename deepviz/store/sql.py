@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import duckdb
 import pyarrow as pa
@@ -111,8 +112,8 @@ def views_sql(db: StatsDB, datasets: dict[str, pads.Dataset]) -> list[str]:
             cols = ", ".join(f"NULL::{duck_type(t)} AS {n}" for n, t, _ in table.columns)
             source = f"(SELECT {cols} WHERE false)"
         if table is S.STEPS:
-            # A table, read once: every query of this connection sees the same steps.
-            statements.append(f"CREATE OR REPLACE TEMP TABLE steps AS SELECT * FROM {source}")
+            # A table, read once: every query of this connection (and of its cursors) sees the same steps.
+            statements.append(f"CREATE OR REPLACE TABLE steps AS SELECT * FROM {source}")
         else:
             statements.append(f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM {source}")
     db.skipped_files = skipped
@@ -142,6 +143,87 @@ def connect(db: StatsDB, config: Mapping[str, Any] | None = None) -> duckdb.Duck
     return con
 
 
+# --------------------------------------------------------------------------- the shared connection
+
+
+class _Shared:
+    """A connection with the views of one state of the db's files, and the cursors open on it."""
+
+    def __init__(self, signature: tuple, con, skipped: list[str]):
+        self.signature, self.con, self.skipped = signature, con, skipped
+        self.users = 0
+        self.retired = False
+
+
+def _signature(db: StatsDB) -> tuple:
+    """What the views of a local db depend on, cheaply: every entry under the tables' folders with its
+    ``lstat`` (a file or a link that comes, goes, is replaced or rewritten changes it)."""
+    out = []
+    stack = [os.path.join(db.root, t.name) for t in S.all_tables()]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue  # a table without files yet
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                out.append((entry.path, st.st_ino, st.st_size, st.st_mtime_ns))
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return tuple(sorted(out))
+
+
+def _current(db: StatsDB) -> _Shared:
+    """The db's shared entry, its views remade (on a new connection) when a file came, went or changed."""
+    signature = _signature(db)
+    entry = db._shared_sql
+    if entry is not None and entry.signature == signature:
+        return entry
+    con = duckdb.connect()
+    try:
+        for statement in views_sql(db, {}):
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    if entry is not None:
+        entry.retired = True
+        _close_if_idle(entry)
+    db._shared_sql = _Shared(signature, con, list(db.skipped_files))
+    return db._shared_sql
+
+
+def _close_if_idle(entry: _Shared) -> None:
+    if entry.retired and entry.users == 0:
+        entry.con.close()
+
+
+@contextmanager
+def shared(db: StatsDB) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor (DuckDB's connection for one thread) on the shared views of a local db, closed on leaving.
+
+    The views are made once per state of the db's files, not per query: they
+    are remade when a file comes, goes or changes (see ``_signature``). An
+    old connection is closed once its last cursor is.
+    """
+    with db._shared_sql_lock:
+        entry = _current(db)
+        entry.users += 1
+        cursor = entry.con.cursor()
+        db.skipped_files = list(entry.skipped)
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+        with db._shared_sql_lock:
+            entry.users -= 1
+            _close_if_idle(entry)
+
+
 def check_max_rows(max_rows) -> int:
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0:
         raise ConfigurationError(f"max_rows must be a whole number of rows, 0 or more; got {max_rows!r}.")
@@ -149,22 +231,43 @@ def check_max_rows(max_rows) -> int:
 
 
 def run(db: StatsDB, query: str, max_rows: int | None = None):
-    """Run a SQL query over the views and return a pandas DataFrame; with ``max_rows``, fetch only that many rows."""
+    """Run a SQL query over the views and return a pandas DataFrame; with ``max_rows``, fetch only that many rows.
+
+    On a local db one SELECT runs on a cursor of the db's shared connection
+    (``shared``); anything else (CREATE, SET, several statements), and every
+    query on object storage (whose Arrow datasets are registered on one
+    connection only), on a connection of its own, so that it cannot change
+    what later queries see.
+    """
     if max_rows is not None:
         check_max_rows(max_rows)
-    con = connect(db)
     try:
-        if max_rows is None:
-            return con.execute(query).df()
-        relation = con.sql(query)
-        if relation is None:  # a statement without rows (CREATE, SET, ...)
-            return con.execute("SELECT NULL WHERE false").df().iloc[:, :0]
-        # A relation streams: only the batches needed for max_rows rows are ever produced.
-        return _first_rows(relation.to_arrow_reader(max(1, min(max_rows, 2048))), max_rows).to_pandas()
+        if not isinstance(db.root, ObjPath):
+            with shared(db) as cursor:
+                if _one_select(cursor, query):
+                    return _fetch(cursor, query, max_rows)
+        con = connect(db)
+        try:
+            return _fetch(con, query, max_rows)
+        finally:
+            con.close()
     except (duckdb.Error, pa.ArrowException) as exc:
         raise QueryError(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        con.close()
+
+
+def _one_select(con, query: str) -> bool:
+    statements = con.extract_statements(query)
+    return len(statements) == 1 and statements[0].type.name == "SELECT"
+
+
+def _fetch(con, query: str, max_rows: int | None):
+    if max_rows is None:
+        return con.execute(query).df()
+    relation = con.sql(query)
+    if relation is None:  # a statement without rows (CREATE, SET, ...)
+        return con.execute("SELECT NULL WHERE false").df().iloc[:, :0]
+    # A relation streams: only the batches needed for max_rows rows are ever produced.
+    return _first_rows(relation.to_arrow_reader(max(1, min(max_rows, 2048))), max_rows).to_pandas()
 
 
 def _first_rows(reader: pa.RecordBatchReader, max_rows: int) -> pa.Table:
