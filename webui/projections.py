@@ -74,9 +74,14 @@ class Projections:
         return self.state.jobs.get(("projection", run, layer, method, seed))
 
     def status(self, run: str, layer: str, method: str, seed: int) -> dict:
+        """Progress of a sequence; a sequence already begun is extended to the steps that landed since."""
         steps = self.db.steps(run)
         cached = [s for s in steps if self.cached(run, layer, method, seed, s) is not None]
         job = self._job(run, layer, method, seed)
+        if cached and len(cached) < len(steps) and not (job and job.running):
+            # A run still training: a new step's layout is computed as soon as it is seen.
+            self.start(run, layer, method, seed)
+            job = self._job(run, layer, method, seed)
         failed = {s: msg for s, msg in (job.failed.items() if job else ()) if s not in cached}
         return {
             "layer": layer, "method": method, "seed": seed,
