@@ -75,10 +75,11 @@ def aligned(Xs, seed: int) -> list[np.ndarray]:
 
 
 def cold(Xs, seed: int) -> list[np.ndarray]:
-    """openTSNE from scratch at every step, same seed (the most favourable setting for runs to look alike)."""
+    """openTSNE from scratch at every step, same seed (the most favourable setting for runs to look alike),
+    on one thread as ours (webui.projections.method_options says why)."""
     import openTSNE
 
-    return [np.asarray(openTSNE.TSNE(n_jobs=-1, random_state=seed).fit(X)) for X in Xs]
+    return [np.asarray(openTSNE.TSNE(n_jobs=1, random_state=seed).fit(X)) for X in Xs]
 
 
 def timeline_figures(n: int, width: int, steps: int, seed: int = 0, cold_steps: int | None = None) -> dict:

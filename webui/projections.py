@@ -33,13 +33,16 @@ log = logging.getLogger(__name__)
 def method_options(method: str, n: int) -> dict:
     """Extra options for ``project``: a fixed function of (method, N), so a sequence stays reproducible.
 
-    t-SNE uses every core (openTSNE's ``n_jobs=-1``: its gradient and the
-    neighbour search), and Barnes-Hut below 10k points, where it beats the FFT
-    method's fixed grid cost (openTSNE's own advice).
+    t-SNE's gradient descent runs on one thread: it runs in a server thread
+    beside the request handlers, and openTSNE's threads, which wait for each
+    other at every iteration, spin badly on a loaded machine (a 150-point
+    layout: 0.8 s or 97 s with ``n_jobs=-1`` on 2 cores at load 12, 3.4 s with
+    one thread; 20x slower measured before). Barnes-Hut below 10k points,
+    where it beats the FFT method's fixed grid cost (openTSNE's own advice).
     """
     if method != "tsne":
         return {}
-    return {"n_jobs": -1, "negative_gradient_method": "bh" if n < 10_000 else "fft"}
+    return {"n_jobs": 1, "negative_gradient_method": "bh" if n < 10_000 else "fft"}
 
 
 def _derived_key(layer: str, method: str, seed: int, step: int) -> dict:
@@ -77,11 +80,12 @@ class Projections:
         steps = self.db.steps(run)
         cached = [s for s in steps if self.cached(run, layer, method, seed, s) is not None]
         job = self._job(run, layer, method, seed)
-        if cached and len(cached) < len(steps) and not (job and job.running):
-            # A run still training: a new step's layout is computed as soon as it is seen.
+        failed = {s: msg for s, msg in (job.failed.items() if job else ()) if s not in cached}
+        if cached and len(cached) + len(failed) < len(steps) and not (job and job.running):
+            # A run still training: a new step's layout is computed as soon as it is seen (a failed
+            # step alone does not restart the job; with a new step it is tried again).
             self.start(run, layer, method, seed)
             job = self._job(run, layer, method, seed)
-        failed = {s: msg for s, msg in (job.failed.items() if job else ()) if s not in cached}
         return {
             "layer": layer, "method": method, "seed": seed,
             "total": len(steps), "done": len(cached), "cached_steps": cached,
