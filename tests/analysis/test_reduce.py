@@ -39,3 +39,19 @@ def test_kmeans_on_pca_matches_kmeans_on_the_full_width():
     assert adjusted_rand_score(full, ours) >= 0.9
     # Not trivially separable: k-means recovers the classes only in part.
     assert adjusted_rand_score(y, full) < 0.9
+
+
+def test_components_fitted_on_a_sample_project_like_those_of_all_rows(monkeypatch):
+    from deepviz.analysis import reduce as R
+
+    X, _ = _wide_classes(n=3000)
+    full = pca_reduce(X, 8, random_state=0)
+    monkeypatch.setattr(R, "MAX_FIT_ROWS", 600)
+    sampled = pca_reduce(X, 8, random_state=0)
+    assert sampled.shape == full.shape
+    # The same leading subspace (components of near-equal variance may come in another order or mix):
+    # the full projection is almost entirely a linear function of the sampled one.
+    W, *_ = np.linalg.lstsq(sampled, full, rcond=None)
+    residual = ((full - sampled @ W) ** 2).sum() / ((full - full.mean(0)) ** 2).sum()
+    assert residual < 0.05
+    assert not np.allclose(sampled, full, atol=1e-3)  # it was fitted on the sample, not on all rows
