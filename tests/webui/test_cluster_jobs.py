@@ -86,3 +86,26 @@ def test_a_failed_clustering_reports_its_error(held_app):
     res = settled(client, url)
     assert res.status_code == 400 and f"min_cluster_size={n + 1} exceeds the {n} rows" in res.get_json()["error"]
     assert settled(client, url).status_code == 400  # asked again: the same error, not a pending job forever
+
+
+def test_the_clusters_panel_shows_progress_while_the_job_waits_then_the_clusters(live_server, app, page, run_id):
+    from .conftest import screenshot
+
+    runner = app.extensions["deepviz"].compute
+    gate = threading.Event()
+    holds = [runner.submit(("hold", i), lambda job: gate.wait(60)) for i in range(runner.workers)]
+    try:
+        page.goto(f"{live_server.url}/runs/{run_id}?view=embedding&method=pca")
+        clusters = page.locator("[data-testid=clusters]")
+        clusters.locator("[data-testid=cluster-list] .progress").wait_for(timeout=60_000)
+        clusters.locator("[data-testid=purity-chart] .progress").wait_for()
+        page.wait_for_timeout(1500)  # two polls: still pending, still no cards
+        assert clusters.locator(".cluster-card").count() == 0
+        screenshot(page, "clusters_pending")
+    finally:
+        gate.set()
+    assert all(job.wait(30) for job in holds)
+    clusters.locator("[data-testid=cluster-list] .cluster-card figure").first.wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=purity-chart] .progress')", timeout=60_000)
+    assert clusters.locator("[data-testid=cluster-list] .cluster-card").count() >= 2
+    assert page.locator("[data-testid=purity-chart] svg path.line").count() == 1

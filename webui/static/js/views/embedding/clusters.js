@@ -147,7 +147,7 @@ export function mount(el, ctx) {
       const partial = (p) => {
         if (purityKey !== key) throw new Error('parameters changed');
         renderPurity(chart, p, ctx.state.step);
-        chart.append(progress(`Clustering every step… ${p.done} / ${p.total}`));
+        chart.append(progress(`Clustering every step… ${p.steps.filter((_, i) => p.purity[i] !== null).length} of ${p.steps.length} done${p.state === 'queued' ? ' (queued)' : ''}`));
       };
       try { purity = await settled(() => getJSON(api('/clusters/purity'), asked), partial); } catch (err) {
         if (purityKey === key) showError(chart, err);
