@@ -17,19 +17,19 @@ redrawn). Then:
 2. times the A | B panel's "what moved most" (``/moved``: k-NN sets of every
    image at two steps) once computed and once cached;
 3. times building aligned t-SNE layouts for all steps (``aligned_layouts``,
-   with the options the web UI uses) against scikit-learn's ``TSNE`` on each
-   step on its own, and measures the mean Procrustes disparity between
-   consecutive layouts for both (0 = the same picture up to rotation, shift
-   and scale). ``--tsne-n`` runs this part on the first images only, when the
-   whole probe set would take too long on a small machine, ``--tsne-steps`` on
-   the first steps only (fewer steps understate the speedup: the first step is
-   a full run for both).
+   with the options the web UI uses) against cold openTSNE runs, one per step,
+   and scikit-learn's ``TSNE`` on one step, on hard data (classes overlap, as
+   in bench/aligned_tsne.py: on the run's separable blobs every layout scores
+   1.0), and prints each layout's k-NN accuracy and 10-NN preservation and the
+   Procrustes disparity between consecutive layouts (0 = the same picture up
+   to rotation, shift and scale). ``--tsne-n`` and ``--tsne-steps`` size it.
 
-    python bench/timeline.py                     # 10,000 points x 20 steps; t-SNE on 1,500 x 5 (under 5 min)
-    python bench/timeline.py --n 10000 --steps 20 --tsne-n 2000
+    python bench/timeline.py                     # 5,000 points x 10 steps; t-SNE on 1,500 x 4 (under 5 min)
+    python bench/timeline.py --n 10000 --steps 20 --tsne-n 10000 --tsne-steps 20
 
 The last line is machine-readable:
-    step_switch_p50_ms=<x> step_switch_p99_ms=<x> moved_ms=<x> moved_cached_ms=<x> aligned_tsne_speedup=<sklearn/ours> disparity_ours=<x> disparity_sklearn=<x>
+    step_switch_p50_ms=<x> step_switch_p99_ms=<x> moved_ms=<x> moved_cached_ms=<x> cold_opentsne_vs_ours=<x> sklearn_step_vs_ours=<x>
+    tsne_knn_gap=<x> disparity_ours=<max> disparity_cold=<mean> nn10_ours=<mean> nn10_cold=<mean>   (one line)
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ import numpy as np
 
 # Run from a checkout without installing: make `import deepviz` / `import webui` work.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aligned_tsne import aligned, cold, hard_steps, quality, report, timed  # noqa: E402
 
 from deepviz.analysis.synthetic import drifting_blobs  # noqa: E402
 
@@ -146,23 +150,16 @@ def time_moved(db: Path, run_id: str) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def mean_consecutive_disparity(layouts) -> float:
-    from deepviz.analysis.projection import procrustes_disparity
-
-    return float(np.mean([procrustes_disparity(a, b) for a, b in zip(layouts, layouts[1:])]))
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000, help="probe images")
-    parser.add_argument("--steps", type=int, default=20, help="snapshots")
+    parser.add_argument("--n", type=int, default=5000, help="probe images")
+    parser.add_argument("--steps", type=int, default=10, help="snapshots")
     parser.add_argument("--tsne-n", type=int, default=1500, help="images in the t-SNE comparison (at most --n)")
-    parser.add_argument("--tsne-steps", type=int, default=5, help="steps in the t-SNE comparison (at most --steps)")
+    parser.add_argument("--tsne-steps", type=int, default=4, help="steps in the t-SNE comparison (at most --steps)")
     parser.add_argument("--dim", type=int, default=64, help="width of the layer")
     parser.add_argument("--drift", type=float, default=0.1, help="per-step change, 0..1")
     parser.add_argument("--passes", type=int, default=5, help="passes over all steps when timing step switches")
     parser.add_argument("--method", default="pca", choices=("pca", "tsne"), help="projection cached for the step-switch timing (the read path is the same)")
-    parser.add_argument("--threads", type=int, default=1, help="threads for each t-SNE (ours: openTSNE n_jobs; sklearn: its OpenMP pool)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--db", type=Path, default=None, help="where to build the db (default: a temporary folder, removed after)")
     args = parser.parse_args(argv)
@@ -184,46 +181,38 @@ def main(argv=None) -> None:
         print(f"cached {args.method} projections of all steps through the web app in {time.perf_counter() - t0:.1f} s", flush=True)
 
         switch, proj = time_step_switches(db, run_id, query, args.passes, args.seed)
-        cold = switch[: args.steps]
+        first_pass = switch[: args.steps]
         p50, p99 = np.percentile(switch, 50), np.percentile(switch, 99)
         print(f"step switch (projection + predictions), {len(switch)} switches: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
-              f"(first pass, files read cold: p50 {np.percentile(cold, 50):.1f} ms; projection alone p50 {np.percentile(proj, 50):.1f} ms); "
+              f"(first pass, files read cold: p50 {np.percentile(first_pass, 50):.1f} ms; projection alone p50 {np.percentile(proj, 50):.1f} ms); "
               "a selection or filter adds no request", flush=True)
         moved_ms, moved_cached_ms = time_moved(db, run_id)
         print(f"what moved most (/moved, {args.n} images, k=10): {moved_ms:.0f} ms computed, {moved_cached_ms:.1f} ms cached", flush=True)
 
+        # The t-SNE comparison runs on hard data (classes overlap; bench/aligned_tsne.py), not on the
+        # run's separable blobs, on which every method's layout scores 1.0.
         from sklearn.manifold import TSNE
-        from threadpoolctl import threadpool_limits
 
-        from deepviz.analysis.projection import aligned_layouts
-        from webui.embedding import method_options
-
-        Xs = [X[:tsne_n] for X in acts[:tsne_steps]]
-        # Both get the same number of threads: on a loaded machine, threads that
-        # wait for each other at every iteration make either side look slow.
-        options = method_options("tsne", tsne_n) | {"n_jobs": args.threads}
-        t0, c0 = time.perf_counter(), time.process_time()
-        ours = aligned_layouts(Xs, "tsne", random_state=args.seed, **options)
-        t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
-        d_ours = mean_consecutive_disparity(ours)
-        print(f"aligned t-SNE (ours), {tsne_n} points x {tsne_steps} steps: {t_ours:.1f} s wall, {c_ours:.1f} s cpu  disparity {d_ours:.4f}", flush=True)
-
-        t0, c0 = time.perf_counter(), time.process_time()
-        # Same seed every step (sklearn's default PCA init): the most favourable
-        # setting for independent runs to look alike.
-        with threadpool_limits(limits=args.threads):
-            theirs = [TSNE(n_components=2, random_state=args.seed, n_jobs=args.threads).fit_transform(X) for X in Xs]
-        t_sk, c_sk = time.perf_counter() - t0, time.process_time() - c0
-        d_sk = mean_consecutive_disparity(theirs)
-        print(f"sklearn TSNE per step, {tsne_n} points x {tsne_steps} steps: {t_sk:.1f} s wall, {c_sk:.1f} s cpu  disparity {d_sk:.4f}", flush=True)
-        print(f"speedup in cpu time: {c_sk / c_ours:.2f}", flush=True)
+        labels, Xs = hard_steps(tsne_n, tsne_steps, args.dim, args.drift, args.seed)
+        ours, t_ours, c_ours = timed(lambda: aligned(Xs, args.seed))
+        q_ours = quality(Xs, ours, labels)
+        report(f"deepviz aligned, {tsne_n} x {tsne_steps}", t_ours, c_ours, tsne_steps, q_ours)
+        theirs, t_cold, c_cold = timed(lambda: cold(Xs, args.seed))
+        q_cold = quality(Xs, theirs, labels)
+        report("openTSNE cold per step", t_cold, c_cold, tsne_steps, q_cold)
+        # scikit-learn on the first step only: it is the slowest, and one step gives its time per step.
+        sk, t_sk, c_sk = timed(lambda: [TSNE(n_components=2, random_state=args.seed).fit_transform(Xs[0])])
+        report("sklearn TSNE, 1 step", t_sk, c_sk, 1, quality(Xs[:1], sk, labels))
+        gap = max(c - o for c, o in zip(q_cold["knn"], q_ours["knn"]))
     finally:
         if args.db is None:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"n={args.n} steps={args.steps} tsne_n={tsne_n} tsne_steps={tsne_steps} dim={args.dim} drift={args.drift} passes={args.passes}")
-    print(f"step_switch_p50_ms={p50:.2f} step_switch_p99_ms={p99:.2f} moved_ms={moved_ms:.0f} moved_cached_ms={moved_cached_ms:.1f} aligned_tsne_speedup={t_sk / t_ours:.2f} "
-          f"disparity_ours={d_ours:.4f} disparity_sklearn={d_sk:.4f}")
+    print(f"step_switch_p50_ms={p50:.2f} step_switch_p99_ms={p99:.2f} moved_ms={moved_ms:.0f} moved_cached_ms={moved_cached_ms:.1f} "
+          f"cold_opentsne_vs_ours={t_cold / t_ours:.2f} sklearn_step_vs_ours={t_sk / (t_ours / tsne_steps):.2f} tsne_knn_gap={gap:.4f} "
+          f"disparity_ours={max(q_ours['disparity']):.4f} disparity_cold={np.mean(q_cold['disparity']):.4f} "
+          f"nn10_ours={np.mean(q_ours['nn10']):.4f} nn10_cold={np.mean(q_cold['nn10']):.4f}")
 
 
 if __name__ == "__main__":

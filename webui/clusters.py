@@ -6,7 +6,11 @@
     GET  /api/runs/<run>/clusters/purity?layer=&method=&k=&seed=&min_cluster_size=&min_samples=
 
 ``k`` is k-means' number of clusters; ``min_cluster_size`` and ``min_samples``
-are HDBSCAN's (each ignored by the other method).
+are HDBSCAN's (each ignored by the other method). Clusters and the purity
+timeline are computed by background jobs (``webui.cluster_jobs``): until
+they are done the answer is a 202 with ``pending``, the job's id and its
+progress (the clusters route as a binary answer with no labels), and the
+browser asks again.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, jsonify
 
-from deepviz import StatsDB
 from deepviz.analysis import clusters as C
 from deepviz.analysis import separation as S
 
+from .cluster_jobs import ClusterJobs, pending_meta
 from .params import binary, class_count, db, get_choice, get_int, get_seed, layer_of, run_id, step_of
 from .state import state
 
@@ -47,18 +51,8 @@ def _k(default: int = 8, hi: int = 50) -> int:
     return get_int("k", default, lo=2, hi=hi)
 
 
-def cluster_labels(stats: StatsDB, run: str, step: int, layer: str, method: str, params: tuple, seed: int) -> np.ndarray:
-    """Cluster ids of the probe images (probe order; -1 = noise), cached on the app.
-
-    ``params`` is ``(k,)`` for k-means, ``(min_cluster_size, min_samples)`` for HDBSCAN.
-    """
-
-    def fit() -> np.ndarray:
-        X = stats.activations(step, layer, run)
-        labels = C.kmeans(X, *params, random_state=seed) if method == "kmeans" else C.hdbscan(X, *params)
-        return np.asarray(labels, dtype=np.int32)
-
-    return state().computed(("clusters", run, step, layer, method, params, seed), fit)
+def _jobs() -> ClusterJobs:
+    return ClusterJobs(db(), state())
 
 
 def _params_meta(method: str, params: tuple) -> dict:
@@ -90,11 +84,16 @@ def clusters(run: str, step: str):
     layer = layer_of(rid, s)
     method, seed = _cluster_method(), get_seed()
     params = _method_params(method)
-    labels = cluster_labels(db(), rid, s, layer, method, params, seed)
+    asked = {"step": s, "layer": layer, "method": method, **_params_meta(method, params), "seed": seed}
+    labels, job = _jobs().labels(rid, s, layer, method, params, seed)
+    if job is not None:
+        response = binary({"labels": np.zeros(0, np.int32)}, {**asked, **pending_meta(job)})
+        response.status_code = 202
+        return response
     p = db().predictions(s, rid)
     n_classes = len(db().run_info(rid)["class_names"])
     meta = {
-        "step": s, "layer": layer, "method": method, **_params_meta(method, params), "seed": seed,
+        **asked, "pending": False,
         "clusters": _summary(labels, p["label"], p["correct"], p["confidence"], n_classes),
         "noise": int((labels < 0).sum()),
         "purity": float(C.purity(labels, p["label"])),
@@ -162,15 +161,7 @@ def purity_timeline(run: str):
     layer = layer_of(rid)
     method, seed = _cluster_method(), get_seed()
     params = _method_params(method)
-    steps, values, errors = [], [], {}
-    for s in db().steps(rid):
-        try:
-            labels = cluster_labels(db(), rid, s, layer, method, params, seed)
-            values.append(float(C.purity(labels, db().predictions(s, rid)["label"])))
-        except (LookupError, OSError) as exc:
-            # One unreadable step leaves a gap in the line, not an error for the whole chart.
-            errors[str(s)] = str(exc)
-            values.append(None)
-        steps.append(s)
-    return jsonify({"layer": layer, "method": method, **_params_meta(method, params), "seed": seed, "steps": steps,
-                    "purity": values, "errors": errors})
+    steps, values, errors, job = _jobs().purity(rid, layer, method, params, seed)
+    body = {"layer": layer, "method": method, **_params_meta(method, params), "seed": seed, "steps": steps,
+            "purity": values, "errors": errors, **(pending_meta(job) if job else {"pending": False})}
+    return jsonify(body), 202 if job else 200

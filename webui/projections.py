@@ -22,7 +22,7 @@ import logging
 import numpy as np
 
 from deepviz import StatsDB
-from deepviz.analysis.projection import project
+from deepviz.analysis.projection import project_step
 from deepviz.derived import read_derived
 
 from .state import AppState, Busy, Job
@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 def method_options(method: str, n: int) -> dict:
     """Extra options for ``project``: a fixed function of (method, N), so a sequence stays reproducible.
 
-    t-SNE runs in a server thread beside the request handlers: one thread
-    (openTSNE's default of all cores spins badly on a loaded machine: 20x
-    slower measured on 2 cores), and Barnes-Hut below 10k points, where it
-    beats the FFT method's fixed grid cost (openTSNE's own advice).
+    t-SNE's gradient descent runs on one thread: it runs in a server thread
+    beside the request handlers, and openTSNE's threads, which wait for each
+    other at every iteration, spin badly on a loaded machine (a 150-point
+    layout: 0.8 s or 97 s with ``n_jobs=-1`` on 2 cores at load 12, 3.4 s with
+    one thread; 20x slower measured before). Barnes-Hut below 10k points,
+    where it beats the FFT method's fixed grid cost (openTSNE's own advice).
     """
     if method != "tsne":
         return {}
@@ -74,10 +76,16 @@ class Projections:
         return self.state.jobs.get(("projection", run, layer, method, seed))
 
     def status(self, run: str, layer: str, method: str, seed: int) -> dict:
+        """Progress of a sequence; a sequence already begun is extended to the steps that landed since."""
         steps = self.db.steps(run)
         cached = [s for s in steps if self.cached(run, layer, method, seed, s) is not None]
         job = self._job(run, layer, method, seed)
         failed = {s: msg for s, msg in (job.failed.items() if job else ()) if s not in cached}
+        if cached and len(cached) + len(failed) < len(steps) and not (job and job.running):
+            # A run still training: a new step's layout is computed as soon as it is seen (a failed
+            # step alone does not restart the job; with a new step it is tried again).
+            self.start(run, layer, method, seed)
+            job = self._job(run, layer, method, seed)
         return {
             "layer": layer, "method": method, "seed": seed,
             "total": len(steps), "done": len(cached), "cached_steps": cached,
@@ -103,12 +111,13 @@ class Projections:
 
     def _work(self, job: Job, steps: list[int]) -> None:
         _, run, layer, method, seed = job.key
-        job.total, prev = len(steps), None
+        job.total, prev, graph = len(steps), None, None
         for step in steps:
             xy = self.cached(run, layer, method, seed, step)
             if xy is None:
                 try:
-                    xy = self._compute(run, layer, method, seed, step, prev)
+                    # The previous step's neighbour lists (t-SNE) seed this step's search; kept in memory only.
+                    xy, graph = self._compute(run, layer, method, seed, step, prev, graph)
                 except (LookupError, OSError, ValueError) as exc:
                     # A corrupt or missing snapshot: the step shows its error,
                     # the sequence goes on from the last good layout.
@@ -120,11 +129,12 @@ class Projections:
             prev = xy
             job.done += 1
 
-    def _compute(self, run, layer, method, seed, step, init) -> np.ndarray:
+    def _compute(self, run, layer, method, seed, step, init, graph=None) -> tuple[np.ndarray, object]:
+        """The step's layout from ``init`` (and t-SNE's neighbour graph, seeded from ``graph``)."""
         X = self.db.activations(step, layer, run)
         if init is not None and len(init) != len(X):
-            init = None  # the probe set changed size: start afresh rather than fail
-        return project(X, method, init=init, random_state=seed, **method_options(method, len(X)))
+            init, graph = None, None  # the probe set changed size: start afresh rather than fail
+        return project_step(X, method, init=init, graph=graph, random_state=seed, **method_options(method, len(X)))
 
     def _nearest_cached(self, run, layer, method, seed, step) -> tuple[int | None, np.ndarray | None]:
         """The cached layout nearest to ``step`` on the timeline (ties go to the earlier step)."""
@@ -155,7 +165,7 @@ class Projections:
             if init is None:
                 self.start(run, layer, method, seed)
                 return None, {"provisional": True, "aligned_to": None, "pending": True}
-            xy = self._compute(run, layer, method, seed, step, init)
+            xy = self._compute(run, layer, method, seed, step, init)[0]
             hit = self.state.layouts.put(pkey, (xy, {"provisional": True, "aligned_to": neighbour}))
         self.start(run, layer, method, seed)
         return hit

@@ -9,7 +9,9 @@ Modules: ``projection`` (PCA / t-SNE / UMAP layouts, aligned over steps),
 ``trajectory``, ``quality`` (per-layer representation quality), ``cka``,
 ``cartography`` (the data map: dataset cartography, forgetting), ``colour``
 (colour vs class), ``measures`` (the metrics of the ``layer_quality`` table),
-``units`` (the probe images that excite each unit), ``weights`` (filter change, dead filters).
+``units`` (the probe images that excite each unit), ``weights`` (filter change, dead filters),
+``reduce`` (PCA before neighbour searches and k-means), ``knn_graph`` (t-SNE's neighbour lists, seeded
+from the previous step's), ``fidelity`` (a layout's k-NN accuracy and 10-NN preservation).
 
 The tables derived from a stats db (read, computed, cached) are
 :mod:`deepviz.derived`'s job, not this package's.

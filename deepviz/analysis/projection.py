@@ -21,25 +21,34 @@ from scipy.spatial import procrustes
 from deepviz.errors import ConfigurationError
 
 from ._checks import as_matrix
+from .knn_graph import NeighbourGraph, neighbour_graph
+from .reduce import pca_reduce
 
 METHODS = ("pca", "tsne", "umap")
 
-#: Iterations of a t-SNE step that starts from the previous step's layout.
-#: That layout is already close to a minimum of the new objective, so a short,
-#: un-exaggerated run suffices; this is where the aligned sequence gains its
-#: speed over independent runs (a full run is 250 exaggerated + 500 plain).
-#: On drifting data (bench/aligned_tsne.py) its KL divergence stays within
-#: ~2 % of a fresh full run's (100 iterations: ~1 %, at twice the cost).
+#: A t-SNE step that starts from the previous step's layout: that layout is
+#: already near a minimum of the new objective, so a short, un-exaggerated run
+#: suffices (a full run is 250 exaggerated + 500 plain iterations); this is
+#: where the aligned sequence gains its speed over independent runs.  Measured
+#: on hard drifting data (bench/aligned_tsne.py, 1,500 points x 4 steps, the
+#: layer's own 10-NN accuracy 0.8): 50 plain iterations give layouts whose k-NN
+#: accuracy is within 0.002 of cold openTSNE runs at each step, disparity
+#: <= 0.009; 25 exaggerated (x4) iterations first gain 0.03 of accuracy but
+#: rearrange the picture (disparity 0.64), which is what alignment must avoid.
 CONTINUE_N_ITER = 50
+CONTINUE_EXAGGERATION_ITER = 0
+CONTINUE_EXAGGERATION = 4.0
 
-# openTSNE's exact (brute-force) neighbour search is faster than Annoy on a few
-# cores up to this size, and it is deterministic.
-_EXACT_NEIGHBOURS_MAX_N = 20_000
+#: Wider layers are reduced to this many principal components before t-SNE
+#: and UMAP look for neighbours (the usual practice; openTSNE's docs do it).
+PCA_DIMS = 50
 
 __all__ = [
     "METHODS",
     "CONTINUE_N_ITER",
+    "PCA_DIMS",
     "project",
+    "project_step",
     "aligned_layouts",
     "align_to",
     "procrustes_disparity",
@@ -55,6 +64,16 @@ def project(X, method: str = "pca", *, init=None, random_state: int = 0, **kw) -
     keyword arguments go to ``sklearn.decomposition.PCA``, ``openTSNE.TSNE`` or
     ``umap.UMAP``.  Deterministic for a given ``random_state``.
     """
+    return project_step(X, method, init=init, random_state=random_state, **kw)[0]
+
+
+def project_step(X, method: str = "pca", *, init=None, graph: NeighbourGraph | None = None,
+                 random_state: int = 0, **kw) -> tuple[np.ndarray, NeighbourGraph | None]:
+    """:func:`project`, also returning t-SNE's neighbour graph (``None`` for PCA and UMAP).
+
+    ``graph`` is the same points' graph at the previous step: at large N the
+    neighbour search starts from it instead of from nothing.
+    """
     method = _check_method(method)
     X = as_matrix(X, "X", min_rows=3)
     if init is not None:
@@ -62,12 +81,12 @@ def project(X, method: str = "pca", *, init=None, random_state: int = 0, **kw) -
     if method == "pca":
         Y = _pca(X, random_state, kw)
     elif method == "tsne":
-        Y = _tsne(X, init, random_state, kw)
+        Y, graph = _tsne(X, init, random_state, kw, graph)
     else:
-        Y = _umap(X, init, random_state, kw)
+        Y, graph = _umap(X, init, random_state, kw), None
     if init is not None:
         Y = align_to(init, Y)
-    return np.ascontiguousarray(Y, dtype=np.float32)
+    return np.ascontiguousarray(Y, dtype=np.float32), graph
 
 
 def aligned_layouts(
@@ -104,9 +123,11 @@ def aligned_layouts(
     if method == "tsne":
         continue_kw["n_iter"] = continue_n_iter
 
-    layouts = [project(mats[0], method, random_state=random_state, **first_kw)]
+    first, graph = project_step(mats[0], method, random_state=random_state, **first_kw)
+    layouts = [first]
     for X in mats[1:]:
-        layouts.append(project(X, method, init=layouts[-1], random_state=random_state, **continue_kw))
+        Y, graph = project_step(X, method, init=layouts[-1], graph=graph, random_state=random_state, **continue_kw)
+        layouts.append(Y)
     return layouts
 
 
@@ -206,41 +227,47 @@ def _quiet_opentsne():
             lg.setLevel(level)
 
 
-def _tsne(X, init, random_state, kw) -> np.ndarray:
+def _tsne(X, init, random_state, kw, graph: NeighbourGraph | None = None) -> tuple[np.ndarray, NeighbourGraph]:
     import openTSNE
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
 
     kw = dict(kw)
     n = X.shape[0]
     # openTSNE needs 3 * perplexity < N neighbours; shrink for small probe sets.
-    kw["perplexity"] = float(min(kw.get("perplexity", 30.0), max((n - 1) / 3.0, 1.0)))
-    kw.setdefault("neighbors", "exact" if n <= _EXACT_NEIGHBOURS_MAX_N else "auto")
-    # One thread by default: a layout is often computed inside the web server
-    # next to other requests, and on a busy 2-core machine openTSNE's threads
-    # slow each other down several-fold.  Pass n_jobs=-1 for all cores.
+    perplexity = kw["perplexity"] = float(min(kw.get("perplexity", 30.0), max((n - 1) / 3.0, 1.0)))
     kw.setdefault("n_jobs", 1)
-    if init is None:
-        tsne = _construct(openTSNE.TSNE, "openTSNE.TSNE", kw, random_state=random_state)
-        with _quiet_opentsne():
-            return np.asarray(tsne.fit(X))
+    schedule = _continuation(kw) if init is not None else None
+    tsne = _construct(openTSNE.TSNE, "openTSNE.TSNE", kw, random_state=random_state)
+    X = pca_reduce(X, PCA_DIMS, random_state)
+    k = min(n - 1, int(3 * perplexity))
+    # The previous step's lists seed this step's search (large N; exact below).
+    graph = neighbour_graph(X, k, init=graph if graph is not None and graph.k >= k else None,
+                            random_state=random_state, n_jobs=tsne.n_jobs)
+    with _quiet_opentsne():
+        affinities = PerplexityBasedNN(
+            perplexity=perplexity, n_jobs=tsne.n_jobs, random_state=random_state,
+            knn_index=PrecomputedNeighbors(graph.indices[:, :k], graph.distances[:, :k]),
+        )
+        if init is None:
+            return np.asarray(tsne.fit(X, affinities=affinities)), graph
+        emb = tsne.prepare_initial(X, affinities=affinities, initialization=init.astype(np.float64))
+        n_iter, ee_iter, exaggeration = schedule
+        if ee_iter:
+            emb = emb.optimize(n_iter=ee_iter, exaggeration=exaggeration, momentum=tsne.initial_momentum)
+        if n_iter:
+            emb = emb.optimize(n_iter=n_iter, exaggeration=tsne.exaggeration, momentum=tsne.final_momentum)
+    return np.asarray(emb), graph
 
+
+def _continuation(kw: dict) -> tuple[int, int, float]:
+    """(plain iterations, exaggerated iterations, their exaggeration) of a step that continues a layout; pops them from ``kw``."""
     n_iter = kw.pop("n_iter", CONTINUE_N_ITER)
-    ee_iter = kw.pop("early_exaggeration_iter", 0)
+    ee_iter = kw.pop("early_exaggeration_iter", CONTINUE_EXAGGERATION_ITER)
     for name, value in (("n_iter", n_iter), ("early_exaggeration_iter", ee_iter)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ConfigurationError(f"{name} must be an integer >= 0; got {value!r}.")
-    tsne = _construct(openTSNE.TSNE, "openTSNE.TSNE", kw, random_state=random_state)
-    with _quiet_opentsne():
-        emb = tsne.prepare_initial(X, initialization=init.astype(np.float64))
-        if ee_iter:
-            emb = emb.optimize(
-                n_iter=ee_iter, exaggeration=tsne.early_exaggeration,
-                momentum=tsne.initial_momentum,
-            )
-        if n_iter:
-            emb = emb.optimize(
-                n_iter=n_iter, exaggeration=tsne.exaggeration, momentum=tsne.final_momentum,
-            )
-    return np.asarray(emb)
+    return n_iter, ee_iter, float(kw.pop("early_exaggeration", CONTINUE_EXAGGERATION))
 
 
 def _umap(X, init, random_state, kw) -> np.ndarray:
@@ -249,4 +276,4 @@ def _umap(X, init, random_state, kw) -> np.ndarray:
     fixed = dict(n_components=2, random_state=random_state)
     if init is not None:
         fixed["init"] = init.astype(np.float64)
-    return _construct(umap.UMAP, "umap.UMAP", kw, **fixed).fit_transform(X)
+    return _construct(umap.UMAP, "umap.UMAP", kw, **fixed).fit_transform(pca_reduce(X, PCA_DIMS, random_state))

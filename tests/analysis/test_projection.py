@@ -164,3 +164,26 @@ def test_umap_same_seed_same_layout_and_aligned_steps():
     assert a.shape == (200, 2) and np.allclose(a, project(Xs[0], "umap", random_state=0))
     layouts = aligned_layouts(Xs, "umap", random_state=0)
     assert len(layouts) == 2 and procrustes_disparity(layouts[0], layouts[1]) < 0.5
+
+
+def test_a_wide_layer_is_projected_from_its_first_50_principal_components():
+    from deepviz.analysis.reduce import pca_reduce
+
+    X = drifting_blobs(200, 1, 120, spread=0.5, seed=3)[1][0]
+    np.testing.assert_allclose(project(X, "tsne", random_state=0), project(pca_reduce(X, 50, 0), "tsne", random_state=0),
+                               atol=1e-4)
+
+
+def test_aligned_tsne_layouts_are_as_faithful_as_cold_runs_on_hard_data():
+    import openTSNE
+
+    from deepviz.analysis.fidelity import layout_knn_accuracy
+    from deepviz.analysis.quality import knn_accuracy
+
+    labels, Xs = drifting_blobs(800, 3, 32, spread=0.4, drift=0.15, seed=0)
+    assert knn_accuracy(Xs[0], labels, k=10, metric="euclidean") < 0.9  # classes overlap: not trivially separable
+    ours = aligned_layouts(Xs, "tsne", random_state=0)
+    for X, Y in zip(Xs[1:], ours[1:]):
+        cold = np.asarray(openTSNE.TSNE(random_state=0).fit(X))
+        assert layout_knn_accuracy(Y, labels) >= layout_knn_accuracy(cold, labels) - 0.03
+    assert max(procrustes_disparity(a, b) for a, b in zip(ours, ours[1:])) <= 0.05

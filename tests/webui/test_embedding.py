@@ -17,6 +17,7 @@ from deepviz import StatsDB
 from deepviz.analysis.projection import aligned_layouts
 
 from .conftest import assert_api_error, screenshot
+from .polling import settled
 
 
 def decode(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
@@ -206,18 +207,18 @@ def test_sprite_sheet_packs_every_thumbnail_on_a_grid(client, run_id):
 
 
 def test_kmeans_clusters_cover_the_probe_set(client, run_id):
-    res = client.get(f"/api/runs/{run_id}/steps/44/clusters?layer=fc1&k=5")
+    res = settled(client, f"/api/runs/{run_id}/steps/44/clusters?layer=fc1&k=5")
     meta, arrays = decode(res.data)
     labels = arrays["labels"]
     n = len(client.get(f"/api/runs/{run_id}/probes").get_json()["probe_id"])
     assert labels.shape == (n,) and set(np.unique(labels)) == set(range(5))
     assert sum(c["size"] for c in meta["clusters"]) == n and meta["noise"] == 0
     assert all(0 < c["purity"] <= 1 for c in meta["clusters"]) and 0 < meta["purity"] <= 1
-    assert decode(client.get(f"/api/runs/{run_id}/steps/44/clusters?layer=fc1&k=5").data)[1]["labels"].tolist() == labels.tolist()
+    assert decode(settled(client, f"/api/runs/{run_id}/steps/44/clusters?layer=fc1&k=5").data)[1]["labels"].tolist() == labels.tolist()
 
 
 def test_hdbscan_marks_noise_as_minus_one(client, run_id):
-    meta, arrays = decode(client.get(f"/api/runs/{run_id}/steps/44/clusters?layer=fc1&method=hdbscan").data)
+    meta, arrays = decode(settled(client, f"/api/runs/{run_id}/steps/44/clusters?layer=fc1&method=hdbscan").data)
     labels = arrays["labels"]
     assert labels.min() >= -1 and meta["noise"] == int((labels == -1).sum())
     assert sum(c["size"] for c in meta["clusters"]) + meta["noise"] == len(labels)
@@ -231,7 +232,7 @@ def test_subclusters_split_one_class(client, run_id):
 
 
 def test_purity_timeline_has_one_value_per_step(client, run_id):
-    body = client.get(f"/api/runs/{run_id}/clusters/purity?layer=fc1&k=4").get_json()
+    body = settled(client, f"/api/runs/{run_id}/clusters/purity?layer=fc1&k=4").get_json()
     assert body["steps"] == [s["step"] for s in client.get(f"/api/runs/{run_id}").get_json()["steps"]]
     assert len(body["purity"]) == 3 and all(0 < v <= 1 for v in body["purity"])
 

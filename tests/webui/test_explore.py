@@ -11,6 +11,7 @@ from deepviz import StatsDB
 from deepviz import analysis as A
 
 from .conftest import assert_api_error
+from .polling import settled
 from .test_embedding import decode
 
 
@@ -94,15 +95,15 @@ def test_filters_report_a_bounded_change_and_dead_filters(client, store, run_id)
 def test_hdbscan_takes_its_two_parameters(client, store, run_id):
     step = store.steps(run_id)[-1]
     url = api(run_id, f"steps/{step}/clusters")
-    meta, default = decode(client.get(url, query_string={"layer": "fc1", "method": "hdbscan"}).data)
+    meta, default = decode(settled(client, url, query_string={"layer": "fc1", "method": "hdbscan"}).data)
     assert (meta["min_cluster_size"], meta["min_samples"]) == (10, 3) and "k" not in meta
     X = store.activations(step, "fc1", run_id)
     np.testing.assert_array_equal(default["labels"], A.hdbscan(X, 10, 3))
-    meta2, other = decode(client.get(url, query_string={"layer": "fc1", "method": "hdbscan", "min_cluster_size": 3,
+    meta2, other = decode(settled(client, url, query_string={"layer": "fc1", "method": "hdbscan", "min_cluster_size": 3,
                                                         "min_samples": 1}).data)
     assert (meta2["min_cluster_size"], meta2["min_samples"]) == (3, 1)
     np.testing.assert_array_equal(other["labels"], A.hdbscan(X, 3, 1))
-    purity = client.get(api(run_id, "clusters/purity"), query_string={"layer": "fc1", "method": "hdbscan", "min_cluster_size": 3,
+    purity = settled(client, api(run_id, "clusters/purity"), query_string={"layer": "fc1", "method": "hdbscan", "min_cluster_size": 3,
                                                                       "min_samples": 1}).get_json()
     assert purity["min_cluster_size"] == 3 and purity["purity"][-1] == pytest.approx(A.purity(other["labels"], store.predictions(step, run_id)["label"]))
     assert_api_error(client.get(url, query_string={"method": "hdbscan", "min_cluster_size": 1}), 400,

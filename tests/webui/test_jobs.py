@@ -11,6 +11,7 @@ from deepviz.cache import Cache
 from webui.state import Busy, JobRunner
 
 from .conftest import assert_api_error
+from .polling import settled
 
 
 def test_a_key_already_queued_or_running_is_one_job():
@@ -111,7 +112,7 @@ def test_clustering_runs_on_the_bounded_compute_runner(webui_db):
     run = app.extensions["deepviz_db"].resolve_run()
     step = app.extensions["deepviz_db"].steps(run)[-1]
     url = f"/api/runs/{run}/steps/{step}/clusters?layer=fc1&k=4&seed=1"
-    assert client.get(url).status_code == 200
+    assert settled(client, url).status_code == 200
     assert [j.state for j in runner.active()] == [] and len(runner._threads) == 1
     assert runner._threads[0].name == "deepviz-compute-0"
     # Both places of the runner taken: a new clustering is refused at once instead of starting more work.
@@ -122,4 +123,4 @@ def test_clustering_runs_on_the_bounded_compute_runner(webui_db):
     finally:
         gate.set()
     assert all(j.wait(10) for j in held)
-    assert client.get(url.replace("seed=1", "seed=2")).status_code == 200
+    assert settled(client, url.replace("seed=1", "seed=2")).status_code == 200

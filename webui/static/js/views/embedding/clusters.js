@@ -26,6 +26,10 @@ const HDBSCAN = {mcs: ['min cluster size', 10, 2], ms: ['min samples', 3, 1]};
 const HDBSCAN_MAX = 500;
 const GALLERY_PAGE = 24;
 const progress = (text) => h('div', {class: 'progress'}, h('span', {class: 'spin'}), text);
+// Clustering runs in a background job on the server: while it works the answer is a 202 with
+// meta.pending (and the job's progress), and the panel asks again this often.
+export const POLL_MS = 700;
+const later = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 function clusterCard(ctx, c, labels, title, text, color) {
   const {probes, preds} = ctx.emb;
@@ -108,10 +112,24 @@ export function mount(el, ctx) {
   const showMethod = () => { kInput.disabled = method !== 'kmeans'; hdbBits.hidden = method !== 'hdbscan'; };
   showMethod();
 
+  let live = true;
+  // ask() again while the server answers pending; onPending(meta) shows the job's progress.
+  async function settled(ask, onPending) {
+    for (;;) {
+      const r = await ask();
+      const meta = r.meta || r;
+      if (!meta.pending) return r;
+      if (!live) throw new Error('panel closed');
+      if (onPending) onPending(meta);
+      await later(POLL_MS);
+    }
+  }
+
   function labelsAt(step) {
     const key = cacheKey(step);
     if (!cache.has(key)) {
-      cache.set(key, getBinary(api(`/steps/${step}/clusters`), params())
+      const asked = params();
+      cache.set(key, settled(() => getBinary(api(`/steps/${step}/clusters`), asked))
         .then((r) => ({labels: r.arrays.labels, meta: r.meta}))
         .catch((e) => { cache.delete(key); throw e; }));
     }
@@ -124,7 +142,17 @@ export function mount(el, ctx) {
     if (key !== purityKey) {
       purityKey = key; purity = null;
       clear(chart).append(progress('Clustering every step…'));
-      try { purity = await getJSON(api('/clusters/purity'), params()); } catch (err) { showError(chart, err); return; }
+      const asked = params();
+      // The steps already clustered are drawn while the job goes on with the others.
+      const partial = (p) => {
+        if (purityKey !== key) throw new Error('parameters changed');
+        renderPurity(chart, p, ctx.state.step);
+        chart.append(progress(`Clustering every step… ${p.steps.filter((_, i) => p.purity[i] !== null).length} of ${p.steps.length} done${p.state === 'queued' ? ' (queued)' : ''}`));
+      };
+      try { purity = await settled(() => getJSON(api('/clusters/purity'), asked), partial); } catch (err) {
+        if (purityKey === key) showError(chart, err);
+        return;
+      }
       if (purityKey !== key) return;
     }
     if (purity) renderPurity(chart, purity, ctx.state.step);
@@ -133,6 +161,7 @@ export function mount(el, ctx) {
   async function drawClusters() {
     const step = ctx.state.step;
     let res;
+    if (!cache.has(cacheKey(step))) clear(list).append(progress('Clustering…'));
     try { res = await labelsAt(step); } catch (err) { showError(list, err); return; }
     if (step !== ctx.state.step) return;
     const {labels, meta} = res;
@@ -191,6 +220,6 @@ export function mount(el, ctx) {
         clearTimeout(timer); timer = setTimeout(() => refresh(false), 250);
       }
     },
-    destroy() { clearTimeout(timer); sep.destroy(); clear(el); },
+    destroy() { live = false; clearTimeout(timer); sep.destroy(); clear(el); },
   };
 }

@@ -8,6 +8,9 @@ import {getJSON, postJSON, getBinary} from '../../api.js';
 import {h, clear, showError} from '../../dom.js';
 
 const POLL_MS = 600;
+// While the run is still training, a finished sequence is asked again this often: the server
+// extends it to the steps that landed since (webui/projections.py:status), and they appear here.
+const FOLLOW_MS = 3000;
 export const SEED = 0;
 
 export const methodOf = (ctx) => ctx.state.method || 'tsne';
@@ -48,12 +51,11 @@ export function layouts(ctx, {progress, methodLabel, onCached}) {
     if (statusKey !== key) return; // the user moved on to another layer or method
     drawProgress(status);
     onCached(new Set(status.cached_steps));
-    if (status.running) {
+    if (!status.running) prefetch(status.cached_steps);
+    if (status.running || !ctx.run.ended_at) {
       poll = setTimeout(async () => {
         try { onStatus(key, await getJSON(api('/projection'), params())); } catch (err) { showError(progress, err); }
-      }, POLL_MS);
-    } else {
-      prefetch(status.cached_steps);
+      }, status.running ? POLL_MS : FOLLOW_MS);
     }
   }
 
