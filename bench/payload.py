@@ -144,11 +144,22 @@ def first_paint(db, run: str | None = None, step: int | None = None, method: str
             page.wait_for_function(f"() => ({_DRAWN_AT})({int(step)}) !== null", timeout=timeout_s * 1000)
             drawn = page.evaluate(_RECEIVED_BEFORE, page.evaluate(_DRAWN_AT, int(step)))
             browser.close()
+        _settle(app, timeout_s)  # the jobs the page started (clusters, purity) end before the caller goes on
     finally:
+        server.task_dispatcher.shutdown()  # the requests in flight end first: they write through the server's trigger
         server.close()
-        server.task_dispatcher.shutdown()
         thread.join(5)
     return drawn
+
+
+def _settle(app, timeout_s: float) -> None:
+    from webui.state import AppState
+
+    state = next(v for v in app.extensions.values() if isinstance(v, AppState))
+    deadline = time.monotonic() + timeout_s
+    for runner in (state.jobs, state.compute):
+        for job in runner.active():
+            job.wait(max(0.0, deadline - time.monotonic()))
 
 
 def first_paint_bytes(db, run: str | None = None, step: int | None = None, method: str = "pca") -> int:

@@ -5,21 +5,20 @@ the steps go on, 32x32 RGB images and their PNG thumbnails), then measures
 each figure with one small function below, so that a better measurement can
 replace one function without touching the others:
 
-- training (in a child process, for its peak memory): the start of a run and a
-  snapshot against a bare forward pass over the same probe, with a small net
-  whose hidden layer is ``--dim`` wide (``Recorder``, today's extra pass);
+- training: a snapshot's extra pass against a bare forward, and validation
+  with the piggy-back tap against without (bench/callback_overhead.py), and the
+  start of a run in a fresh process with its peak memory (bench/run_start.py);
 - the store: bytes per stored activation value; SQL (``StatsDB.sql``, and
   plain DuckDB on the same files for comparison);
 - the server (``deepviz serve``'s waitress settings, in a child process):
   step switches, the predictions payload, the first paint of the Embedding
   view, clustering a cold step, the t-SNE timeline, and its peak memory.
 
-Each figure is printed with its target and where it comes from ("today" marks
-what today's code does where another helper's measurement is to be plugged in).
+Each figure is printed with its target and where it comes from.
 
     python bench/scale.py                   # 100,000 images x 512 x 20 steps, t-SNE skipped
     python bench/scale.py --n 2000          # CI's size
-    python bench/scale.py --tsne            # also the 20-step t-SNE timeline (today: over an hour at 100,000)
+    python bench/scale.py --tsne            # also the 20-step t-SNE timeline (an hour or more at 100,000)
     python bench/scale.py --skip-training --skip-clusters
 
 The last line is machine-readable (``nan``: a figure that was skipped)::
@@ -32,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +67,7 @@ TARGETS = {
 @dataclass
 class Figure:
     value: float
-    source: str  # how it was measured; "today: ..." where another helper's bench is to replace it
+    source: str  # how it was measured
 
 
 # --------------------------------------------------------------------------- the db
@@ -140,65 +137,22 @@ def build_db(root: Path, n: int, dim: int, steps: int, seed: int = 0) -> str:
 
 
 def training_figures(n: int, dim: int, repeats: int) -> dict[str, Figure]:
-    """Run start, snapshot and bare forward with today's ``Recorder`` on ``n`` images, in a child process
-    (its peak RSS is the figure)."""
-    code = ("import json, sys; sys.path.insert(0, 'bench'); from scale import train_child; "
-            f"print(json.dumps(train_child({n}, {dim}, {repeats})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    today = f"today: Recorder (extra pass) on {n:,} images, an MLP with a {dim}-wide layer"
+    """The training side: bench/callback_overhead.py's snapshot and piggy-back ratios (a synthetic probe of ``n``
+    images through a conv net with a ``dim``-wide layer), and bench/run_start.py's start of a run at ``n`` images
+    in a fresh process (its peak RSS is the figure)."""
+    from callback_overhead import measure_callback
+    from run_start import measure
+
+    ratios = measure_callback(n, dim, pairs=repeats)
+    start = measure(n)
+    pairs = f"{repeats} alternated pairs on {n:,} images, a {dim}-wide layer (bench/callback_overhead.py)"
+    fresh = f"Recorder.start on {n:,} 32x32 RGB images in a fresh process (bench/run_start.py)"
     return {
-        "snapshot_vs_forward": Figure(got["snapshot_s"] / got["forward_s"], today),
-        # Today a snapshot at the end of validation is another pass: validation + snapshot against validation.
-        "piggyback_overhead": Figure((got["forward_s"] + got["snapshot_s"]) / got["forward_s"], today),
-        "run_start_s": Figure(got["run_start_s"], today),
-        "train_peak_rss_mb": Figure(got["peak_rss_mb"], today + " (peak RSS of the process)"),
+        "snapshot_vs_forward": Figure(ratios["snapshot_vs_forward"], "extra pass: snapshot / bare forward, " + pairs),
+        "piggyback_overhead": Figure(ratios["piggyback_overhead"], "validation with the tap / without, " + pairs),
+        "run_start_s": Figure(start["run_start_s"], fresh),
+        "train_peak_rss_mb": Figure(start["train_peak_rss_mb"], fresh + ", then a snapshot: peak RSS"),
     }
-
-
-def train_child(n: int, dim: int, repeats: int) -> dict:
-    import resource
-
-    import torch
-    from torch.utils.data import TensorDataset
-
-    from deepviz.recorder import Recorder
-
-    torch.manual_seed(0)
-    labels = np.random.default_rng(0).integers(0, N_CLASSES, n)
-    images = torch.from_numpy(class_images(labels, np.random.default_rng(0))).float().div_(255)
-    probe = TensorDataset(images, torch.from_numpy(labels))
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, dim), torch.nn.ReLU(),
-                                torch.nn.Linear(dim, N_CLASSES))
-    model.eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        recorder = Recorder(Path(tmp) / "db", model, probe, probe_size=n, layers=["2"], save_state=False,
-                            class_names=[f"c{c}" for c in range(N_CLASSES)])
-        recorder.start()
-        run_start = time.perf_counter() - t0
-        forward, snapshot = [], []
-        for step in range(repeats):  # alternated, so that both see the same machine
-            forward.append(_forward_s(model, images))
-            t0 = time.perf_counter()
-            recorder.snapshot(step)
-            snapshot.append(time.perf_counter() - t0)
-        recorder.close()
-    return {"run_start_s": run_start, "forward_s": statistics.median(forward), "snapshot_s": statistics.median(snapshot),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def _forward_s(model, images, batch_size: int = 256) -> float:
-    import torch
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            model(images[i : i + batch_size])
-    return time.perf_counter() - t0
-
-
-# --------------------------------------------------------------------------- the store
 
 
 def bytes_per_value(db: Path, n: int, dim: int, steps: int) -> Figure:
@@ -256,7 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="alternated (forward, snapshot) pairs in training")
     p.add_argument("--skip-training", action="store_true", help="leave out the training figures")
     p.add_argument("--skip-clusters", action="store_true", help="leave out clustering a cold step")
-    p.add_argument("--tsne", action="store_true", help="also the t-SNE timeline (slow: today over an hour at 100,000)")
+    p.add_argument("--tsne", action="store_true", help="also the t-SNE timeline (slow: an hour or more at 100,000)")
     p.add_argument("--db", type=Path, help="build the db here and keep it (reused when it holds the run)")
     args = p.parse_args(argv)
     print(f"scale: {args.n:,} images x {args.dim} x {args.steps} steps; load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -276,6 +230,10 @@ def main(argv=None) -> int:
         figures["sql_ms"], plain = sql_ms(db)
         print(f"  (plain DuckDB on the same files: {plain:.1f} ms)", flush=True)
         figures |= server_figures(db, args)
+        from payload import first_paint_bytes
+
+        figures["first_paint_bytes"] = Figure(first_paint_bytes(db, RUN), "Chromium: every body received before the "
+                                              "Embedding view drew its points (bench/payload.py)")
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

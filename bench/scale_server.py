@@ -29,32 +29,29 @@ def timed_get(conn, url: str) -> tuple[float, bytes]:
 def step_switches(conn, base: str, steps: list[int], query: str, passes: int) -> tuple[Figure, Figure, float]:
     """p50 and p99 ms of a step switch (the step's layout and predictions), over ``passes`` visits of every
     step, the first of them cold (the step's files not read yet); and the cold visits' p50."""
-    times = [[sum(timed_get(conn, url)[0] for url in (f"{base}/steps/{s}/projection?{query}", f"{base}/steps/{s}/predictions"))
+    times = [[sum(timed_get(conn, url)[0] for url in (f"{base}/steps/{s}/projection?{query}&format=lean",
+                                                       f"{base}/steps/{s}/predictions?format=lean"))
               for s in steps] for _ in range(passes)]
     every = [ms for visit in times for ms in visit]
-    source = f"{passes} visits of {len(steps)} steps, the first cold (pca layouts cached)"
+    source = f"{passes} visits of {len(steps)} steps' lean layout and predictions, the first cold (pca layouts cached)"
     return (Figure(float(np.percentile(every, 50)), source), Figure(float(np.percentile(every, 99)), source),
             float(np.percentile(times[0], 50)))
 
 
 def predictions_bytes(conn, base: str, step: int) -> Figure:
-    return Figure(len(get(conn, f"{base}/steps/{step}/predictions")), "today's /predictions of one step")
-
-
-def first_paint_bytes(conn, base: str, step: int, query: str) -> Figure:
-    urls = [base, f"{base}/probes", f"{base}/steps/{step}/predictions", f"{base}/steps/{step}/projection?{query}"]
-    return Figure(sum(len(get(conn, u)) for u in urls), "today: run + probes + predictions + layout (no mosaic)")
+    return Figure(len(get(conn, f"{base}/steps/{step}/predictions?format=lean")), "/predictions?format=lean of one step")
 
 
 def clusters_s(conn, base: str, step: int) -> Figure:
-    """Seconds until a cold step's clusters answer (a 503 "still computing" is asked again, as the UI does)."""
+    """Seconds until a cold step's clusters answer (a 202 "pending" is asked again, as the panel polls)."""
     t0 = time.perf_counter()
     while True:
         status, body = request(conn, "GET", f"{base}/steps/{step}/clusters?layer={LAYER}")
         if status == 200:
-            return Figure(time.perf_counter() - t0, "GET /clusters of a cold step (k-means, the route's default)")
-        if status != 503:
+            return Figure(time.perf_counter() - t0, "GET /clusters of a cold step until done (PCA-32 + k-means job)")
+        if status != 202:
             raise SystemExit(f"clusters answered {status}: {body[:300]!r}")
+        time.sleep(0.1)
 
 
 def tsne_timeline(port: int, conn, base: str, db: Path, steps: list[int]) -> tuple[Figure, Figure]:
@@ -117,7 +114,6 @@ def server_figures(db: Path, args) -> dict[str, Figure]:
         out["step_switch_p50_ms"], out["step_switch_p99_ms"], cold = step_switches(conn, base, steps, query, args.passes)
         print(f"  (cold step switches: p50 {cold:.1f} ms)", flush=True)
         out["predictions_bytes"] = predictions_bytes(conn, base, steps[-1])
-        out["first_paint_bytes"] = first_paint_bytes(conn, base, steps[0], query)
         if not args.skip_clusters:
             out["clusters_s"] = clusters_s(conn, base, steps[len(steps) // 2])
         if args.tsne:
