@@ -120,12 +120,12 @@ def _layouts_computed(app, run: str, method: str, timeout_s: float) -> None:
         status = client.get(url).get_json()
 
 
-def first_paint(db, run: str | None = None, step: int | None = None, method: str = "pca", timeout_s: float = 600.0) -> dict[str, int]:
+def first_paint(db, run: str | None = None, step: int | None = None, method: str = "pca", timeout_s: float = 600.0,
+                browser=None) -> dict[str, int]:
     """{url: body bytes} of every response Chromium received before the Embedding view drew the
     step's points, its layouts already stored (computed first here, as they are once per db).
-    ``method``: the projection (its layout is as many bytes whichever it is)."""
-    from playwright.sync_api import sync_playwright
-
+    ``method``: the projection (its layout is as many bytes whichever it is). ``browser``: a Playwright
+    browser to use (a test's); by default Chromium is started here."""
     from webui import create_app
     from webui.server import make_server
 
@@ -135,21 +135,34 @@ def first_paint(db, run: str | None = None, step: int | None = None, method: str
     server = make_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}/runs/{run}?view=embedding&method={method}&step={step}"
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.add_init_script("performance.setResourceTimingBufferSize(100000)")
-            page.goto(f"http://127.0.0.1:{server.effective_port}/runs/{run}?view=embedding&method={method}&step={step}")
-            page.wait_for_function(f"() => ({_DRAWN_AT})({int(step)}) !== null", timeout=timeout_s * 1000)
-            drawn = page.evaluate(_RECEIVED_BEFORE, page.evaluate(_DRAWN_AT, int(step)))
-            browser.close()
+        if browser is not None:
+            drawn = _received(browser, url, int(step), timeout_s)
+        else:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                own = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                drawn = _received(own, url, int(step), timeout_s)
+                own.close()
         _settle(app, timeout_s)  # the jobs the page started (clusters, purity) end before the caller goes on
     finally:
         server.task_dispatcher.shutdown()  # the requests in flight end first: they write through the server's trigger
         server.close()
         thread.join(5)
     return drawn
+
+
+def _received(browser, url: str, step: int, timeout_s: float) -> dict[str, int]:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.add_init_script("performance.setResourceTimingBufferSize(100000)")
+        page.goto(url)
+        page.wait_for_function(f"() => ({_DRAWN_AT})({step}) !== null", timeout=timeout_s * 1000)
+        return page.evaluate(_RECEIVED_BEFORE, page.evaluate(_DRAWN_AT, step))
+    finally:
+        page.close()
 
 
 def _settle(app, timeout_s: float) -> None:

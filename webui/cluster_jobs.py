@@ -77,7 +77,11 @@ class ClusterJobs:
         values = []
         for s in steps:
             labels = self.state.results.get(self.key(run, s, layer, method, params, seed))
-            values.append(None if labels is None else float(C.purity(labels, self.db.predictions(s, run)["label"])))
+            try:
+                values.append(None if labels is None else float(C.purity(labels, self.db.predictions(s, run)["label"])))
+            except (LookupError, OSError, ValueError) as exc:  # the step's predictions unreadable: a gap, listed
+                errors[str(s)] = str(exc)
+                values.append(None)
         missing = [s for s, v in zip(steps, values) if v is None and str(s) not in errors]
         if not missing:
             return steps, values, errors, None

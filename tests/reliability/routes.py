@@ -7,6 +7,8 @@ A route whose path parameter has no known value fails loudly: add it here.
 
 from __future__ import annotations
 
+import time
+
 import io
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -84,6 +86,14 @@ def calls(app, store: StatsDB, run: str, step: int | None = None) -> list[Call]:
     return out
 
 
-def send(client, call: Call, **kwargs):
-    """Send ``call`` with a Flask test client."""
-    return client.open(call.url, method=call.method, **call.body, **kwargs)
+def send(client, call: Call, timeout: float = 120.0, **kwargs):
+    """Send ``call`` with a Flask test client; a 202 (a background job at work: clusters, purity) is asked
+    again until it is done, as the UI polls, so the answer checked is the job's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        res = client.open(call.url, method=call.method, **call.body, **kwargs)
+        if res.status_code != 202:
+            return res
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{call.url} still pending after {timeout:g} s")
+        time.sleep(0.05)

@@ -18,7 +18,7 @@ import pytest
 from deepviz import StatsDB, StatsWriter
 from deepviz.errors import CorruptDataError
 
-from .routes import calls
+from .routes import calls, send
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_web_ui(db_copy):
     assert d["truncated"] not in traj["steps"] and len(traj["steps"]) == len(d["steps"]) - 1
     # Every route at a healthy step answers 200, and the run list shows both runs.
     for call in calls(app, store, d["run"], step=d["steps"][0]):
-        res = client.open(call.url, method=call.method, **call.body)
+        res = send(client, call)
         assert res.status_code == 200, (call.url, res.get_data(as_text=True)[:300])
     # Unit history spans every step, like the trajectory: the step missing the layer is listed and left out.
     res = client.get(f"{base}/inspect/unit_history?layer={d['layer']}&unit=0")

@@ -19,7 +19,7 @@ import pytest
 from deepviz import StatsDB, StatsWriter
 from deepviz.errors import CorruptDataError
 
-from .routes import calls
+from .routes import calls, send
 
 #: The views that rebuild the run's model; every other route reads only stored data.
 MODEL_VIEWS = {"inspect.layers", "inspect.attribution", "inspect.activation_maps", "inspect.filters",
@@ -49,7 +49,7 @@ def test_every_route_runs_nothing_from_the_db(db_copy, tmp_path, model_class):
     routes = [c for step in (store.steps(run)[0], store.steps(run)[-1]) for c in calls(app, store, run, step)]
     refused, answered = set(), set()
     for call in routes:
-        res = client.open(call.url, method=call.method, **call.body)
+        res = send(client, call)
         assert not marker.exists(), f"{call.url} ran the db's {model_class}"
         if res.status_code == 200:
             answered.add(call.endpoint)

@@ -13,18 +13,15 @@ import pytest
 
 from bench.payload import first_paint, predictions_bytes, synthetic_db
 
-from .conftest import LiveServer
+from .conftest import LiveServer, screenshot
 from .test_embedding import FIND_POINT, decode
 
-SHOTS = Path("/work/wt/shots/payload")
 N = 5000
 HEADER = 1024  # bytes of a binary answer's JSON header, at most
 
 
 def shot(page, name: str) -> None:
-    if SHOTS.parent.exists():  # on the dev machine: for people to look at
-        SHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    screenshot(page, f"payload_{name}")
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +36,10 @@ def body_of(paint: dict[str, int], pattern: str) -> int:
     return size
 
 
-def test_the_first_paint_fetches_a_few_bytes_an_image_and_no_thumbnail(synthetic, tmp_path):
+def test_the_first_paint_fetches_a_few_bytes_an_image_and_no_thumbnail(synthetic, tmp_path, browser):
     db = tmp_path / "db"
     shutil.copytree(synthetic, db)
-    paint = first_paint(db, step=20)
+    paint = first_paint(db, step=20, browser=browser)
     assert not [u for u in paint if "thumbnail" in u or "sprite" in u], paint
     assert body_of(paint, r"/probes\?format=lean$") <= 5 * N + HEADER  # int32 id, uint8 label
     assert body_of(paint, r"/steps/20/predictions\?format=lean$") <= 3.125 * N + HEADER  # uint8, uint16, 1 bit
@@ -52,11 +49,11 @@ def test_the_first_paint_fetches_a_few_bytes_an_image_and_no_thumbnail(synthetic
 
 
 @pytest.mark.slow
-def test_at_100000_images_the_predictions_and_the_first_paint_keep_their_budgets(tmp_path):
+def test_at_100000_images_the_predictions_and_the_first_paint_keep_their_budgets(tmp_path, browser):
     db = tmp_path / "db"
     synthetic_db(db, 100_000)
     assert predictions_bytes(db) <= 400_000
-    assert sum(first_paint(db).values()) <= 2_000_000
+    assert sum(first_paint(db, browser=browser).values()) <= 2_000_000
 
 
 def test_hover_fetches_one_thumbnail_and_shows_the_steps_own_confidence(synthetic, browser):
@@ -117,7 +114,10 @@ def test_confusion_and_the_selection_gallery_read_the_lean_columns(synthetic, br
             mean = full["confidence"][full["pred"] != np.asarray(labels)].mean()
             assert f"0 right (0.0%), mean confidence {100 * mean:.1f}%" in pick.locator("[data-testid=pick-stats]").inner_text()
             page.wait_for_load_state("networkidle")  # the galleries' thumbnails, one request each
-            assert page.evaluate("() => [...document.querySelectorAll('[data-testid=misclassified-gallery] img')].every((i) => i.complete && i.naturalWidth > 0)")
+            # Every thumbnail on screen loads (the galleries' images are lazy: those below the fold wait for a scroll).
+            page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=misclassified-gallery] img')]
+                .filter((i) => { const r = i.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; })
+                .every((i) => i.complete && i.naturalWidth > 0)""", timeout=30_000)
             shot(page, f"confusion_step{step}")
     finally:
         page.close()

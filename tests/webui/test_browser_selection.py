@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conftest import ARTIFACTS, screenshot
+from .polling import settled
 
 SHOTS = ARTIFACTS  # screenshots for people to look at (gitignored)
 
@@ -154,7 +155,7 @@ def test_a_cluster_and_a_sub_cluster_are_the_selection(live_server, page, client
 
     s = last_step(client, run_id)
     ids = np.asarray(client.get(f"/api/runs/{run_id}/probes").get_json()["probe_id"])
-    labels = decode(client.get(f"/api/runs/{run_id}/steps/{s}/clusters?layer=fc1&k=10&seed=0").data)[1]["labels"]
+    labels = decode(settled(client, f"/api/runs/{run_id}/steps/{s}/clusters?layer=fc1&k=10&seed=0").data)[1]["labels"]
     open_embedding(page, f"{live_server.url}/runs/{run_id}?view=embedding&method=pca&layer=fc1")
     click_pick(page, "[data-testid=cluster-list] .cluster-card[data-cluster='0']")
     assert_everywhere(page, client, run_id, ids[labels == 0].tolist())
