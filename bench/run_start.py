@@ -7,12 +7,15 @@ Run from the project root::
 A child process makes ``--n`` synthetic 3x32x32 images as ``ToTensor`` gives
 them (float32 ``u / 255``: 1.2 GB at 100,000) and a small CNN with a 512-wide
 layer, then times what ``StatsCallback`` does when training starts: the
-``Recorder`` (the probe set), its ``start()`` (thumbnails, the probes table,
-the run row), and one snapshot of the whole probe. Peak RSS is the child's
+``Recorder`` (the probe set) and its ``start()`` (the thumbnails, the probes
+table and the run row are queued to the writer's thread: training waits for none
+of them), then one snapshot of the whole probe, and the writes' end
+(``all_written_s``, from the start: what the writer's thread took in all). Peak RSS is the child's
 ``ru_maxrss``: the training process's own peak, data and model included. The
 last line holds the figures::
 
-    run_start_s=<Recorder + start> snapshot_s=<one snapshot> train_peak_rss_mb=<peak RSS>
+    run_start_s=<Recorder + start> snapshot_s=<one snapshot> all_written_s=<until every write ended>
+    train_peak_rss_mb=<peak RSS>
     data_rss_mb=<RSS with the data and model alone> probes_bytes=<probes file on disk>
 
 ``measure(n)`` returns them as a dict, for ``bench/scale.py``.
@@ -80,10 +83,12 @@ def child(n: int, db: Path) -> dict[str, float]:
     recorder.snapshot(0, trigger="start")
     t2 = time.perf_counter()
     recorder.close()
+    t3 = time.perf_counter()
     probes = next((db / "probes").glob("run_id=*/probes.parquet"))
     return {
         "run_start_s": t1 - t0,
         "snapshot_s": t2 - t1,
+        "all_written_s": t3 - t0,
         "train_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "data_rss_mb": data_rss,
         "probes_bytes": probes.stat().st_size,

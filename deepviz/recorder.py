@@ -242,7 +242,18 @@ class Recorder(SnapshotWrites):
             return  # (on object storage the state dict stored with each snapshot stands in for the checkpoint)
         dest = self.writer.layout.checkpoint_dir(self.run_id) / f"step={step}.ckpt"
         staged = []
-        if not self._safe_write(lambda: staged.append(stage_step_file(path, dest))):
+        try:
+            staged.append(stage_step_file(path, dest))
+        except OSError as exc:
+            # A full disk fails this step's queued snapshot as well: that write ends first, so that the one
+            # warning names the snapshot lost (whichever thread met the full disk first), not its checkpoint.
+            if step in self._tickets:
+                self._writes.wait(self._tickets[step])
+
+            def fail():
+                raise exc
+
+            self._safe_write(fail)
             self._surface()
             return
         self._kept.add(step)
@@ -299,12 +310,20 @@ class Recorder(SnapshotWrites):
                 stacklevel=4,
             )
         class_names = self._run_class_names()
-        # Probes first: a run row is listed by readers, so what it refers to must exist.
-        self.writer.write_probes(
-            self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs),
-            self.probe.inputs.numpy(),
-        )
-        self.writer.write_run(self._run_row(class_names))
+        row = self._run_row(class_names)
+
+        def write():
+            # Probes first: a run row is listed by readers, so what it refers to must exist.
+            self.writer.write_probes(
+                self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs),
+                self.probe.inputs.numpy(),
+            )
+            self.writer.write_run(row)
+
+        # On the writer's thread, first in its queue (every snapshot is written after it): encoding a thumbnail
+        # per probe image and writing them is most of a run's start (a minute at 100,000 images), which training
+        # need not wait for. What it raises is raised at the next call, as a snapshot's write is.
+        self._writes.submit(write)
 
     def _run_class_names(self) -> list[str]:
         """The given class names (or the probe dataset's), padded to cover every probe label."""

@@ -39,7 +39,7 @@ def fill(folder: Path) -> Path:
     ballast = folder / "ballast"
     chunk = b"\0" * 65536
     # Unbuffered: a buffer holding the last partial chunk would fail again when the file closes.
-    with open(ballast, "wb", buffering=0) as f:
+    with open(ballast, "ab", buffering=0) as f:
         try:
             while True:
                 f.write(chunk)
@@ -58,16 +58,21 @@ def test_full_disk_skips_one_snapshot_with_one_warning(small_fs, tmp_path, digit
     full_at = 10
     ballast: list[Path] = []
 
+    freed = []
+
     def hook(path):
-        # After the first staged file of step 10's snapshot: the disk is full from here on.
-        if f"--{full_at}--" in str(path) and not ballast:
-            ballast.append(fill(small_fs))
+        # After the first staged file of step 10's snapshot: the disk is full from here on, until freed (each
+        # staged file tops the ballast up: a rolled-back snapshot gives its space back).
+        if f"--{full_at}--" in str(path) or (ballast and not freed):
+            ballast[:] = [fill(small_fs)]
 
     watch_writes(monkeypatch, hook)
 
     class FreeSpace(pl.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
             if ballast and ballast[0].exists() and trainer.current_epoch == 3:
+                cb.recorder.flush()  # step 15's snapshot, written in the background, has met the full disk
+                freed.append(True)
                 ballast[0].unlink()  # someone frees space: snapshots resume
 
     trainer = quiet_trainer(max_epochs=4, enable_checkpointing=True,
