@@ -87,7 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--old-max", type=int, default=100_000, help="largest N the old 2-D scatter is run at")
-    ap.add_argument("--base", default="main", help="the git revision of the old scatter")
+    ap.add_argument("--base", default="e130ed2", help="the git revision of the old scatter (e130ed2: the last 2-D canvas one)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
