@@ -244,18 +244,13 @@ class Recorder(SnapshotWrites):
         staged = []
         try:
             staged.append(stage_step_file(path, dest))
-        except OSError as exc:
+        except OSError:
             # A full disk fails this step's queued snapshot as well: that write ends first, so that the one
             # warning names the snapshot lost (whichever thread met the full disk first), not its checkpoint.
-            if step in self._tickets:
-                self._writes.wait(self._tickets[step])
-
-            def fail():
-                raise exc
-
-            self._safe_write(fail)
-            self._surface()
-            return
+            self._writes.wait(self._tickets.get(step))
+            if not self._safe_write(lambda: staged.append(stage_step_file(path, dest))):  # then tried once more
+                self._surface()
+                return
         self._kept.add(step)
 
         def record():
