@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -194,12 +195,27 @@ def _current(db: StatsDB) -> _Shared:
         entry.retired = True
         _close_if_idle(entry)
     db._shared_sql = _Shared(signature, con, list(db.skipped_files))
+    _OPEN.add(db._shared_sql)
     return db._shared_sql
 
 
 def _close_if_idle(entry: _Shared) -> None:
     if entry.retired and entry.users == 0:
         entry.con.close()
+        _OPEN.discard(entry)
+
+
+#: The shared connections still open. Each is closed when the interpreter exits, before its objects are torn
+#: down: a DuckDB connection left to the interpreter's last collection aborted `deepviz runs` at exit in CI
+#: ("terminate called without an active exception").
+_OPEN: set[_Shared] = set()
+
+
+@atexit.register
+def _close_all() -> None:
+    for entry in list(_OPEN):
+        entry.con.close()
+    _OPEN.clear()
 
 
 @contextmanager

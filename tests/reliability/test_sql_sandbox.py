@@ -84,7 +84,7 @@ def test_time_and_row_limits(store):
 
 def test_db_path_with_a_quote(webui_db, tmp_path):
     odd = tmp_path / "it's a db"
-    shutil.copytree(webui_db, odd)
+    shutil.copytree(webui_db, odd, ignore=shutil.ignore_patterns(".*.tmp"))
     store = StatsDB(odd)
     assert store.sandboxed_sql("SELECT count(*) FROM steps", 10, 5.0)["rows"][0][0] == len(store.steps())
     with pytest.raises(QueryError, match="reads only the db's own tables"):

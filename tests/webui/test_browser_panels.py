@@ -130,7 +130,7 @@ def corrupt_server(webui_db, tmp_path):
     from webui import create_app
 
     db = tmp_path / "stats_db"
-    shutil.copytree(webui_db, db)
+    shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns(".*.tmp"))  # (another app may be writing a derived table)
     store = StatsDB(db)
     run = store.run_ids()[-1]
     steps = store.steps(run)

@@ -61,7 +61,7 @@ def projection_files(db: Path, layer: str, method: str, seed: int) -> list[Path]
 def fresh_db(webui_db, tmp_path) -> Path:
     """A copy of the session db without any cached projection (a new process, in effect)."""
     db = tmp_path / "stats_db"
-    shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns("projections"))
+    shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns("projections", ".*.tmp"))
     return db
 
 
@@ -116,7 +116,7 @@ def test_tsne_sequence_is_deterministic_for_a_seed(webui_db, tmp_path):
     layouts = []
     for name in ("a", "b"):
         db = tmp_path / name
-        shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns("projections"))
+        shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns("projections", ".*.tmp"))
         client = app_for(db).test_client()
         rid = StatsDB(db).run_ids()[-1]
         status = wait_done(client, rid, "layer=fc1&method=tsne&seed=3")

@@ -28,7 +28,7 @@ def test_a_step_that_lands_while_serving_gets_its_aligned_layout(webui_db, tmp_p
     from webui import create_app
 
     db = tmp_path / "stats_db"
-    shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns("_locks"))
+    shutil.copytree(webui_db, db, ignore=shutil.ignore_patterns("_locks", ".*.tmp"))
     run = StatsDB(db).resolve_run()
     steps = StatsDB(db).steps(run)
     # The last step not yet committed: the writer renames its `steps` folder in last, so without it the

@@ -105,7 +105,7 @@ def test_refused_writes_leave_no_file(client, webui_db, tmp_path):
 def test_paths_leading_out_of_the_db_are_refused(tmp_path, webui_db):
     # A copy, so the shared fixture is never changed.
     db_copy = tmp_path / "db"
-    shutil.copytree(webui_db, db_copy)
+    shutil.copytree(webui_db, db_copy, ignore=shutil.ignore_patterns(".*.tmp"))  # (another app may be writing a derived table)
     secret = tmp_path / "secret.txt"
     secret.write_text("top secret")
     (db_copy / "link.txt").symlink_to(secret)
@@ -140,7 +140,7 @@ def test_an_unreadable_file_is_reported_not_a_crash(tmp_path, webui_db):
     from webui import create_app
 
     db_copy = tmp_path / "db"
-    shutil.copytree(webui_db, db_copy)
+    shutil.copytree(webui_db, db_copy, ignore=shutil.ignore_patterns(".*.tmp"))  # (another app may be writing a derived table)
     victim = next(db_copy.glob("predictions/run_id=*/step=*/predictions.parquet"))
     victim.write_bytes(victim.read_bytes()[:100])
     client = create_app(db_copy, test_config={"TESTING": True}).test_client()
