@@ -80,7 +80,8 @@ class Tally:
         t0 = time.perf_counter()
         try:
             status, _ = request(conn, "GET", url)
-            ok, why = status == 200, f"HTTP {status} {url}"
+            # 202: a cold step's clusters, accepted as a background job (the UI polls it), not an error.
+            ok, why = status in (200, 202), f"HTTP {status} {url}"
         except (OSError, http.client.HTTPException) as exc:
             ok, why = False, f"{type(exc).__name__}: {exc} {url}"
             conn.close()
