@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
@@ -205,10 +206,11 @@ def _close_if_idle(entry: _Shared) -> None:
         _OPEN.discard(entry)
 
 
-#: The shared connections still open. Each is closed when the interpreter exits, before its objects are torn
-#: down: a DuckDB connection left to the interpreter's last collection aborted `deepviz runs` at exit in CI
-#: ("terminate called without an active exception").
-_OPEN: set[_Shared] = set()
+#: The shared connections still open, held weakly: one whose StatsDB is gone is collected (and closed) with it,
+#: and each left is closed when the interpreter exits, before its objects are torn down: a DuckDB connection
+#: left to the interpreter's last collection aborted `deepviz runs` at exit in CI ("terminate called without an
+#: active exception").
+_OPEN: weakref.WeakSet[_Shared] = weakref.WeakSet()
 
 
 @atexit.register
