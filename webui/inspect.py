@@ -138,13 +138,12 @@ def _bounded_int(name: str, default: int, limit: int, why: str) -> int:
 def _image(rid: str, row: int):
     import torch
 
-    return torch.as_tensor(db().probe_inputs(rid)[row])
+    return torch.as_tensor(db().stored_inputs(rid).rows(row))
 
 
 def _probe_range(rid: str) -> tuple[np.ndarray, np.ndarray]:
-    x = db().probe_inputs(rid)
-    axes = (0, 2, 3)
-    return x.min(axis=axes).astype(np.float32), x.max(axis=axes).astype(np.float32)
+    stats = db().stored_inputs(rid).channel_stats()
+    return stats["min"], stats["max"]
 
 
 # ---------------------------------------------------------------------------
@@ -160,7 +159,7 @@ def layers(run: str, step: str):
     loaded = model_at(rid, s)
     out = [{"name": n, "type": loaded.types[n], "shape": list(shape[1:]), "spatial": len(shape) == 4} for n, shape in loaded.shapes.items()]
     return jsonify({"step": s, "layers": out, "conv_layers": loaded.convs, "weights": loaded.weights,
-                    "n_classes": class_count(rid), "input_shape": list(db().probe_inputs(rid).shape[1:])})
+                    "n_classes": class_count(rid), "input_shape": list(db().stored_inputs(rid).shape[1:])})
 
 
 def _attribution_params(method: str, loaded: Loaded, image_hw: tuple[int, int]) -> tuple[dict, bool]:
@@ -200,7 +199,7 @@ def attribution(run: str, step: str):
     pid, row = _probe(rid)
     target = _target(rid, s, row)
     loaded = model_at(rid, s)
-    image_hw = tuple(db().probe_inputs(rid).shape[-2:])
+    image_hw = tuple(db().stored_inputs(rid).shape[-2:])
     params, takes_target = _attribution_params(method, loaded, image_hw)
     if not takes_target:
         target = None
@@ -313,7 +312,7 @@ def maximize(run: str, step: str):
         start_arg = _image(rid, probe[1]) if start == "probe" else start
         res = introspect.maximize_activation(
             loaded.model, target, layer=layer, channel=unit, start=start_arg, value_range=value_range,
-            image_shape=tuple(db().probe_inputs(rid).shape[1:]), **opts,
+            image_shape=tuple(db().stored_inputs(rid).shape[1:]), **opts,
         )
         with torch.no_grad():
             probs = loaded.model(torch.as_tensor(res.image)[None]).softmax(1)[0]

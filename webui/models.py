@@ -66,7 +66,7 @@ def model_at(rid: str, step: int) -> Loaded:
         import torch
 
         loaded = load_weights(db(), step, rid, allow_checkpoints_from=current_app.config["TRUSTED_CHECKPOINT_DIRS"])
-        x = torch.as_tensor(db().probe_inputs(rid)[:1])
+        x = torch.as_tensor(db().stored_inputs(rid).rows(slice(0, 1)))
         shapes, types = _module_shapes(loaded.model, x)
         return Loaded(loaded.model, loaded.describe(), shapes, types)
 

@@ -33,15 +33,19 @@ MAX_UPLOAD = 8 * 1024 * 1024
 #: Largest decoded image accepted (pixels); keeps a small file that decodes huge out.
 MAX_PIXELS = 40_000_000
 
-def _index(rid: str, step: int | None, layer: str | None) -> SearchIndex:
-    """The search index of a layer at a step (or of the probe pixels when layer is None), built once per app."""
+def search_index(rid: str, step: int | None, layer: str | None) -> SearchIndex:
+    """The search index of a layer at a step (or of the probe pixels when layer is None), built once per app.
+    The pixels' index holds the stored codes (uint8 for most images), decoded a block at a time by each query."""
 
     def build() -> SearchIndex:
-        if layer is None:
-            pixels = db().probe_inputs(rid)
-            return SearchIndex(pixels.reshape(len(pixels), -1))
         return SearchIndex(db().activations(step, layer, rid))
 
+    if layer is None:
+        # The codes are in the db's cache (307 MB at 100,000 CIFAR images, more than the heavy cache
+        # holds); only their norms, a pass over all of them, are kept here.
+        inputs = db().stored_inputs(rid)
+        norms = state().results.get_or_compute(("pixel_sq_norms", rid), lambda: SearchIndex(inputs.codes, inputs.divisor).sq_norms)[0]
+        return SearchIndex(inputs.codes, inputs.divisor, sq_norms=norms)
     return state().heavy.get_or_compute(("search_index", rid, step, layer), build)[0]
 
 
@@ -92,9 +96,9 @@ def _answer(rid, s, layer, metric, p, k, space, query: dict, q_layer, q_pixels, 
     preds = db().predictions(s, rid)
     out = {"step": s, "layer": layer, "metric": metric, "p": p, "k": k, "space": space, "n": int(len(preds["probe_id"])), "query": query}
     if space in ("both", "layer"):
-        out["results"] = _search(_index(rid, s, layer), q_layer, k, metric, p, self_row, preds)
+        out["results"] = _search(search_index(rid, s, layer), q_layer, k, metric, p, self_row, preds)
     if space in ("both", "pixels"):
-        out["pixel"] = _search(_index(rid, None, None), q_pixels, k, metric, p, self_row, preds)
+        out["pixel"] = _search(search_index(rid, None, None), q_pixels, k, metric, p, self_row, preds)
     out["ms"] = round((time.perf_counter() - t0) * 1000, 2)
     return out
 
@@ -119,14 +123,14 @@ def search(run: str):
         "pred": int(preds["pred"][row]),
         "confidence": float(preds["confidence"][row]),
     }
-    q_layer = _index(rid, s, layer).X[row] if space != "pixels" else None
-    q_pixels = _index(rid, None, None).X[row] if space != "layer" else None
+    q_layer = search_index(rid, s, layer).row(row) if space != "pixels" else None
+    q_pixels = search_index(rid, None, None).row(row) if space != "layer" else None
     return jsonify(_answer(rid, s, layer, metric, p, k, space, query, q_layer, q_pixels, row, t0))
 
 
 # ---- uploaded images
 
-def _decode(file, shape: list[int], probe_pixels: np.ndarray) -> np.ndarray:
+def _decode(file, shape: list[int], probe_stats: dict[str, np.ndarray]) -> np.ndarray:
     """An uploaded file as one model input (C, H, W): centre-cropped, resized, in [0, 1].
 
     When the run's probe inputs are not in [0, 1] (the model was trained on
@@ -153,9 +157,8 @@ def _decode(file, shape: list[int], probe_pixels: np.ndarray) -> np.ndarray:
         raise ApiError(f"The uploaded file {file.filename or ''!r} is not an image Pillow can read ({type(exc).__name__}); "
                        "choose a PNG, JPEG, GIF, BMP or WebP image.", 400) from None
     x = x[None] if c == 1 else x.transpose(2, 0, 1)
-    if probe_pixels.min() < -1e-3 or probe_pixels.max() > 1 + 1e-3:
-        axes = (0, 2, 3)
-        mean, std = probe_pixels.mean(axis=axes), probe_pixels.std(axis=axes)
+    if probe_stats["min"].min() < -1e-3 or probe_stats["max"].max() > 1 + 1e-3:
+        mean, std = probe_stats["mean"], probe_stats["std"]
         x = (x - x.mean(axis=(1, 2), keepdims=True)) / np.maximum(x.std(axis=(1, 2), keepdims=True), 1e-6)
         x = x * std[:, None, None] + mean[:, None, None]
     return x.astype(np.float32)
@@ -175,8 +178,7 @@ def search_upload(run: str):
     if file is None:
         raise ApiError("Missing file field 'image': POST the image as multipart/form-data.", 400)
     info = db().run_info(rid)
-    pixels = db().probe_inputs(rid)
-    x = _decode(file, list(info["input_shape"]), pixels)
+    x = _decode(file, list(info["input_shape"]), db().stored_inputs(rid).channel_stats())
     loaded = model_at(rid, s)
     with loaded.lock:
         out = capture(loaded.model, torch.from_numpy(x[None]), torch.zeros(1, dtype=torch.long), [layer])

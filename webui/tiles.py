@@ -54,7 +54,7 @@ def tile(run: str):
                        "Ask for the rest in further tiles.", 400)
 
     def draw() -> bytes:
-        thumbs = db().thumbnails(rid)
+        thumbs = db().thumbnails_of(ids[rows], rid)  # the row groups that hold them, not every thumbnail
         return sprite_sheet([thumbs[int(pid)] for pid in ids[rows]], size)
 
     key = ("tile", rid, size, hashlib.sha1(rows.astype(np.int64).tobytes()).hexdigest())

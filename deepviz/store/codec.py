@@ -7,7 +7,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -181,6 +181,23 @@ def read(path: Path | ObjPath, columns=None) -> pa.Table:
     except FileNotFoundError as exc:
         # Callers check what may legitimately be absent before reading: a file
         # that vanishes here is a lost part of the db, not an unknown name.
+        raise CorruptDataError(f"Missing file {path}: it was deleted or never written. Other steps stay readable.") from exc
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptDataError(f"Cannot read {path}: {_reason(exc, path)} The file is truncated or corrupt; other steps stay readable.") from exc
+
+
+def read_row_groups(path: Path | ObjPath, columns=None) -> Iterator[tuple[int, pa.Table]]:
+    """``(rows of the file, one row group's table)`` for each row group in turn: a large file read without
+    holding its columns whole. Errors as ``read``'s."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if isinstance(path, ObjPath):
+                pf = pq.ParquetFile(path.path, filesystem=path.remote.fs)
+            else:
+                pf = pq.ParquetFile(stack.enter_context(open(path, "rb")))  # one handle, as _read_file
+            for i in range(pf.metadata.num_row_groups):
+                yield pf.metadata.num_rows, pf.read_row_group(i, columns=columns)
+    except FileNotFoundError as exc:
         raise CorruptDataError(f"Missing file {path}: it was deleted or never written. Other steps stay readable.") from exc
     except (pa.ArrowException, OSError) as exc:
         raise CorruptDataError(f"Cannot read {path}: {_reason(exc, path)} The file is truncated or corrupt; other steps stay readable.") from exc

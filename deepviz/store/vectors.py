@@ -160,11 +160,20 @@ def input_column(name: str, inputs: np.ndarray) -> tuple[pa.Field, pa.Array]:
 
 def inputs_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:
     """The probe inputs as (N, D) float32: a blob of any ``input_column`` encoding, or a list (schema 1)."""
+    codes, divisor = input_codes(table, name, what)
+    if divisor is None:
+        return np.array(codes, dtype=np.float32)  # a copy: never a read-only view of Arrow's buffer
+    return np.divide(codes, np.float32(divisor), dtype=np.float32)
+
+
+def input_codes(table: pa.Table, name: str, what: str) -> tuple[np.ndarray, float | None]:
+    """The probe inputs as stored, (N, D), and their divisor: uint8 codes with the divisor that makes them the
+    model's values, or float16/float32 values with None (a list column of schema 1 reads as float32)."""
     field = table.schema.field(name)
     if not pa.types.is_fixed_size_binary(field.type):
-        return vectors_to_numpy(table, name, what)
+        return vectors_to_numpy(table, name, what), None
     if _meta(field, DTYPE, what) != "|u1":
-        return blob_to_numpy(table.column(name), field, what, allowed=tuple(BLOB_DTYPES), out_dtype=np.float32)
+        return blob_to_numpy(table.column(name), field, what, allowed=tuple(BLOB_DTYPES)), None
     values = blob_to_numpy(table.column(name), field, what, allowed=tuple(BLOB_DTYPES))
     divisor = _meta(field, DIVISOR, what)
     try:
@@ -174,4 +183,4 @@ def inputs_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:
     if d not in INPUT_DIVISORS:
         raise CorruptDataError(f"Column {name!r} of {what} has divisor {divisor[:20]!r}; allowed: "
                                f"{', '.join(map(repr, INPUT_DIVISORS))}. The file is corrupt or not deepviz's.")
-    return np.divide(values, np.float32(d), dtype=np.float32)
+    return values, d

@@ -1,0 +1,71 @@
+"""The probe inputs as the db keeps them (``StatsDB.stored_inputs``): compact codes, decoded on demand to exactly
+what ``probe_inputs`` returns, whatever the encoding (uint8 codes, float16, float32, a schema 1 list)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deepviz import StatsDB, StatsWriter
+from deepviz import schema as S
+from deepviz.store.inputs import StoredInputs
+
+from .test_store import write_run
+from .test_store_vectors import _probes
+
+N = 7000  # more than one block of rows
+
+
+def _inputs(kind: str) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    u = rng.integers(0, 256, (N, 1, 2, 2))
+    return {"u8/255": u / 255, "u8": u, "f16": u / 8 - 3, "f32": rng.normal(size=u.shape)}[kind].astype(np.float32)
+
+
+@pytest.mark.parametrize("kind, stored", [("u8/255", np.uint8), ("u8", np.uint8), ("f16", np.float16), ("f32", np.float32)])
+def test_stored_inputs_decode_to_the_probe_inputs(tmp_path, kind, stored):
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    given = _inputs(kind)
+    given[[5, 900]] = given[[900, 5]]
+    _probes(writer, given)
+    db = StatsDB(tmp_path)
+    inputs = db.stored_inputs("r1")
+    assert isinstance(inputs, StoredInputs) and inputs.codes.dtype == stored
+    assert inputs.shape == (N, 1, 2, 2) and len(inputs) == N
+    np.testing.assert_array_equal(db.probe_inputs("r1"), given)
+    np.testing.assert_array_equal(inputs.rows(900), given[900])
+    np.testing.assert_array_equal(inputs.rows([3, 1]), given[[3, 1]])
+    np.testing.assert_array_equal(np.concatenate(list(inputs.blocks(rows=1000))), given.reshape(N, -1))
+    stats = inputs.channel_stats()
+    np.testing.assert_allclose(stats["min"], given.min(axis=(0, 2, 3)))
+    np.testing.assert_allclose(stats["max"], given.max(axis=(0, 2, 3)))
+    np.testing.assert_allclose(stats["mean"], given.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(stats["std"], given.std(axis=(0, 2, 3)), rtol=1e-4)
+    # what probe_inputs hands out is the caller's: writing to it changes nothing kept
+    out = db.probe_inputs("r1")
+    out[:] = -1
+    np.testing.assert_array_equal(db.probe_inputs("r1"), given)
+
+
+def test_a_schema_1_db_reads_its_list_inputs(tmp_path):
+    (tmp_path / S.VERSION_FILE).write_text(json.dumps({"schema_version": 1}))
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    given = _inputs("u8/255")[:50]
+    _probes(writer, given)
+    inputs = StatsDB(tmp_path).stored_inputs("r1")
+    assert inputs.codes.dtype == np.float32 and inputs.divisor is None
+    np.testing.assert_array_equal(inputs.rows(slice(None)), given)
+
+
+def test_stored_inputs_are_cached_by_their_compact_size(tmp_path):
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    _probes(writer, _inputs("u8/255"))
+    db = StatsDB(tmp_path)
+    first = db.stored_inputs("r1")
+    assert db.stored_inputs("r1") is first
+    assert first.nbytes == N * 4  # one byte a value, a quarter of float32
