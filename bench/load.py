@@ -10,7 +10,7 @@ subprocess on loopback, caches the projection sequence by requesting it once
 
     runs list, run detail, a step switch (projection + predictions of a step),
     neighbours of an image, the confusion matrix, thumbnails, and the Embedding
-    view's heavy routes: the clusters of a step and the mosaic's sprite sheet
+    view's heavy routes: the clusters of a step and the mosaic's tiles
 
 with a random think time (``--think-ms``, uniform 0..x) between a client's
 requests, as people clicking through the UI have. The warm-up visits only
@@ -151,7 +151,7 @@ def measure(db: Path | str, run_id: str, args, env: dict | None = None):
                             f"{base}/steps/{step}/clusters?layer={LAYER}"):
                     request(conn, "GET", url)
             print(f"warm-up visit of {len(steps) - len(cold)} steps in {time.perf_counter() - t0:.1f} s; "
-                  f"cold: steps {sorted(cold)} and the sprite sheet", flush=True)
+                  f"cold: steps {sorted(cold)} and the mosaic's tiles", flush=True)
         conn.close()
         load = offer if args.users else drive
         return load(port, run_id, steps, run["n_probe"], query, args)
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     p.add_argument("--users", type=int, default=0, help="open loop: offer the clicks of this many active people")
     p.add_argument("--click-every-s", type=float, default=5.0, help="with --users: seconds between one person's clicks, on average")
     p.add_argument("--cold-share", type=float, default=0.3, help="share of the steps the warm-up leaves cold")
-    p.add_argument("--mix", default="full", choices=sorted(MIXES), help="light: without clusters and the sprite sheet")
+    p.add_argument("--mix", default="full", choices=sorted(MIXES), help="light: without clusters and the mosaic")
     p.add_argument("--threads", type=int, default=0, help="waitress worker threads (default: deepviz serve's, webui.server.WAITRESS)")
     p.add_argument("--method", default="tsne", choices=("tsne", "pca"))
     p.add_argument("--time-limit", type=float, default=300.0, help="seconds for the load phase")

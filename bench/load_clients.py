@@ -15,14 +15,14 @@ from timeline import LAYER  # the layer of the synthetic run load.py builds
 # (name, weight): what one click of a person using the UI asks for.
 MIXES = {
     "full": [("runs", 5), ("run", 5), ("step_switch", 30), ("neighbours", 12), ("confusion", 12), ("thumbnail", 26),
-             ("clusters", 8), ("sprite", 2)],
+             ("clusters", 8), ("mosaic", 2)],
     # Without the Embedding view's heavy routes: the mix of docs/reliability.md's figures.
     "light": [("runs", 5), ("run", 5), ("step_switch", 30), ("neighbours", 15), ("confusion", 15), ("thumbnail", 30)],
 }
 
 #: Route (as ``_route`` names it) -> its family, for the per-family lines.
 FAMILIES = {"steps/projection": "step switch", "steps/predictions": "step switch", "steps/clusters": "embedding heavy",
-            "sprite.png": "embedding heavy", "steps/neighbours": "neighbours", "steps/confusion": "confusion",
+            "tiles.png": "embedding heavy", "steps/neighbours": "neighbours", "steps/confusion": "confusion",
             "probes/thumbnail.png": "thumbnails", "runs": "runs", "run": "runs"}
 
 
@@ -36,11 +36,11 @@ def request(conn: http.client.HTTPConnection, method: str, url: str) -> tuple[in
 
 def client_urls(rng: random.Random, run_id: str, steps: list[int], n_probe: int, query: str, cached: set,
                 mix: str) -> list[str]:
-    """The requests of one click of a person whose browser holds ``cached`` (the sprite sheet is sent
-    ``immutable``: a browser asks for it once)."""
+    """The requests of one click of a person whose browser holds ``cached`` (the mosaic's tiles are sent
+    ``immutable``: a browser asks for each once)."""
     urls = _click(rng, run_id, steps, n_probe, query, MIXES[mix])
     fresh = [u for u in urls if u not in cached]
-    cached.update(u for u in urls if "/sprite.png" in u)
+    cached.update(u for u in urls if "/tiles.png" in u)
     return fresh
 
 
@@ -60,9 +60,18 @@ def _click(rng: random.Random, run_id: str, steps: list[int], n_probe: int, quer
         return [f"{base}/steps/{step}/confusion"]
     if kind == "clusters":
         return [f"{base}/steps/{step}/clusters?layer={LAYER}"]
-    if kind == "sprite":
-        return [f"{base}/sprite.png?size={24 if n_probe > 2500 else 32}"]  # the cell the Embedding view asks for
+    if kind == "mosaic":
+        return mosaic_urls(base, n_probe)
     return [f"{base}/probes/{rng.randrange(n_probe)}/thumbnail.png"]
+
+
+def mosaic_urls(base: str, n_probe: int, size: int = 4) -> list[str]:
+    """The tiles the mosaic asks for when it is turned on over the whole probe set: every row at ``size`` px,
+    in tiles of as many rows as one holds (webui/tiles.py; static/js/scatter/mosaic.js)."""
+    from webui.tiles import tile_capacity
+
+    cap = tile_capacity(size)
+    return [f"{base}/tiles.png?size={size}&rows={lo}-{min(lo + cap, n_probe) - 1}" for lo in range(0, n_probe, cap)]
 
 
 class Tally:

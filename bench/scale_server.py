@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from load import cache_projections, request, start_server
+from load_clients import mosaic_urls
+from webui.tiles import tile_capacity
 from scale import LAYER, RUN, Figure
 
 
@@ -86,14 +88,15 @@ def _layout(body: bytes) -> tuple[dict, np.ndarray]:
     return header, xy.reshape(spec["shape"])
 
 
-def visit_heavy_routes(conn, base: str, steps: list[int], pid: int) -> None:
+def visit_heavy_routes(conn, base: str, steps: list[int], n_probe: int, pid: int) -> None:
     """What a session asks for besides step switches: neighbours (a layer's activations, and the images'
-    pixels) at every step, and the mosaic's sprite sheet; the peak RSS after each."""
+    pixels) at every step, and the mosaic's tiles; the peak RSS after each."""
     for s in steps:
         get(conn, f"{base}/steps/{s}/neighbours?probe=0&layer={LAYER}&metric=cosine&k=8")
     print(f"  (peak RSS after neighbours at every step: {peak_rss_mb(pid).value:.0f} MB)", flush=True)
-    get(conn, f"{base}/sprite.png?size=24")
-    print(f"  (peak RSS after the sprite sheet: {peak_rss_mb(pid).value:.0f} MB)", flush=True)
+    for url in mosaic_urls(base, n_probe) + [f"{base}/tiles.png?size=32&rows=0-{min(n_probe, tile_capacity(32)) - 1}"]:
+        get(conn, url)  # the mosaic turned on over every image, then a zoom into the first tile at 32 px
+    print(f"  (peak RSS after the mosaic's tiles: {peak_rss_mb(pid).value:.0f} MB)", flush=True)
 
 
 def peak_rss_mb(pid: int) -> Figure:
@@ -119,7 +122,7 @@ def server_figures(db: Path, args) -> dict[str, Figure]:
         if args.tsne:
             out["tsne_timeline_s"], out["tsne_knn_gap"] = tsne_timeline(port, conn, base, db, steps)
         print(f"  (peak RSS before neighbours and the sprite sheet: {peak_rss_mb(server.pid).value:.0f} MB)", flush=True)
-        visit_heavy_routes(conn, base, steps, server.pid)
+        visit_heavy_routes(conn, base, steps, json.loads(get(conn, base))["n_probe"], server.pid)
         out["server_rss_mb"] = peak_rss_mb(server.pid)
         conn.close()
         return out

@@ -6,6 +6,7 @@ import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ THUMBNAIL_MAX = 64
 CHUNK_BYTES = 1 << 20
 #: Thumbnails one worker encodes in a row (PIL's encoder releases the GIL; one task per image would cost more than it).
 THUMBNAIL_SLICE = 512
+#: Images converted and encoded at a time by ``iter_thumbnails``.
+THUMBNAIL_WINDOW = 8192
 
 
 @dataclass
@@ -210,9 +213,10 @@ def display_range(inputs: torch.Tensor) -> tuple[float, float]:
     return lo, hi if hi > lo else lo + 1.0
 
 
-def to_uint8_images(inputs: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) model inputs -> (N, H, W, C) uint8 for display (a view), converted a chunk at a time."""
-    lo, hi = display_range(inputs)
+def to_uint8_images(inputs: torch.Tensor, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """(N, C, H, W) model inputs -> (N, H, W, C) uint8 for display (a view), converted a chunk at a time;
+    ``value_range`` is ``display_range(inputs)`` unless given (that of the whole probe, for some of its rows)."""
+    lo, hi = value_range or display_range(inputs)
     x = inputs.detach().cpu()
     if x.ndim == 3:
         x = x[:, None]
@@ -245,11 +249,18 @@ def _png(img: np.ndarray, max_size: int) -> bytes:
 
 def thumbnails(inputs: torch.Tensor, max_size: int = THUMBNAIL_MAX) -> list[bytes]:
     """PNG bytes of each probe image, at most ``max_size`` pixels a side, encoded on every core."""
-    images = to_uint8_images(inputs)
-    slices = [images[i:i + THUMBNAIL_SLICE] for i in range(0, len(images), THUMBNAIL_SLICE)]
+    return list(iter_thumbnails(inputs, max_size))
+
+
+def iter_thumbnails(inputs: torch.Tensor, max_size: int = THUMBNAIL_MAX) -> Iterator[bytes]:
+    """``thumbnails``, yielded in order as they are encoded, ``THUMBNAIL_WINDOW`` images at a time: at 100,000
+    images every PNG, and the images as uint8, held at once were over half a gigabyte."""
+    value_range = display_range(inputs)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = max(1, min(len(slices), cores))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepviz-thumbnails") as pool:
-        # each worker makes its slice contiguous: PIL copies a strided image row by row, 5x slower
-        parts = pool.map(lambda part: [_png(img, max_size) for img in np.ascontiguousarray(part)], slices)
-        return [png for part in parts for png in part]
+    with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="deepviz-thumbnails") as pool:
+        for start in range(0, len(inputs), THUMBNAIL_WINDOW):
+            images = to_uint8_images(inputs[start:start + THUMBNAIL_WINDOW], value_range)
+            slices = [images[i:i + THUMBNAIL_SLICE] for i in range(0, len(images), THUMBNAIL_SLICE)]
+            # each worker makes its slice contiguous: PIL copies a strided image row by row, 5x slower
+            for part in pool.map(lambda part: [_png(img, max_size) for img in np.ascontiguousarray(part)], slices):
+                yield from part

@@ -36,7 +36,7 @@ from .capture import Captured, capture_tensors, conv_layers, rank_zero_buffers, 
 from .checkpoint_io import publish_step_file, stage_step_file
 from .gather import gather_to_zero, seen_anywhere
 from .recorder_writes import SnapshotWrites
-from .probe import ProbeSet, build_probe, thumbnails
+from .probe import ProbeSet, build_probe, iter_thumbnails
 from .errors import ConfigurationError
 from .store import StatsWriter, check_layer_name, new_run_id
 
@@ -310,7 +310,7 @@ class Recorder(SnapshotWrites):
         def write():
             # Probes first: a run row is listed by readers, so what it refers to must exist.
             self.writer.write_probes(
-                self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, thumbnails(self.probe.inputs),
+                self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, iter_thumbnails(self.probe.inputs),
                 self.probe.inputs.numpy(),
             )
             self.writer.write_run(row)
@@ -365,9 +365,10 @@ class Recorder(SnapshotWrites):
             rows = np.flatnonzero(seen)
             part = part.take(rows)
         else:
-            rows = np.arange(rank, len(probe), world)
+            share = slice(rank, None, world)  # a view: indexing by an array of rows copied the whole probe
+            rows = np.arange(len(probe))[share]
             with rank_zero_buffers(self.model):
-                part = capture_tensors(self.model, probe.inputs[rows], probe.labels[rows], self.layers,
+                part = capture_tensors(self.model, probe.inputs[share], probe.labels[share], self.layers,
                                        self.batch_size)
         return part if world == 1 else gather_to_zero(rows, part, len(probe))
 

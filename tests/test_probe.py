@@ -237,3 +237,17 @@ def test_thumbnails_encoded_in_parallel_keep_probe_order(monkeypatch):
     assert len(pngs) == 7
     for png, img in zip(pngs, expected):
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), img)
+
+
+def test_thumbnails_streamed_a_window_at_a_time_share_the_whole_probes_range(monkeypatch):
+    # Normalised inputs are shown by the range of the whole probe: a window of a few images must not
+    # stretch its own range (which would brighten a dark window).
+    from deepviz import probe as P
+
+    x = torch.randn(11, 3, 4, 4) * 2
+    x[:4] -= 5  # a dark first window
+    monkeypatch.setattr(P, "THUMBNAIL_WINDOW", 4)
+    streamed = P.iter_thumbnails(x)
+    assert not isinstance(streamed, list)
+    got = [np.asarray(Image.open(io.BytesIO(png))) for png in streamed]
+    np.testing.assert_array_equal(np.stack(got), to_uint8_images(x))

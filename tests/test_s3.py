@@ -400,3 +400,29 @@ def test_an_object_replaced_while_it_is_read_is_read_whole(s3_db, monkeypatch, t
         assert failures, "no read fell between a size lookup and a replacement: the race was not exercised"
     else:
         assert failures == []
+
+
+def test_probes_cut_short_mid_upload_leave_no_object_and_a_whole_one_appears_once_written(s3_db):  # noqa: F811
+    # The probes stream in a row group at a time (a multipart upload): a failure part-way must not leave a
+    # probes object, half of one, or the temporary key it was uploaded under.
+    writer = StatsWriter(s3_db)
+    writer.write_run({"run_id": "p", "name": "p", "model_class": "m:M", "hparams": "{}", "class_names": ["a"],
+                      "input_shape": [1, 2, 2], "layers": ["fc"]})
+    n = 3000
+    inputs = (np.arange(n * 4) % 256).reshape(n, 1, 2, 2).astype(np.float32) / 255
+
+    def pngs(fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise OSError("the encoder died")
+            yield b"png%d" % i
+
+    with pytest.raises(OSError, match="encoder died"):
+        writer.write_probes("p", np.arange(n), np.zeros(n, int), ["a"], pngs(fail_at=2500), inputs)
+    root = writer.layout.root
+    assert [p.key for p in root.rglob("*") if "probes" in p.key] == []
+    writer.write_probes("p", np.arange(n), np.zeros(n, int), ["a"], pngs(), inputs)
+    assert [p.key.rsplit("/", 1)[-1] for p in root.rglob("*") if "probes" in p.key] == ["probes.parquet"]
+    db = StatsDB(s3_db)
+    np.testing.assert_array_equal(db.probe_inputs("p"), inputs)
+    assert db.thumbnail(2999, "p") == b"png2999"

@@ -69,3 +69,30 @@ def test_stored_inputs_are_cached_by_their_compact_size(tmp_path):
     first = db.stored_inputs("r1")
     assert db.stored_inputs("r1") is first
     assert first.nbytes == N * 4  # one byte a value, a quarter of float32
+
+
+def test_the_probes_are_written_as_their_thumbnails_stream_in_and_a_failure_leaves_no_file(tmp_path):
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    given = _inputs("u8/255")
+    folder = tmp_path / "probes" / "run_id=r1"
+
+    def failing():
+        for i in range(N):
+            if i == 2500:
+                raise OSError("the thumbnail encoder died")
+            yield b"png%d" % i
+
+    with pytest.raises(OSError, match="encoder died"):
+        writer.write_probes("r1", np.arange(N), np.zeros(N, int), ["c0"], failing(), given)
+    assert not folder.exists() or not any(folder.iterdir())  # no probes file, no temporary file
+    with pytest.raises(ValueError, match=r"6999 thumbnails for 7000 probe images"):
+        writer.write_probes("r1", np.arange(N), np.zeros(N, int), ["c0"], (b"png%d" % i for i in range(N - 1)), given)
+    with pytest.raises(ValueError, match="More thumbnails than the 7000 probe images"):
+        writer.write_probes("r1", np.arange(N), np.zeros(N, int), ["c0"], (b"png%d" % i for i in range(N + 1)), given)
+    assert not folder.exists() or not any(folder.iterdir())
+
+    writer.write_probes("r1", np.arange(N), np.zeros(N, int), ["c0"], (b"png%d" % i for i in range(N)), given)
+    db = StatsDB(tmp_path)
+    np.testing.assert_array_equal(db.probe_inputs("r1"), given)
+    assert db.thumbnail(6543, "r1") == b"png6543"

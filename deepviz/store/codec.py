@@ -99,22 +99,37 @@ def _row_group_rows(table: pa.Table) -> int:
     return max(1, ROW_GROUP_BYTES * table.num_rows // max(1, table.nbytes)) if table.num_rows else 1
 
 
-def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterable[str] = (), row_group_size: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    where, filesystem = _where(path)
+def _options(schema: pa.Schema, vector_columns: Iterable[str]) -> dict:
     vectors = set(vector_columns)
     # Dictionary encoding of float vectors halves write speed for no gain:
     # use it only for the small repeated string columns.
-    dictionary = [c for c in table.column_names if c not in vectors and pa.types.is_string(table.schema.field(c).type)]
-    pq.write_table(
-        table,
-        where,
-        filesystem=filesystem,
-        compression="zstd",
-        use_dictionary=dictionary,
-        write_statistics=[c for c in table.column_names if c not in vectors],
-        row_group_size=min(row_group_size or table.num_rows or 1, _row_group_rows(table)),  # at most so many rows, and bytes
-    )
+    return {
+        "compression": "zstd",
+        "use_dictionary": [c for c in schema.names if c not in vectors and pa.types.is_string(schema.field(c).type)],
+        "write_statistics": [c for c in schema.names if c not in vectors],
+    }
+
+
+def write_parquet(table: pa.Table | Iterable[pa.Table], path: Path | ObjPath, vector_columns: Iterable[str] = (),
+                  row_group_size: int | None = None) -> None:
+    """One table, or a stream of tables of one schema each written as its own row group (never all held)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    where, filesystem = _where(path)
+    if isinstance(table, pa.Table):
+        pq.write_table(table, where, filesystem=filesystem, **_options(table.schema, vector_columns),
+                       row_group_size=min(row_group_size or table.num_rows or 1, _row_group_rows(table)))  # at most so many rows, and bytes
+    else:
+        writer = None  # each table a row group (or more: at most ROW_GROUP_BYTES each)
+        try:
+            for part in table:
+                if writer is None:
+                    writer = pq.ParquetWriter(where, part.schema, filesystem=filesystem, **_options(part.schema, vector_columns))
+                writer.write_table(part, row_group_size=min(max(1, part.num_rows), _row_group_rows(part)))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"No rows, not even a schema, to write to {path}.")
     if filesystem is not None:
         path.remote.changed()
 
@@ -123,22 +138,24 @@ def write_parquet(table: pa.Table, path: Path | ObjPath, vector_columns: Iterabl
 TMP_SUFFIX = ".tmp"
 
 
-def publish(table: pa.Table, final: Path, tmp_prefix: str, vector_columns: Iterable[str] = (), row_group_size: int | None = None) -> None:
+def publish(table: pa.Table | Iterable[pa.Table], final: Path, tmp_prefix: str, vector_columns: Iterable[str] = (), row_group_size: int | None = None) -> None:
     """Write ``table`` to ``final`` atomically: a hidden temporary name, then a rename.
 
     A failed write (a full disk) removes its temporary file, so nothing
     partial stays behind; a folder it had to create stays only if something
     else is in it. On object storage an object appears whole or not at all
-    (and a rename would be a copy): it is written in place.
+    (and a rename would be a copy): one table is written in place; a stream
+    of them, whose upload a failure can cut short, under a temporary key
+    copied to ``final`` once whole.
     """
-    if isinstance(final, ObjPath):
+    if isinstance(final, ObjPath) and isinstance(table, pa.Table):
         write_parquet(table, final, vector_columns, row_group_size)
         return
     tmp = final.with_name(f".{tmp_prefix}-{uuid.uuid4().hex}{TMP_SUFFIX}")
-    created = not final.parent.exists()
+    created = not isinstance(final, ObjPath) and not final.parent.exists()
     try:
         write_parquet(table, tmp, vector_columns, row_group_size)
-        os.replace(tmp, final)
+        tmp.replace(final) if isinstance(tmp, ObjPath) else os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         if created:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+import itertools
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
 
 from .. import schema as S
 from .codec import arrow_schema, vector_column
-from .vectors import blob_column, input_column
+from .vectors import blob_column, input_column, input_encoding
 
 ACTIVATION_DTYPES = {"float16": np.float16, "float32": np.float32}
 #: The schema version that stores vectors as blobs (``vectors.py``); a db of an older one keeps its list columns.
@@ -124,20 +125,34 @@ def _binary(cells: list[bytes]) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), len(cells), buffers)
 
 
-def probes(run_id: str, probe_ids, labels, class_names, thumbnails, inputs, version: int = S.SCHEMA_VERSION) -> pa.Table:
-    """The probe rows; the inputs as ``vectors.input_column`` stores them (``list<float32>`` in a schema 1 db)."""
+def probes(run_id: str, probe_ids, labels, class_names, thumbnails: Iterable[bytes], inputs, rows: int,
+           version: int = S.SCHEMA_VERSION) -> Iterator[pa.Table]:
+    """The probe rows, ``rows`` at a time (one row group each), all of one schema: ``thumbnails`` is read as the
+    tables are made, and the inputs are stored as ``vectors.input_encoding`` chooses for all of them
+    (``list<float32>`` in a schema 1 db). Nothing the size of the whole probe is made."""
     labels = np.asarray(labels, dtype=np.int32)
-    if version >= BLOB_VERSION:
-        field, stored = input_column("input", inputs)
-    else:
-        stored = vector_column(np.asarray(inputs), np.float32)
-        field = pa.field("input", stored.type)
-    columns = {
-        "run_id": pa.array([run_id] * len(labels), pa.string()),
-        "probe_id": pa.array(np.asarray(probe_ids, dtype=np.int64)),
-        "label": pa.array(labels),
-        "class_name": pa.array(list(class_names), pa.string()).take(pa.array(labels)),
-        "thumbnail": _binary(thumbnails),
-        "input": stored,
-    }
-    return pa.table(columns, schema=_with_field(S.PROBES, field))
+    probe_ids = np.asarray(probe_ids, dtype=np.int64)
+    names = pa.array(list(class_names), pa.string())
+    encoding = input_encoding(inputs) if version >= BLOB_VERSION else None
+    pngs = iter(thumbnails)
+    for start in range(0, max(len(labels), 1), rows):
+        part = slice(start, start + rows)
+        if encoding is not None:
+            field, stored = input_column("input", inputs[part], encoding)
+        else:
+            stored = vector_column(np.asarray(inputs[part]), np.float32)
+            field = pa.field("input", stored.type)
+        n = len(labels[part])
+        cells = list(itertools.islice(pngs, n))
+        if len(cells) != n:
+            raise ValueError(f"{len(cells) + start} thumbnails for {len(labels)} probe images: one each is needed.")
+        yield pa.table({
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "probe_id": pa.array(probe_ids[part]),
+            "label": pa.array(labels[part]),
+            "class_name": names.take(pa.array(labels[part])),
+            "thumbnail": _binary(cells),
+            "input": stored,
+        }, schema=_with_field(S.PROBES, field))
+    if next(pngs, None) is not None:
+        raise ValueError(f"More thumbnails than the {len(labels)} probe images: one each is needed.")

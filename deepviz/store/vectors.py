@@ -116,22 +116,23 @@ def vectors_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:
 # --------------------------------------------------------------------------- probe inputs
 
 
-def _uint8_codes(x: np.ndarray, divisor: float) -> np.ndarray | None:
-    """``x`` as uint8 codes with ``x == code / divisor`` exactly, chunk by chunk; None where any value is not."""
-    codes, rows = np.empty(x.shape, np.uint8), _chunk_rows(x)
+def _uint8_exact(x: np.ndarray, divisor: float) -> bool:
+    """Is every value of ``x`` some ``code / divisor``, code in 0..255? Checked chunk by chunk."""
+    rows = _chunk_rows(x)
     buf = np.empty((min(rows, len(x)),) + x.shape[1:], np.float32)
+    codes = np.empty(buf.shape, np.uint8)
     for start in range(0, len(x), rows):
-        chunk, out = x[start:start + rows], codes[start:start + rows]
-        t = buf[: len(chunk)]
+        chunk = x[start:start + rows]
+        t, c = buf[: len(chunk)], codes[: len(chunk)]
         np.multiply(chunk, np.float32(divisor), out=t)
         np.rint(t, out=t)
         if not (t.min() >= 0 and t.max() <= 255):  # NaN fails too
-            return None
-        np.copyto(out, t, casting="unsafe")
-        np.divide(out, np.float32(divisor), out=t, dtype=np.float32)
+            return False
+        np.copyto(c, t, casting="unsafe")
+        np.divide(c, np.float32(divisor), out=t, dtype=np.float32)
         if not np.array_equal(t, chunk):
-            return None
-    return codes
+            return False
+    return True
 
 
 def _float16_exact(x: np.ndarray) -> bool:
@@ -143,19 +144,30 @@ def _float16_exact(x: np.ndarray) -> bool:
     return True
 
 
-def input_column(name: str, inputs: np.ndarray) -> tuple[pa.Field, pa.Array]:
-    """The probe inputs, stored losslessly and as small as they allow.
-
-    uint8 codes when every value is ``code / 255`` (images as ``ToTensor``
-    makes them) or ``code`` (raw 0..255); else float16 when float16 holds every
-    value exactly; else float32. What the model saw is what ``StatsDB.probe_inputs`` returns.
-    """
-    x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32).reshape(len(inputs), -1))
+def input_encoding(inputs: np.ndarray) -> tuple[str, float | None]:
+    """How the probe inputs are stored, losslessly and as small as they allow: ``("|u1", divisor)`` when every
+    value is ``code / 255`` (images as ``ToTensor`` makes them) or ``code`` (raw 0..255); else ``("<f2", None)``
+    when float16 holds every value exactly; else ``("<f4", None)``. One pass; nothing the size of the probe."""
+    x = _flat(inputs)
     for divisor in INPUT_DIVISORS:
-        codes = _uint8_codes(x, divisor)
-        if codes is not None:
-            return blob_column(name, codes, "|u1", {DIVISOR: repr(divisor).encode()})
-    return blob_column(name, x, "<f2" if _float16_exact(x) else "<f4")
+        if _uint8_exact(x, divisor):
+            return "|u1", divisor
+    return ("<f2" if _float16_exact(x) else "<f4"), None
+
+
+def input_column(name: str, inputs: np.ndarray, encoding: tuple[str, float | None] | None = None) -> tuple[pa.Field, pa.Array]:
+    """The probe inputs (or some of their rows) as a blob column of ``encoding`` (``input_encoding``'s, found
+    here when not given). What the model saw is what ``StatsDB.probe_inputs`` returns."""
+    x = _flat(inputs)
+    dtype, divisor = encoding or input_encoding(x)
+    if divisor is None:
+        return blob_column(name, x, dtype)
+    codes = np.rint(np.multiply(x, np.float32(divisor), dtype=np.float32)).astype(np.uint8)
+    return blob_column(name, codes, dtype, {DIVISOR: repr(divisor).encode()})
+
+
+def _flat(inputs) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(inputs, dtype=np.float32).reshape(len(inputs), -1))
 
 
 def inputs_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:

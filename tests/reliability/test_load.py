@@ -53,13 +53,13 @@ def test_two_hundred_clients_on_waitress(tmp_path):
 @pytest.mark.slow
 def test_the_rate_of_fifty_active_people_with_the_embedding_views_heavy_routes_and_cold_steps(tmp_path):
     """Open loop: 50 people clicking every 2 s on average (25 clicks/s offered whatever the answer times);
-    the mix asks for clusters and the sprite sheet, and a step left cold by the warm-up is first read under load."""
+    the mix asks for clusters and the mosaic's tiles, and a step left cold by the warm-up is first read under load."""
     out: list[str] = []
     requests, errors, p50, p99, last = bench(tmp_path, 16, 300, 0, "--users", "50", "--click-every-s", "2",
                                              "--cold-share", "0.25", out=out)
     assert requests >= 300 and errors == 0, last
     assert "offering 25.0 clicks/s: 50 people clicking every 2 s" in out[0]
-    assert re.search(r"cold: steps \[\d+\] and the sprite sheet", out[0]), out[0]
+    assert re.search(r"cold: steps \[\d+\] and the mosaic's tiles", out[0]), out[0]
     families = dict(re.findall(r"family (\w+(?: \w+)?) +n=(\d+)", out[0]))
     assert int(families["embedding heavy"]) > 0 and int(families["step switch"]) > 0, out[0]
     assert re.search(r"clicks waiting for a free connection: p50_ms=[\d.]+ p99_ms=[\d.]+", out[0]), out[0]
