@@ -148,7 +148,9 @@ def first_paint(db, run: str | None = None, step: int | None = None, method: str
                 own.close()
         _settle(app, timeout_s)  # the jobs the page started (clusters, purity) end before the caller goes on
     finally:
-        server.task_dispatcher.shutdown()  # the requests in flight end first: they write through the server's trigger
+        # The requests in flight end first (they write through the server's trigger): at 100,000 images a panel's
+        # request the page made after its first paint can take longer than waitress's default 5 s.
+        server.task_dispatcher.shutdown(timeout=timeout_s)
         server.close()
         thread.join(5)
     return drawn

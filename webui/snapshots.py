@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify
 from deepviz import analysis as A
 
 from . import framing
-from .params import STEP_ERRORS, binary, class_count, db, finite, get_format, run_id, step_of
+from .params import STEP_ERRORS, binary, class_count, db, finite, get_format, probe_row, run_id, step_of
 
 bp = Blueprint("snapshots", __name__, url_prefix="/api/runs/<run>")
 
@@ -56,6 +56,19 @@ def predictions(run: str, step: str):
     p = db().predictions(s, rid)
     meta = {"step": s, "n": int(len(p["pred"])), "format": fmt}
     return binary({"pred": p["pred"], "probs": p["probs"], "loss": p["loss"], "correct": p["correct"], "confidence": p["confidence"]}, meta)
+
+
+@bp.get("/steps/<step>/predictions/<int:probe_id>")
+def prediction_of(run: str, step: str, probe_id: int):
+    """One image's prediction at a step, with its class probabilities: what Inspect shows of the selected
+    image, without the (N, C) probabilities of every image."""
+    rid = run_id(run)
+    s = step_of(rid, step)
+    pid, row = probe_row(rid, str(probe_id))
+    p = db().predictions(s, rid)
+    return jsonify({"step": s, "probe_id": pid, "label": int(p["label"][row]), "pred": int(p["pred"][row]),
+                    "correct": bool(p["correct"][row]), "confidence": finite(p["confidence"][row:row + 1])[0],
+                    "loss": finite(p["loss"][row:row + 1])[0], "probs": finite(p["probs"][row])})
 
 
 _NOT_SERIES = {"run_id", "step", "epoch", "wall_time", "trigger", "n_probe", "layers", "nonfinite_layers", "has_state", "checkpoint", "error"}

@@ -145,3 +145,22 @@ def test_exploration_errors(client, run_id):
     assert_api_error(client.get(api(run_id, "steps/0/confusion/changes"), query_string={"limit": 0}), 400,
                      r"'limit' must be between 1 and 100")
     assert_api_error(client.get(api("nope", "analysis/colour_stats")), 404, "nope")
+
+
+def test_one_images_prediction_at_a_step_is_that_steps(client, store, run_id):
+    # Inspect asks for the selected image's probabilities alone (not the (N, C) of every image): at each
+    # step they are that step's stored row, and they differ between the first and last step.
+    steps = store.steps(run_id)
+    pid = int(store.probes(run_id)["probe_id"].iloc[7])
+    rows = []
+    for s in (steps[0], steps[-1]):
+        body = client.get(api(run_id, f"steps/{s}/predictions/{pid}")).get_json()
+        p = store.predictions(s, run_id)
+        assert body["step"] == s and body["probe_id"] == pid
+        np.testing.assert_allclose(body["probs"], p["probs"][7], rtol=1e-6)
+        assert body["pred"] == int(p["pred"][7]) and body["correct"] == bool(p["correct"][7])
+        assert body["confidence"] == pytest.approx(float(p["probs"][7].max()), rel=1e-6)
+        rows.append(body["probs"])
+    assert not np.allclose(rows[0], rows[1])
+    assert_api_error(client.get(api(run_id, f"steps/{steps[0]}/predictions/999999")), 404, "Unknown probe image 999999")
+    assert_api_error(client.get(api(run_id, f"steps/77777/predictions/{pid}")), 404, "77777")

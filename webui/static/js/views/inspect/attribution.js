@@ -108,7 +108,7 @@ export function mount(el, ctx) {
     if (i < 0) { clear(ui.head).append(h('span', {class: 'error'}, `Probe image #${pid} is not in this run.`)); return; }
     const {preds, classLabel} = data;
     const pred = preds.pred[i];
-    const p = preds.probs[i * ctx.run.class_names.length + pred];
+    const p = preds.confidence[i];
     const ok = preds.correct[i] === 1;
     clear(ui.head).append(
       h('img', {class: `thumb big ${ok ? 'right' : 'wrong'}`, src: pictures(), alt: `probe ${pid}`}),
@@ -152,10 +152,12 @@ export function mount(el, ctx) {
     const methods = ui.only.value === 'all' ? METHODS : METHODS.filter((m) => m.id === ui.only.value);
     const original = card('Image', 'The probe image as the model sees it.');
     original.body.append(h('img', {class: 'base', src: pictures(), alt: 'image'}));
-    const C = ctx.run.class_names.length;
     const i = data.rowOf(pid);
     const target = ui.target.value === '' ? data.preds.pred[i] : Number(ui.target.value);
-    original.caption.textContent = `target ${data.classLabel(target)} · p=${pct(data.preds.probs[i * C + target])}`;
+    original.caption.textContent = `target ${data.classLabel(target)}`;
+    data.probsOf(pid).then((row) => {
+      if (my === gen) original.caption.textContent = `target ${data.classLabel(target)} · p=${pct(row.probs[target])}`;
+    }, (err) => { if (my === gen) original.caption.textContent = `target ${data.classLabel(target)} · p unknown (${err.message})`; });
     const cards = methods.map((m) => ({m, ...card(m.title, m.hint)}));
     for (const c of cards) { c.fig.dataset.testid = `attr-${c.m.id}`; spinner(c.body, ''); }
     clear(ui.grid).append(original.fig, ...cards.map((c) => c.fig));

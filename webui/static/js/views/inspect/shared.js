@@ -1,30 +1,36 @@
 // What the Inspect panels share: the probe list, the predictions at the
-// current step, the model's layers (fetched once: the architecture does not
-// change across steps), and small form helpers.
+// current step (the lean columns every view shares: pred, confidence, correct;
+// the selected image's class probabilities are asked for alone), the model's
+// layers (fetched once: the architecture does not change across steps), and
+// small form helpers.
 
-import {getJSON, getBinary} from '../../api.js';
+import {getJSON} from '../../api.js';
+import {predsAt, probesOf} from '../../pick.js';
 import {h, clear} from '../../dom.js';
 
 export function inspectData(ctx) {
   const base = () => `/api/runs/${encodeURIComponent(ctx.run.run_id)}`;
   const data = {
-    probes: null, // {probe_id, label} in probe order
-    preds: null, // predictions at preds.step
+    probes: null, // {probe_id, label, row} in probe order (pick.js)
+    preds: null, // {step, pred, confidence, correct} at preds.step
     model: null, // the /inspect/layers answer
     error: null, // the probes or predictions could not be read
     modelError: null, // no model at this step (no weights, or a refused class)
     base,
     stepBase: () => `${base()}/steps/${ctx.state.step}/inspect`,
-    rowOf: (pid) => (data.probes ? data.probes.probe_id.indexOf(pid) : -1),
+    rowOf: (pid) => (data.probes && data.probes.row.has(pid) ? data.probes.row.get(pid) : -1),
     classLabel: (i) => (String(ctx.run.class_names[i]) === String(i) ? `${i}` : `${i} · ${ctx.run.class_names[i]}`),
     async ensureProbes() {
-      if (!data.probes) data.probes = await getJSON(`${base()}/probes`);
+      if (!data.probes) data.probes = await probesOf(ctx);
     },
     async ensurePreds() {
       if (data.preds && data.preds.step === ctx.state.step) return;
-      const {arrays} = await getBinary(`${base()}/steps/${ctx.state.step}/predictions`);
-      data.preds = {step: ctx.state.step, pred: arrays.pred, probs: arrays.probs, correct: arrays.correct};
+      const step = ctx.state.step;
+      const {pred, confidence, correct} = await predsAt(ctx, step);
+      data.preds = {step, pred, confidence, correct};
     },
+    // One image's prediction at the current step, with its class probabilities (webui/snapshots.py).
+    probsOf: (pid) => getJSON(`${base()}/steps/${ctx.state.step}/predictions/${pid}`),
     // true the first time the layers arrive
     async ensureModel() {
       if (data.model) return false;
