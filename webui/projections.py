@@ -152,8 +152,9 @@ class Projections:
 
         Returns ``(None, meta)`` while the sequence has no cached step to start
         from yet (its job is queued; the caller shows progress and asks again).
-        The provisional layout is computed before the job is queued, so it is
-        always the one aligned to the nearest step cached when it was asked for.
+        A provisional layout is a job on the compute runner, started from the
+        nearest step cached when it was first asked for; until it is done the
+        answer is ``(None, meta)`` with ``pending`` (the browser asks again).
         """
         xy = self.cached(run, layer, method, seed, step)
         if xy is not None:
@@ -162,10 +163,20 @@ class Projections:
         hit = self.state.layouts.get(pkey)
         if hit is None:
             neighbour, init = self._nearest_cached(run, layer, method, seed, step)
-            if init is None:
-                self.start(run, layer, method, seed)
-                return None, {"provisional": True, "aligned_to": None, "pending": True}
-            xy = self._compute(run, layer, method, seed, step, init)[0]
-            hit = self.state.layouts.put(pkey, (xy, {"provisional": True, "aligned_to": neighbour}))
+            pending = {"provisional": True, "aligned_to": neighbour, "pending": True}
+            if init is not None:
+                # On the compute runner, not the request's thread: a 100,000-point t-SNE step is a minute.
+                # One job per step (a second request joins it); the browser asks again, as while pending.
+                job = self.state.compute.get(pkey)
+                if job is not None and job.state == "failed" and job.exception is not None:
+                    raise job.exception
+                self.state.compute.submit(pkey, lambda job: self._provisional(pkey, step, neighbour, init))
+            self.start(run, layer, method, seed)
+            return None, pending
         self.start(run, layer, method, seed)
         return hit
+
+    def _provisional(self, pkey: tuple, step: int, neighbour: int, init: np.ndarray) -> None:
+        _, run, layer, method, seed, _ = pkey
+        xy = self._compute(run, layer, method, seed, step, init)[0]
+        self.state.layouts.put(pkey, (xy, {"provisional": True, "aligned_to": neighbour}))
