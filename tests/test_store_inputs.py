@@ -96,3 +96,15 @@ def test_the_probes_are_written_as_their_thumbnails_stream_in_and_a_failure_leav
     db = StatsDB(tmp_path)
     np.testing.assert_array_equal(db.probe_inputs("r1"), given)
     assert db.thumbnail(6543, "r1") == b"png6543"
+
+
+@pytest.mark.parametrize("shape", [[], [3, -1, 4], [0, 4]])
+def test_a_nonsense_input_shape_in_a_db_from_elsewhere_is_corrupt_data(tmp_path, shape):
+    from deepviz.errors import CorruptDataError
+
+    writer = StatsWriter(tmp_path)
+    write_run(writer)
+    _probes(writer, _inputs("u8/255")[:10])
+    writer.update_run("r1", input_shape=shape)
+    with pytest.raises(CorruptDataError, match="input_shape .* must be the positive sizes of one input"):
+        StatsDB(tmp_path).stored_inputs("r1")

@@ -174,7 +174,14 @@ class StatsDB(ColumnReader, ThumbnailReader, CompareReader, RunReader):
     def stored_inputs(self, run: str | None = None) -> StoredInputs:
         """The probe images as stored (uint8 codes where lossless: a quarter of float32), decoded on demand."""
         run_id = self.resolve_run(run)
-        shape = tuple(int(d) for d in self._run_row(run_id)["input_shape"])
+        given = self._run_row(run_id)["input_shape"]
+        try:
+            shape = tuple(int(d) for d in given)
+        except (TypeError, ValueError):
+            shape = ()
+        if not shape or min(shape) < 1:
+            raise CorruptDataError(f"Run {run_id!r} has input_shape {str(given)[:60]}; it must be the positive sizes of "
+                                   "one input, like [3, 32, 32]. The db is corrupt or not deepviz's.")
 
         path = self.layout.file(S.PROBES, run_id)
 
@@ -193,10 +200,11 @@ class StatsDB(ColumnReader, ThumbnailReader, CompareReader, RunReader):
                 except (TypeError, ValueError, pa.ArrowException) as exc:
                     raise CorruptDataError(f"The probe ids of {path} are not whole numbers ({exc}). The db is corrupt.") from None
                 start += len(part)
-            if codes is None:  # a probe of no images
-                return StoredInputs(np.empty((0, int(np.prod(shape))), np.float32), None, shape)
-            if start != len(codes):
-                raise CorruptDataError(f"{path} holds {start} probe inputs but its footer says {len(codes)}. The db is corrupt.")
+            if codes is None:  # no row group: no images (a footer claiming rows without groups is corrupt)
+                codes, ids = np.empty((0, int(np.prod(shape))), np.float32), np.empty(0, np.int64)
+            if start != len(codes) or len(codes) != len(self.probes(run_id)):
+                raise CorruptDataError(f"{path} holds {start} probe inputs for {len(self.probes(run_id))} probe images "
+                                       "(one each is needed). The db is corrupt.")
             if codes.shape[1] != int(np.prod(shape)):
                 raise CorruptDataError(
                     f"The probe inputs of run {run_id!r} have {codes.shape[1]} values per image, but the run's "
