@@ -253,7 +253,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   return {
     // xy: Float32Array (2N) in probe order. Same N: tween from what is on screen.
     setPositions(xy, {step = null, animate = true} = {}) {
-      const target = Float32Array.from(xy);
+      const target = new Float32Array(xy); // a copy: the caller keeps its array
       container.dataset.checksum = checksum(target);
       container.dataset.n = String(target.length / 2);
       if (step !== null) container.dataset.step = String(step);

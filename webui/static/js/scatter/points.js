@@ -6,7 +6,9 @@
 // RGB colour and a state (0 plain, 1 dimmed, 2 highlighted: larger and
 // outlined); the draw order is an index buffer (hidden points are left out of
 // it). Colours are premultiplied, so the canvas's alpha is the points' cover,
-// as on a 2-D canvas.
+// as on a 2-D canvas. What a point passes to its fragments is flat (one value a
+// point): SwiftShader, which CI and machines without a GPU draw with, then sets
+// up no interpolation for it.
 //
 // createPoints(canvas) returns null where a WebGL2 context cannot be made.
 
@@ -14,7 +16,7 @@ const VERTEX = `#version 300 es
 in vec2 a_from; in vec2 a_to; in vec3 a_color; in float a_state;
 uniform float u_mix; uniform vec2 u_scale; uniform vec2 u_offset; uniform vec2 u_size;
 uniform float u_radius; uniform float u_dpr; uniform float u_alpha; uniform float u_dim;
-out vec4 v_color; out float v_outline; out float v_radius; out float v_side;
+flat out vec4 v_color; flat out float v_outline; flat out float v_radius; flat out float v_side;
 void main() {
   vec2 px = u_offset + u_scale * mix(a_from, a_to, u_mix); // CSS pixels, y down
   gl_Position = vec4(2.0 * px.x / u_size.x - 1.0, 1.0 - 2.0 * px.y / u_size.y, 0.0, 1.0);
@@ -29,7 +31,7 @@ void main() {
 
 const FRAGMENT = `#version 300 es
 precision mediump float;
-in vec4 v_color; in float v_outline; in float v_radius; in float v_side;
+flat in vec4 v_color; flat in float v_outline; flat in float v_radius; flat in float v_side;
 out vec4 colour;
 void main() {
   float d = length(gl_PointCoord - 0.5) * v_side; // CSS pixels from the centre
