@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from .conftest import ARTIFACTS, Waitress, screenshot
+from .test_scatter_fallback import hover_shows_the_image
 
 N = 100_000
 STEPS = (10, 20)
@@ -179,10 +180,7 @@ def test_a_hundred_thousand_points_draw_move_hover_select_and_tile(big, page):
     grids = page.evaluate(MEASURES, "scatter:grid")
     spot = page.evaluate(NEW_POINT)
     assert spot, "no point of step 10 lies where step 20 had none"
-    page.mouse.move(spot["x"], spot["y"])
-    tip = page.locator("[data-testid=emb-tooltip]")
-    tip.wait_for(state="visible")
-    assert "predicted" in tip.inner_text()
+    hover_shows_the_image(page, spot)
     assert page.evaluate(MEASURES, "scatter:grid") == grids + 1  # built by that hover, for the new layout
     page.mouse.move(spot["x"] + 1, spot["y"])
     assert page.evaluate(MEASURES, "scatter:grid") == grids + 1  # and kept
