@@ -22,7 +22,6 @@ from .test_scatter_fallback import hover_shows_the_image
 
 N = 100_000
 STEPS = (10, 20)
-pytestmark = pytest.mark.slow
 
 
 def write_db(root, n: int = N) -> None:
@@ -146,6 +145,21 @@ def layout_of(app, step: int) -> np.ndarray:
     return decode(body)[1]["xy"]
 
 
+def test_a_step_change_of_the_small_run_is_drawn_before_any_work_over_every_point(live_server, page, run_id):
+    """The same mechanism on the session's small run, outside the slow step: a tweened step change."""
+    page.goto(f"{live_server.url}/runs/{run_id}?view=embedding&method=pca")
+    page.wait_for_selector("[data-testid=scatter][data-checksum]", timeout=60_000)
+    page.wait_for_timeout(500)  # the tween
+    change = change_step(page, "ArrowLeft")
+    assert change["work"] == [] and change["draw_ms"] is not None, change
+    page.wait_for_timeout(500)
+    grids = page.evaluate(MEASURES, "scatter:grid")
+    hover_shows_the_image(page)
+    assert page.evaluate(MEASURES, "scatter:grid") == grids + 1, grids
+    assert not page.js_errors, page.js_errors
+
+
+@pytest.mark.slow
 def test_a_hundred_thousand_points_draw_move_hover_select_and_tile(big, page):
     from webui.rowset import decode_rows
 
