@@ -159,6 +159,17 @@ def test_a_step_change_of_the_small_run_is_drawn_before_any_work_over_every_poin
     assert not page.js_errors, page.js_errors
 
 
+def test_the_scatter_keeps_at_most_keep_measures_of_one_name(live_server, page):
+    page.goto(f"{live_server.url}/")
+    out = page.evaluate("""async () => {
+      const {timed, KEEP} = await import('/static/js/scatter/looks.js');
+      for (let k = 0; k < 2.5 * KEEP; k++) timed('test', () => k);
+      const kept = performance.getEntriesByName('scatter:test');
+      return {KEEP, kept: kept.length, last: timed('test', () => 'done'), now: performance.getEntriesByName('scatter:test').length};
+    }""")
+    assert out["kept"] == out["KEEP"] // 2 and out["now"] == out["kept"] + 1 and out["last"] == "done", out
+
+
 @pytest.mark.slow
 def test_a_hundred_thousand_points_draw_move_hover_select_and_tile(big, page):
     from webui.rowset import decode_rows

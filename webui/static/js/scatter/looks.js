@@ -9,11 +9,16 @@
 
 import {colourPoints, statesOf, drawOrder} from './paint.js';
 
-// Only the last drawing is kept: there is one a frame while points move.
+// The performance timeline keeps every measure it is given (a drawing is one a frame while points move):
+// past KEEP of one name, those are cleared, and the count starts again from the new one.
+export const KEEP = 1000;
+const kept = new Map();
 export function timed(name, work) {
-  if (name === 'draw') performance.clearMeasures('scatter:draw');
+  const key = `scatter:${name}`; const k = kept.get(key) || 0;
+  if (k >= KEEP) performance.clearMeasures(key);
+  kept.set(key, k >= KEEP ? 1 : k + 1);
   const t = performance.now(); const out = work();
-  performance.measure(`scatter:${name}`, {start: t});
+  performance.measure(key, {start: t});
   return out;
 }
 
