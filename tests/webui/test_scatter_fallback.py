@@ -28,8 +28,9 @@ def open_scatter(page, url: str, run_id: str) -> None:
     page.wait_for_timeout(500)  # the tween
 
 
-def hover_shows_the_image(page) -> None:
-    point = page.evaluate(FIND_POINT)
+def hover_shows_the_image(page, point: dict | None = None) -> None:
+    """Hover `point` (page coordinates; by default the first point drawn on the canvas): the tooltip shows its image."""
+    point = point or page.evaluate(FIND_POINT)
     assert point, "no point drawn on the canvas"
     page.mouse.move(point["x"], point["y"])
     tip = page.locator("[data-testid=emb-tooltip]")

@@ -13,8 +13,10 @@
 // container's size and devicePixelRatio. Wheel zooms, drag pans, double-click
 // resets (a click waits for the double-click that may follow, so resetting never
 // selects). Hover and click find the nearest point through a grid index
-// (./scatter/grid.js), built once per layout. With setDragMode('lasso' | 'box')
-// a drag draws an area and onArea(rows inside) is called. setHighlight(mask) dims
+// (./scatter/grid.js), built once per layout, on its first hit test: not before the
+// layout's first frame. Colours, states and the draw order are worked out in the
+// frame, once for all the changes before it (./scatter/looks.js). With
+// setDragMode('lasso' | 'box') a drag draws an area and onArea(rows inside) is called. setHighlight(mask) dims
 // the points outside the mask; setHidden(mask) leaves those out (not drawn, not
 // hit); setTrails draws paths across steps. In mosaic mode each point is drawn
 // as its thumbnail, from tiles of a level-of-detail atlas (./scatter/mosaic.js).
@@ -26,7 +28,8 @@ import {area, drawArea, rowsInside} from './lasso.js';
 import {createPoints} from './scatter/points.js';
 import {createGrid, bounds, checksum} from './scatter/grid.js';
 import {drawTrails, drawMark} from './scatter/marks.js';
-import {colourPoints, statesOf, drawOrder, DIMMED} from './scatter/paint.js';
+import {DIMMED} from './scatter/paint.js';
+import {createLooks, timed} from './scatter/looks.js';
 import {drawPoints2d} from './scatter/canvas2d.js';
 import {createMosaic, levelFor} from './scatter/mosaic.js';
 
@@ -60,14 +63,11 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   let n = 0;
   let from = new Float32Array(0); let to = from; let mix = 1; let t0 = 0; let frame = 0;
   let boxFrom = bounds(from); let boxTo = boxFrom;
-  let groups = new Int32Array(0);
-  let palette = () => '#4e79a7';
-  let colours = colourPoints(0, groups, palette); let states = new Uint8Array(0); let order = new Uint32Array(0);
-  let grid = createGrid(to);
+  const looks = createLooks(gl, () => later(true));
+  const {gone} = looks;
+  let grid = null; // of `to`, built by the first hit test that needs it
+  const gridNow = () => grid || (grid = timed('grid', () => createGrid(to)));
   let selected = -1; let hovered = -1; let pointer = null;
-  let highlight = null; // Uint8Array mask, or null: nothing dimmed
-  let hidden = null; // Uint8Array mask, or null: nothing left out
-  const gone = (i) => hidden !== null && hidden[i] === 1;
   let trails = null; // {rows, xy: [Float32Array per step], current}
   let dragMode = 'pan'; let drawn = null; // the lasso or box being drawn (screen pixels)
   let tileURL = null; let tiles = null; let tileTimer = 0;
@@ -123,16 +123,19 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   function draw() {
     if (dirty) {
       dirty = false;
+      const look = looks.derive();
       const t = performance.now();
-      lctx.clearRect(0, 0, width, height);
-      computeFit();
-      if (n && tileURL) drawMosaic(lctx); else if (n) drawPoints(lctx);
+      timed('draw', () => {
+        lctx.clearRect(0, 0, width, height);
+        computeFit();
+        if (n && tileURL) drawMosaic(lctx, look); else if (n) drawPoints(lctx, look);
+      });
       paintMs = performance.now() - t;
     }
     ctx.clearRect(0, 0, width, height);
     if (!n) return;
     ctx.drawImage(layer, 0, 0, width, height);
-    if (trails) drawTrails(ctx, trails, (i) => palette(groups.length === n ? groups[i] : 0), sx, sy);
+    if (trails) drawTrails(ctx, trails, looks.colourOf, sx, sy);
     const r = tileURL ? cellSize() / 2 : radius();
     if (selected >= 0 && selected < n) drawMark(ctx, sx(px(selected)), sy(py(selected)), r + 4, '#1d2330', 2.5);
     if (drawn) drawArea(ctx, area(dragMode, drawn));
@@ -151,7 +154,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     draw();
   }
 
-  function drawPoints(g) {
+  function drawPoints(g, {order, colours, states}) {
     const style = {radius: radius(), alpha: n > 3000 ? 0.75 : 0.9, dim: DIM};
     if (!gl) { drawPoints2d(g, {order, colours, states, at: (i) => [sx(px(i)), sy(py(i))], ...style}); return; }
     const s = scale();
@@ -161,7 +164,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
 
   // Each point as its thumbnail in a frame of its colour, dimmed as the points are; then, once the view
   // has stopped moving, the tiles of the thumbnails on screen that are not held yet are asked for.
-  function drawMosaic(g) {
+  function drawMosaic(g, {order, colours, states}) {
     if (!tiles) tiles = createMosaic(n, tileURL, () => { container.dataset.tiles = `${tiles.stats.loaded}/${tiles.stats.asked}`; later(true); });
     const s = cellSize(); const half = s / 2; const want = levelFor(s * dpr, 1);
     const onScreen = new Uint32Array(order.length); let m = 0;
@@ -181,15 +184,6 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     tileTimer = setTimeout(() => { if (tiles === mine) container.dataset.tileLevel = String(tiles.want(onScreen.slice(0, m).sort(), s * dpr)); }, TILE_WAIT_MS);
   }
 
-  // What changed -> the arrays the drawing takes.
-  function repaint({colour = false, state = false} = {}) {
-    if (colour) { colours = colourPoints(n, groups, palette); if (gl) gl.setColors(colours.rgb); }
-    if (state) { states = statesOf(n, highlight && highlight.length === n ? highlight : null); if (gl) gl.setStates(states); }
-    order = drawOrder(colours, states, hidden && hidden.length === n ? hidden : null);
-    if (gl) gl.setOrder(order);
-    later(true);
-  }
-
   // The nearest point to the pointer, among the positions being shown (or tweened to).
   function nearest(clientX, clientY) {
     const rect = canvas.getBoundingClientRect();
@@ -197,7 +191,7 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
     const x = (clientX - rect.left - fit.ox * view.k - view.x) / s;
     const y = -(clientY - rect.top - fit.oy * view.k - view.y) / s;
     const reach = Math.max(7, tileURL ? cellSize() / 2 : radius() + 3) / s;
-    return grid.nearest(x, y, reach, gone);
+    return gridNow().nearest(x, y, reach, gone);
   }
 
   function hover(e) {
@@ -259,23 +253,23 @@ export function createScatter(container, {onHover = () => {}, onClick = () => {}
   return {
     // xy: Float32Array (2N) in probe order. Same N: tween from what is on screen.
     setPositions(xy, {step = null, animate = true} = {}) {
-      const target = Float32Array.from(xy);
+      const target = new Float32Array(xy); // a copy: the caller keeps its array
       container.dataset.checksum = checksum(target);
       container.dataset.n = String(target.length / 2);
       if (step !== null) container.dataset.step = String(step);
       const tween = animate && to.length === target.length && n > 0 && paintMs < SLOW_FRAME_MS; // a slow tween shows nothing
       from = tween ? (mix === 1 ? to : Float32Array.from(from, (v, k) => v + (to[k] - v) * mix)) : target;
       to = target; boxFrom = tween ? bounds(from) : bounds(to); boxTo = bounds(to);
-      grid = createGrid(to);
+      grid = null;
       if (gl) gl.setPositions(from, to);
       mix = tween ? 0 : 1; tweening = tween; t0 = performance.now();
-      if (target.length / 2 !== n) { n = target.length / 2; if (tiles) tiles.destroy(); tiles = null; repaint({colour: true, state: true}); } else later(true);
+      if (target.length / 2 !== n) { n = target.length / 2; if (tiles) tiles.destroy(); tiles = null; looks.setCount(n); } else later(true);
     },
     // groups: Int32Array, one group per point; color(g) -> CSS colour.
-    setGroups(g, color) { groups = g; palette = color; repaint({colour: true}); },
+    setGroups: looks.setGroups,
     setSelected(i) { selected = i === null || i === undefined ? -1 : i; later(); },
-    setHighlight(mask) { highlight = mask; repaint({state: true}); },
-    setHidden(mask) { hidden = mask; repaint(); },
+    setHighlight: looks.setHighlight, // a Uint8Array mask: the others are dimmed; null: none
+    setHidden: looks.setHidden, // a Uint8Array mask: those are not drawn, nor hit; null: none
     // rows: the points to trail; xy: their layouts at every step (probe order); current: this step's index.
     setTrails(t) { trails = t && t.rows.length ? t : null; later(true); }, // the fit holds the trails
     setDragMode(mode) { dragMode = mode; canvas.style.cursor = mode === 'pan' ? '' : 'crosshair'; },

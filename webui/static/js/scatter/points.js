@@ -6,7 +6,9 @@
 // RGB colour and a state (0 plain, 1 dimmed, 2 highlighted: larger and
 // outlined); the draw order is an index buffer (hidden points are left out of
 // it). Colours are premultiplied, so the canvas's alpha is the points' cover,
-// as on a 2-D canvas.
+// as on a 2-D canvas. What a point passes to its fragments is flat (one value a
+// point): SwiftShader, which CI and machines without a GPU draw with, then sets
+// up no interpolation for it.
 //
 // createPoints(canvas) returns null where a WebGL2 context cannot be made.
 
@@ -14,24 +16,28 @@ const VERTEX = `#version 300 es
 in vec2 a_from; in vec2 a_to; in vec3 a_color; in float a_state;
 uniform float u_mix; uniform vec2 u_scale; uniform vec2 u_offset; uniform vec2 u_size;
 uniform float u_radius; uniform float u_dpr; uniform float u_alpha; uniform float u_dim;
-out vec4 v_color; out float v_outline; out float v_radius;
+flat out vec4 v_color; flat out float v_outline; flat out float v_radius; flat out float v_side;
 void main() {
   vec2 px = u_offset + u_scale * mix(a_from, a_to, u_mix); // CSS pixels, y down
   gl_Position = vec4(2.0 * px.x / u_size.x - 1.0, 1.0 - 2.0 * px.y / u_size.y, 0.0, 1.0);
   v_outline = a_state == 2.0 ? 1.0 : 0.0;
   v_radius = u_radius * (v_outline > 0.5 ? 1.4 : 1.0);
-  gl_PointSize = (2.0 * v_radius + 2.0) * u_dpr; // the rim: half a pixel of antialiasing, half of outline
+  // The square holds the disc and its rim (half a pixel of antialiasing, and half more for an outline)
+  // and no more: a software rasterizer (SwiftShader) pays for every fragment of it.
+  v_side = 2.0 * v_radius + 1.0 + v_outline;
+  gl_PointSize = v_side * u_dpr;
   v_color = vec4(a_color, a_state == 1.0 ? u_dim : u_alpha);
 }`;
 
 const FRAGMENT = `#version 300 es
 precision mediump float;
-in vec4 v_color; in float v_outline; in float v_radius;
+flat in vec4 v_color; flat in float v_outline; flat in float v_radius; flat in float v_side;
 out vec4 colour;
 void main() {
-  float d = length(gl_PointCoord - 0.5) * (2.0 * v_radius + 2.0); // CSS pixels from the centre
-  float cover = clamp(v_radius + 0.5 * v_outline - d + 0.5, 0.0, 1.0); // a disc, antialiased over one pixel
-  if (cover <= 0.0) discard;
+  float d = length(gl_PointCoord - 0.5) * v_side; // CSS pixels from the centre
+  // A disc, antialiased over one pixel. No discard outside it: a fragment of no cover is (0, 0, 0, 0),
+  // which the premultiplied blend leaves as it was, and discarding costs SwiftShader more than blending.
+  float cover = clamp(v_radius + 0.5 * v_outline - d + 0.5, 0.0, 1.0);
   vec3 rgb = v_color.rgb; float a = v_color.a;
   if (v_outline > 0.5) { // a dark ring on the rim, as the 2-D canvas strokes it
     float ring = 0.8 * clamp(1.0 - abs(d - v_radius), 0.0, 1.0);
