@@ -67,6 +67,8 @@ def tsne_timeline(port: int, conn, base: str, db: Path, steps: list[int]) -> tup
     t0 = time.perf_counter()
     cache_projections(port, RUN, query, timeout_s=7200)
     seconds = time.perf_counter() - t0
+    print(f"  (t-SNE timeline: {seconds:.0f} s)", flush=True)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)  # the caller's sat idle: the server closed it
     header, xy = _layout(get(conn, f"{base}/steps/{steps[-1]}/projection?{query}"))
     stats = StatsDB(db)
     labels = stats.predictions(steps[-1], RUN)["label"]
