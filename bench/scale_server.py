@@ -123,6 +123,9 @@ def server_figures(db: Path, args) -> dict[str, Figure]:
             out["clusters_s"] = clusters_s(conn, base, steps[len(steps) // 2])
         if args.tsne:
             out["tsne_timeline_s"], out["tsne_knn_gap"] = tsne_timeline(port, conn, base, db, steps)
+            print(f"  (t-SNE k-NN gap at the last step: {out['tsne_knn_gap'].value:.4f})", flush=True)
+            conn.close()  # idle through the cold t-SNE: the server has closed it
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         print(f"  (peak RSS before neighbours and the sprite sheet: {peak_rss_mb(server.pid).value:.0f} MB)", flush=True)
         visit_heavy_routes(conn, base, steps, json.loads(get(conn, base))["n_probe"], server.pid)
         out["server_rss_mb"] = peak_rss_mb(server.pid)
