@@ -12,10 +12,18 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["BLOCK_ROWS", "StoredInputs"]
+__all__ = ["BLOCK_ROWS", "StoredInputs", "decode"]
 
 #: Rows decoded at a time by :meth:`StoredInputs.blocks`: 4,096 CIFAR images are 50 MB of float32.
 BLOCK_ROWS = 4096
+
+
+def decode(codes: np.ndarray, divisor: float | None) -> np.ndarray:
+    """Stored rows -> the model's values, float32 and the caller's own (never a read-only view of Arrow's
+    buffer): ``codes / divisor``, or the values themselves when ``divisor`` is None."""
+    if divisor is None:
+        return np.array(codes, dtype=np.float32)
+    return np.divide(codes, np.float32(divisor), dtype=np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,9 +49,7 @@ class StoredInputs:
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Rows of codes (M, D) -> the model's values, float32 (M, D)."""
-        if self.divisor is None:
-            return np.array(codes, dtype=np.float32)
-        return np.divide(codes, np.float32(self.divisor), dtype=np.float32)
+        return decode(codes, self.divisor)
 
     def rows(self, index) -> np.ndarray:
         """The images at ``index`` (an int, a slice or row numbers) as float32, each (*input_shape)."""

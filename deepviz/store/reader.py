@@ -21,10 +21,9 @@ import pyarrow as pa
 from .. import schema as S
 from ..errors import CorruptDataError, NotFoundError
 from . import derived as _derived
-from .codec import list_to_numpy
+from .codec import list_to_numpy, read_row_groups
 from .columns import ColumnReader
 from .compare import CompareReader
-from .codec import read_row_groups
 from .layout import check_layer_name, mtime, refuse_outside
 from .remote import ObjPath
 from .runs import RunReader
@@ -202,8 +201,9 @@ class StatsDB(ColumnReader, ThumbnailReader, CompareReader, RunReader):
                 start += len(part)
             if codes is None:  # no row group: no images (a footer claiming rows without groups is corrupt)
                 codes, ids = np.empty((0, int(np.prod(shape))), np.float32), np.empty(0, np.int64)
-            if start != len(codes) or len(codes) != len(self.probes(run_id)):
-                raise CorruptDataError(f"{path} holds {start} probe inputs for {len(self.probes(run_id))} probe images "
+            n_probe = len(self.probes(run_id))
+            if start != len(codes) or len(codes) != n_probe:
+                raise CorruptDataError(f"{path} holds {start} probe inputs for {n_probe} probe images "
                                        "(one each is needed). The db is corrupt.")
             if codes.shape[1] != int(np.prod(shape)):
                 raise CorruptDataError(

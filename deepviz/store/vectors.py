@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ..errors import CorruptDataError
 from .codec import list_to_numpy
+from .inputs import decode
 
 DTYPE, WIDTH, DIVISOR = b"deepviz.dtype", b"deepviz.width", b"deepviz.divisor"
 #: The dtypes a blob may hold, by the numpy name stored in its metadata.
@@ -172,10 +173,7 @@ def _flat(inputs) -> np.ndarray:
 
 def inputs_to_numpy(table: pa.Table, name: str, what: str) -> np.ndarray:
     """The probe inputs as (N, D) float32: a blob of any ``input_column`` encoding, or a list (schema 1)."""
-    codes, divisor = input_codes(table, name, what)
-    if divisor is None:
-        return np.array(codes, dtype=np.float32)  # a copy: never a read-only view of Arrow's buffer
-    return np.divide(codes, np.float32(divisor), dtype=np.float32)
+    return decode(*input_codes(table, name, what))
 
 
 def input_codes(table: pa.Table, name: str, what: str) -> tuple[np.ndarray, float | None]:
