@@ -115,6 +115,7 @@ class StatsCallback(*_bases):
                         batch_size, write_queue, PROBE_SPLITS)
         check_schedule(every_n_epochs, every_n_train_steps, schedule)
         self.db = os.fspath(db)
+        self._state_key: str | None = None
         self.probe_source = probe
         self.every_n_epochs = every_n_epochs
         self.every_n_train_steps = every_n_train_steps
@@ -141,8 +142,12 @@ class StatsCallback(*_bases):
     @property
     def state_key(self) -> str:
         # The resolved path: resuming with another spelling of the same folder
-        # (relative, absolute, through a link) must find this state and continue the run.
-        return f"StatsCallback[db={os.path.realpath(self.db)}]"
+        # (relative, absolute, through a link) must find this state and continue the run. Resolved once:
+        # Lightning asks for it at every hook of every batch (to name the hook to its profiler), and
+        # resolving a path is a system call per folder in it.
+        if self._state_key is None:
+            self._state_key = f"StatsCallback[db={os.path.realpath(self.db)}]"
+        return self._state_key
 
     def state_dict(self) -> dict[str, Any]:
         # A checkpoint must not run ahead of the db: the snapshots of earlier steps are written first. One of
@@ -240,8 +245,11 @@ class StatsCallback(*_bases):
             self.recorder.close()  # marks the run ended
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        # Lightning calls no teardown after an exception: what is queued is written, the run lock released.
-        self._tap = None
+        # Lightning calls no teardown after an exception: what is queued is written, the run lock released,
+        # and a validation batch's hooks taken off the model.
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            tap.remove_hooks()
         if self.recorder is not None:
             self.recorder.release()
 

@@ -74,7 +74,9 @@ class ValidationTap:
         self._handles: list = []
         self._calls: dict[str, int] = {}
         self._rows = np.zeros(0, np.int64)
-        self._select: torch.Tensor | None = None
+        self._select: torch.Tensor | slice | None = None  # the batch's probe rows (slice(None): all of them)
+        self._labels_checked = False
+        self._targets: dict | None = None  # what the layers' hooks go on, found at the first batch with probe rows
         self._size = 0
 
     def begin(self, batch_idx: int) -> None:
@@ -89,17 +91,19 @@ class ValidationTap:
         if not hit.any():
             return
         self._rows, self._size = pos[hit], len(indices)
-        self._select = torch.as_tensor(np.flatnonzero(hit), device=self.out.device)
-        self.out.at = torch.as_tensor(self._rows, device=self.out.device)
+        # The usual batch (the probe is the validation set, in order) is all probe rows, one run of them: its
+        # outputs are written as they are into a slice. Otherwise the probe rows are picked out and scattered.
+        self._select = slice(None) if hit.all() else torch.as_tensor(np.flatnonzero(hit), device=self.out.device)
+        self.out.at = (slice(int(self._rows[0]), int(self._rows[-1]) + 1) if _one_run(self._rows)
+                       else torch.as_tensor(self._rows, device=self.out.device))
         self._calls = dict.fromkeys([*self.layers, LOGITS], 0)
-        modules = hook_targets(self.model)
-        self._handles = [modules[name].register_forward_hook(self._hook(name)) for name in self.layers]
+        if self._targets is None:
+            self._targets = hook_targets(self.model)
+        self._handles = [self._targets[name].register_forward_hook(self._hook(name)) for name in self.layers]
         self._handles.append(self.model.register_forward_hook(self._hook(LOGITS)))
 
     def end(self, batch_idx: int) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self.remove_hooks()
         if self._select is None or self.broken is not None:
             self._select = None
             return
@@ -111,6 +115,12 @@ class ValidationTap:
             self.broken = f"{what} ran {n} times in validation batch {batch_idx}, not once"
         else:
             self.seen[self._rows] = True
+
+    def remove_hooks(self) -> None:
+        """Take the batch's hooks off the model (also when the batch ended in an exception)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def result(self) -> tuple[np.ndarray, Captured | None]:
         """The probe rows seen, and their outputs in probe order (None when the tap broke)."""
@@ -133,8 +143,14 @@ class ValidationTap:
             elif output.dim() != 2:
                 self.broken = f"the model's forward gave shape {tuple(output.shape)}, not (batch, classes)"
             else:
-                labels = self.labels[self.out.at]
-                check_labels(self.model, labels, output.shape[1])
-                put_outputs(self.out, output[self._select], labels)
+                if not self._labels_checked:  # every probe label at once, as the extra pass checks them
+                    check_labels(self.model, self.labels, output.shape[1])
+                    self._labels_checked = True
+                put_outputs(self.out, output[self._select], self.labels[self.out.at])
 
         return hook
+
+
+def _one_run(rows: np.ndarray) -> bool:
+    """Whether ``rows`` are consecutive and increasing (``r, r+1, ..., r+k``)."""
+    return bool(len(rows)) and int(rows[-1]) - int(rows[0]) == len(rows) - 1 and bool(np.all(np.diff(rows) == 1))

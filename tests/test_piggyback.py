@@ -166,3 +166,72 @@ def test_a_validation_step_running_the_model_twice_falls_back(tmp_path, digits_t
     said = deepviz_warnings(caught)
     assert len(said) == 1 and "did not give every layer once per batch" in said[0]
     assert_same_snapshots(piggy, extra, [5, 10])
+
+
+def test_the_tap_places_every_kind_of_batch_at_its_probe_rows(digits_tensors):
+    """Batches wholly of probe rows in one run (written as a slice), probe rows among others, and probe rows out
+    of order (picked out and scattered): each row lands at its own probe position, as a forward of the probe
+    itself gives it."""
+    from deepviz.capture import capture_tensors
+    from deepviz.piggyback import ValidationTap
+
+    x, y = digits_tensors
+    torch.manual_seed(1)
+    model = SmallNet().eval()
+    probe_ids = np.arange(40, 100)  # dataset rows 40..99 are the probe
+    batches = [np.arange(40, 60),                          # all probe rows, one run
+               np.array([0, 1, *range(60, 70), 120]),      # probe rows 60..69 among others
+               np.arange(99, 69, -1),                      # all probe rows, in reverse
+               np.array([5, 6, 7])]                        # no probe row
+    tap = ValidationTap(model, ["fc1"], probe_ids, y[probe_ids], batches)
+    with torch.no_grad():
+        for b, rows in enumerate(batches):
+            tap.begin(b)
+            model(x[rows])
+            tap.end(b)
+    seen, got = tap.result()
+    assert seen.all() and tap.broken is None
+    want = capture_tensors(model, x[probe_ids], y[probe_ids], ["fc1"], batch_size=7)
+    torch.testing.assert_close(got.logits, want.logits)
+    torch.testing.assert_close(got.loss, want.loss)
+    torch.testing.assert_close(got.activations["fc1"], want.activations["fc1"])
+
+
+def test_the_tap_refuses_a_probe_label_the_model_has_no_score_for(digits_tensors):
+    """Every probe label is checked against the model's class scores at the first batch, not only the batch's."""
+    from deepviz.errors import ConfigurationError
+    from deepviz.piggyback import ValidationTap
+
+    x, y = digits_tensors
+    labels = y[:20].clone()
+    labels[-1] = 10  # SmallNet gives 10 scores: 0..9; this label's row is in the second batch
+    model = SmallNet().eval()
+    tap = ValidationTap(model, ["fc1"], np.arange(20), labels, [np.arange(10), np.arange(10, 20)])
+    tap.begin(0)
+    with pytest.raises(ConfigurationError, match=r"Probe label 10 is outside \[0, 10\)"):
+        with torch.no_grad():
+            model(x[:10])
+    tap.remove_hooks()  # what the callback does on an exception: the model is left as it was
+    assert not model._forward_hooks and not model.fc1._forward_hooks
+
+
+class FailingValidationNet(CountingNet):
+    """A validation_step that fails in the second batch of the first validation, after the model ran."""
+
+    def validation_step(self, batch, batch_idx):
+        out = super().validation_step(batch, batch_idx)
+        if batch_idx == 1:
+            raise RuntimeError("validation failed on purpose")
+        return out
+
+
+def test_a_validation_that_fails_mid_batch_leaves_no_hook_on_the_model(tmp_path, digits_tensors):
+    x, y = digits_tensors
+    model = FailingValidationNet()
+    val_loader = DataLoader(TensorDataset(x[VAL], y[VAL]), batch_size=VAL_BATCH)
+    callback = StatsCallback(tmp_path / "db", probe="val", probe_size=None, batch_size=VAL_BATCH)
+    with pytest.raises(RuntimeError, match="on purpose"):
+        quiet_trainer(max_epochs=1, callbacks=[callback]).fit(
+            model, DataLoader(TensorDataset(x[:320], y[:320]), batch_size=64), val_loader)
+    assert model.forwards > 0  # the tap was on during validation's forwards
+    assert [name for name, m in model.named_modules() if m._forward_hooks] == []
