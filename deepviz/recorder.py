@@ -307,12 +307,12 @@ class Recorder(SnapshotWrites):
         class_names = self._run_class_names()
         row = self._run_row(class_names)
 
+        # numpy views of the probe, made here: the writer's thread runs no torch operation (see probe._array)
+        inputs, labels = self.probe.inputs.numpy(), self.probe.labels.numpy()
+
         def write():
             # Probes first: a run row is listed by readers, so what it refers to must exist.
-            self.writer.write_probes(
-                self.run_id, self.probe.ids, self.probe.labels.numpy(), class_names, iter_thumbnails(self.probe.inputs),
-                self.probe.inputs.numpy(),
-            )
+            self.writer.write_probes(self.run_id, self.probe.ids, labels, class_names, iter_thumbnails(inputs), inputs)
             self.writer.write_run(row)
 
         # On the writer's thread, first in its queue (every snapshot is written after it): encoding a thumbnail

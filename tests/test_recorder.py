@@ -189,3 +189,43 @@ def test_the_recorder_needs_no_lightning():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_writers_thread_runs_no_torch_operation(tmp_path):
+    """The writer's jobs (the probe's thumbnails and file, each snapshot's write) are numpy and Arrow only.
+
+    A torch operation on another thread that runs in parallel (a min over the probe, say) gives that thread an
+    OpenMP team of its own; with more OpenMP threads than cores, the training's own team stops spinning
+    between operations, and training ran 10-20% slower for the rest of the run. Every ATen operation the
+    jobs run is recorded here, on the writer's thread; ``detach`` is a view.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ran: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ran.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    x = torch.randn(300, 1, 8, 8) * 3  # outside [0, 1]: the thumbnails' range is the probe's own min and max
+    y = torch.randint(0, 10, (300,))
+    rec = Recorder(tmp_path / "db", SmallNet(), probe=(x, y), probe_size=None, save_state=True)
+    submit = rec._writes.submit
+
+    def recorded(job):
+        def run():
+            with Record():
+                job()
+        return submit(run)
+
+    rec._writes.submit = recorded
+    rec.start()
+    rec.snapshot(0)
+    rec.snapshot(5, metrics={"val_acc": torch.tensor(0.5)})
+    rec.close()
+    assert len(ran) > 0  # the recording saw the jobs' tensors
+    assert set(ran) == {"aten.detach.default"}, sorted(set(ran))
+    db = StatsDB(tmp_path / "db")
+    assert db.steps() == [0, 5] and len(db.thumbnails()) == 300
