@@ -15,6 +15,11 @@ Two cases, each as ``--pairs`` alternating (without, with) trainings of ``FC64Ne
   a snapshot / median bare forward); target <= 1.1. The write, on the background thread, is then waited for and
   timed apart (``write_s``). Its ``overhead_ratio`` has the inserted bare forwards and waits taken out.
 
+A training with the callback also pays, once per run, step 0's snapshot (a forward over the probe at the
+initial weights, where there is no validation pass to reuse) and the run's start on the writer's thread (a
+thumbnail per probe image, the probes file): about 0.5 s on these 2 cores, an eighth of a default 2-epoch
+training (4 s). ``--epochs`` spreads it over longer trainings.
+
 Each case prints ``probe_share``: probe images per snapshot over training images per epoch. The last line holds
 the figures. :func:`measure_callback` gives ``snapshot_vs_forward`` and ``piggyback_overhead`` for a synthetic
 probe of any size and layer width, without Lightning training (``bench/scale.py`` calls it).
