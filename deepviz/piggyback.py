@@ -76,7 +76,7 @@ class ValidationTap:
         self._rows = np.zeros(0, np.int64)
         self._select: torch.Tensor | slice | None = None  # the batch's probe rows (slice(None): all of them)
         self._labels_checked = False
-        self._targets: dict | None = None  # what the layers' hooks go on, found at the first batch with probe rows
+        self._targets = hook_targets(model)  # what the layers' hooks go on
         self._size = 0
 
     def begin(self, batch_idx: int) -> None:
@@ -97,8 +97,6 @@ class ValidationTap:
         self.out.at = (slice(int(self._rows[0]), int(self._rows[-1]) + 1) if _one_run(self._rows)
                        else torch.as_tensor(self._rows, device=self.out.device))
         self._calls = dict.fromkeys([*self.layers, LOGITS], 0)
-        if self._targets is None:
-            self._targets = hook_targets(self.model)
         self._handles = [self._targets[name].register_forward_hook(self._hook(name)) for name in self.layers]
         self._handles.append(self.model.register_forward_hook(self._hook(LOGITS)))
 
@@ -153,4 +151,4 @@ class ValidationTap:
 
 def _one_run(rows: np.ndarray) -> bool:
     """Whether ``rows`` are consecutive and increasing (``r, r+1, ..., r+k``)."""
-    return bool(len(rows)) and int(rows[-1]) - int(rows[0]) == len(rows) - 1 and bool(np.all(np.diff(rows) == 1))
+    return bool(np.all(np.diff(rows) == 1))

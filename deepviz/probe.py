@@ -219,7 +219,7 @@ def display_range(inputs: torch.Tensor | np.ndarray) -> tuple[float, float]:
     relative brightness between images is kept.
     """
     x = _array(inputs)
-    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 1.0)
+    lo, hi = float(x.min()), float(x.max())
     if lo >= 0.0 and hi <= 1.0:
         return 0.0, 1.0
     if lo >= 0.0 and hi <= 255.0 and hi > 1.0:
